@@ -1,0 +1,150 @@
+"""Small building blocks shared by the recurrent cells (keras.ops only)."""
+
+import keras
+from keras import ops
+
+LAYER_NORM_EPSILON = 1e-5  # the official PredRNN's nn.LayerNorm default
+
+
+def reference_kernel_initializer(seed=None):
+    """PyTorch's default ``Conv2d`` initialisation, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
+
+    The official PredRNN code trains from this initialisation, so it is our default:
+    ``VarianceScaling(scale=1/3, mode="fan_in", distribution="uniform")`` gives exactly
+    that limit (``sqrt(3 * scale / fan_in)``).
+    """
+    return keras.initializers.VarianceScaling(
+        scale=1.0 / 3.0, mode="fan_in", distribution="uniform", seed=seed
+    )
+
+
+def get_kernel_initializer(identifier):
+    if identifier in (None, "reference", "torch_default"):
+        return reference_kernel_initializer()
+    return keras.initializers.get(identifier)
+
+
+def serialize_kernel_initializer(identifier):
+    if identifier in (None, "reference", "torch_default"):
+        return "reference"
+    if isinstance(identifier, str):
+        return identifier
+    return keras.initializers.serialize(identifier)
+
+
+def conv2d(x, kernel):
+    """Stride-1, "same"-padded, bias-free 2-D convolution, channels-last.
+
+    1x1 kernels run as a matmul over the channel axis (the same result, cheaper).
+    """
+    if kernel.shape[0] == 1 and kernel.shape[1] == 1:
+        return ops.matmul(x, kernel[0, 0])
+    return ops.conv(x, kernel, strides=1, padding="same", data_format="channels_last")
+
+
+def spatial_layer_norm(x, gamma, beta, epsilon=LAYER_NORM_EPSILON):
+    """Normalise each sample jointly over (H, W, C); elementwise affine of shape (H, W, C)."""
+    mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
+    variance = ops.mean(ops.square(x - mean), axis=(1, 2, 3), keepdims=True)
+    return (x - mean) * ops.rsqrt(variance + epsilon) * gamma + beta
+
+
+def check_channels_last(data_format):
+    if data_format not in (None, "channels_last"):
+        raise ValueError(
+            "predrnn layers take channels-last inputs (batch, height, width, channels) only. "
+            f"Transpose your data instead. Received: data_format={data_format!r}"
+        )
+
+
+def check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+    return value
+
+
+def check_kernel_size(kernel_size):
+    check_positive_int("kernel_size", kernel_size)
+    if kernel_size % 2 == 0:
+        raise ValueError(
+            "kernel_size must be odd so that 'same' padding is symmetric (as in the official "
+            f"PredRNN). Received: kernel_size={kernel_size}"
+        )
+    return kernel_size
+
+
+class ConvRecurrentCell(keras.layers.Layer):
+    """Shared constructor, weights and config of the convolutional recurrent cells.
+
+    Not used directly: see :class:`SpatioTemporalLSTMCell` and :class:`ConvLSTMCell`.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size=5,
+        use_layer_norm=False,
+        forget_bias=1.0,
+        kernel_initializer="reference",
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_channels_last(data_format)
+        self.filters = check_positive_int("filters", filters)
+        self.kernel_size = check_kernel_size(kernel_size)
+        self.use_layer_norm = bool(use_layer_norm)
+        self.forget_bias = float(forget_bias)
+        self.kernel_initializer = serialize_kernel_initializer(kernel_initializer)
+        self.data_format = "channels_last"
+        self._initializer = get_kernel_initializer(kernel_initializer)
+
+    def _check_input_shape(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs of shape (batch, height, width, channels). "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        height, width, channels = input_shape[1:]
+        if channels is None:
+            raise ValueError(
+                f"{type(self).__name__} needs a known channel dimension. "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        if self.use_layer_norm and (height is None or width is None):
+            raise ValueError(
+                "use_layer_norm=True normalises over (height, width, channels) with an affine of "
+                "that shape, so height and width must be known when the layer is built. "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        return height, width, channels
+
+    def _add_kernel(self, name, in_channels, out_channels, size=None):
+        size = self.kernel_size if size is None else size
+        return self.add_weight(
+            name=name, shape=(size, size, in_channels, out_channels), initializer=self._initializer
+        )
+
+    def _add_layer_norm(self, name, height, width, channels):
+        gamma = self.add_weight(name=f"{name}_gamma", shape=(height, width, channels), initializer="ones")
+        beta = self.add_weight(name=f"{name}_beta", shape=(height, width, channels), initializer="zeros")
+        return gamma, beta
+
+    def _conv(self, x, kernel, norm=None):
+        y = conv2d(x, kernel)
+        if norm is not None:
+            y = spatial_layer_norm(y, *norm)
+        return y
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+                "use_layer_norm": self.use_layer_norm,
+                "forget_bias": self.forget_bias,
+                "kernel_initializer": self.kernel_initializer,
+            }
+        )
+        return config

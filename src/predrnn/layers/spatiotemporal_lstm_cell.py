@@ -1,0 +1,120 @@
+"""The spatiotemporal LSTM (ST-LSTM) cell of PredRNN (Wang et al., NeurIPS 2017)."""
+
+import keras
+from keras import ops
+
+from predrnn.layers.common import ConvRecurrentCell
+
+
+@keras.saving.register_keras_serializable(package="predrnn")
+class SpatioTemporalLSTMCell(ConvRecurrentCell):
+    """One layer of the ST-LSTM for one time step.
+
+    With ``*`` elementwise and every conv stride 1, "same" padding and no bias::
+
+        [i_x f_x g_x i'_x f'_x g'_x o_x] = conv_x(x)       (7 * filters channels)
+        [i_h f_h g_h o_h]                = conv_h(hidden)  (4 * filters)
+        [i_m f_m g_m]                    = conv_m(memory)  (3 * filters)
+        i  = sigmoid(i_x + i_h)   f  = sigmoid(f_x + f_h + forget_bias)   g  = tanh(g_x + g_h)
+        delta_c = i * g           cell'   = f * cell + delta_c
+        i' = sigmoid(i'_x + i_m)  f' = sigmoid(f'_x + f_m + forget_bias)  g' = tanh(g'_x + g_m)
+        delta_m = i' * g'         memory' = f' * memory + delta_m
+        o  = sigmoid(o_x + o_h + conv_o([cell', memory']))      conv_o: kernel_size, 2f -> f
+        hidden' = o * tanh(conv_last([cell', memory']))         conv_last: 1x1, 2f -> f
+
+    ``cell`` is the temporal memory C of the paper, ``memory`` the spatiotemporal
+    memory M that zigzags through the stack. With ``use_layer_norm`` the outputs of
+    conv_x, conv_h, conv_m and conv_o are layer-normalised per sample over
+    (H, W, C) with an (H, W, C) affine, epsilon 1e-5, as in the official code.
+
+    Args:
+        filters: width of hidden, cell and memory.
+        kernel_size: odd spatial kernel size of every conv except conv_last.
+        use_layer_norm: layer normalisation after conv_x, conv_h, conv_m and conv_o.
+        forget_bias: added to both forget-gate pre-activations (1.0 in the paper).
+        return_increments: also return ``delta_c`` and ``delta_m`` (for the PredRNN-V2
+            decoupling loss).
+        kernel_initializer: ``"reference"`` (PyTorch's default conv init, used by the
+            official code) or any Keras initializer.
+
+    Call arguments:
+        inputs: ``(batch, height, width, in_channels)``.
+        states: ``(hidden, cell, memory)``, each ``(batch, height, width, filters)``.
+
+    Returns:
+        ``(hidden, cell, memory)``, or ``(hidden, cell, memory, delta_c, delta_m)`` with
+        ``return_increments=True``.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size=5,
+        use_layer_norm=False,
+        forget_bias=1.0,
+        return_increments=False,
+        kernel_initializer="reference",
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(
+            filters=filters,
+            kernel_size=kernel_size,
+            use_layer_norm=use_layer_norm,
+            forget_bias=forget_bias,
+            kernel_initializer=kernel_initializer,
+            data_format=data_format,
+            **kwargs,
+        )
+        self.return_increments = bool(return_increments)
+
+    def build(self, input_shape):
+        height, width, channels = self._check_input_shape(input_shape)
+        n = self.filters
+        self.kernel_x = self._add_kernel("kernel_x", channels, 7 * n)
+        self.kernel_h = self._add_kernel("kernel_h", n, 4 * n)
+        self.kernel_m = self._add_kernel("kernel_m", n, 3 * n)
+        self.kernel_o = self._add_kernel("kernel_o", 2 * n, n)
+        self.kernel_last = self._add_kernel("kernel_last", 2 * n, n, size=1)
+        self.norms = {}
+        if self.use_layer_norm:
+            for name, width_mult in (("x", 7), ("h", 4), ("m", 3), ("o", 1)):
+                self.norms[name] = self._add_layer_norm(f"norm_{name}", height, width, width_mult * n)
+
+    def call(self, inputs, states):
+        hidden, cell, memory = states
+        x_gates = self._conv(inputs, self.kernel_x, self.norms.get("x"))
+        h_gates = self._conv(hidden, self.kernel_h, self.norms.get("h"))
+        m_gates = self._conv(memory, self.kernel_m, self.norms.get("m"))
+        i_x, f_x, g_x, i_x_m, f_x_m, g_x_m, o_x = ops.split(x_gates, 7, axis=-1)
+        i_h, f_h, g_h, o_h = ops.split(h_gates, 4, axis=-1)
+        i_m, f_m, g_m = ops.split(m_gates, 3, axis=-1)
+
+        i = ops.sigmoid(i_x + i_h)
+        f = ops.sigmoid(f_x + f_h + self.forget_bias)
+        g = ops.tanh(g_x + g_h)
+        delta_c = i * g
+        cell = f * cell + delta_c
+
+        i_prime = ops.sigmoid(i_x_m + i_m)
+        f_prime = ops.sigmoid(f_x_m + f_m + self.forget_bias)
+        g_prime = ops.tanh(g_x_m + g_m)
+        delta_m = i_prime * g_prime
+        memory = f_prime * memory + delta_m
+
+        both = ops.concatenate([cell, memory], axis=-1)
+        o = ops.sigmoid(o_x + o_h + self._conv(both, self.kernel_o, self.norms.get("o")))
+        hidden = o * ops.tanh(self._conv(both, self.kernel_last))
+        if self.return_increments:
+            return hidden, cell, memory, delta_c, delta_m
+        return hidden, cell, memory
+
+    def compute_output_spec(self, inputs, states):
+        hidden = keras.KerasTensor(states[0].shape, dtype=self.compute_dtype)
+        count = 5 if self.return_increments else 3
+        return tuple(keras.KerasTensor(hidden.shape, dtype=hidden.dtype) for _ in range(count))
+
+    def get_config(self):
+        config = super().get_config()
+        config["return_increments"] = self.return_increments
+        return config

@@ -1,0 +1,270 @@
+"""The shared frame loop of PredRNN and ConvLSTM: patching, teacher forcing, head, rollout."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from predrnn.layers.common import (
+    check_kernel_size,
+    check_positive_int,
+    conv2d,
+    get_kernel_initializer,
+    serialize_kernel_initializer,
+)
+from predrnn.patching import check_patchable, from_patches, to_patches
+
+FRAMES = "frames"
+TEACHER_FORCING_MASK = "teacher_forcing_mask"
+
+
+def _frames_shape(input_shape):
+    """The frames shape out of whatever Keras hands to ``build``."""
+    if isinstance(input_shape, dict):
+        if FRAMES not in input_shape:
+            raise ValueError(
+                f"Model inputs must be a dict with keys {FRAMES!r} and {TEACHER_FORCING_MASK!r}. "
+                f"Received keys: {sorted(input_shape)}"
+            )
+        return tuple(input_shape[FRAMES])
+    return tuple(input_shape)
+
+
+def _is_concrete(value):
+    return isinstance(value, (np.ndarray, np.generic, list, tuple))
+
+
+class VideoPredictor(keras.Model):
+    """Base class of :class:`PredRNN` and :class:`ConvLSTM`: everything but the cells.
+
+    Subclasses implement ``_build_stack(in_channels, height, width)``,
+    ``_initial_state(batch, height, width)`` and ``_step(x, state)`` (one time step
+    through the whole stack, returning the top hidden state, the new state and the
+    step's decoupling-loss term or ``None``).
+
+    Inputs: ``{"frames": (B, T, H, W, C), "teacher_forcing_mask": (B, T-2)}``, frames as
+    floats in [0, 1]. The loop runs ``t = 0 .. T-2`` and returns the ``T-1`` predictions
+    of frames ``1 .. T-1``. At step ``t >= 1`` the input is
+    ``mask[:, t-1] * frames[:, t] + (1 - mask[:, t-1]) * previous_prediction``.
+    """
+
+    def __init__(
+        self,
+        filters=(64, 64, 64, 64),
+        kernel_size=5,
+        patch_size=4,
+        use_layer_norm=False,
+        forget_bias=1.0,
+        kernel_initializer="reference",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(filters, int):
+            filters = (filters,)
+        filters = tuple(filters)
+        if not filters:
+            raise ValueError(f"filters must name at least one layer width. Received: filters={filters}")
+        for width in filters:
+            check_positive_int("each entry of filters", width)
+        self.filters = filters
+        self.kernel_size = check_kernel_size(kernel_size)
+        self.patch_size = check_positive_int("patch_size", patch_size)
+        self.use_layer_norm = bool(use_layer_norm)
+        self.forget_bias = float(forget_bias)
+        self.kernel_initializer = serialize_kernel_initializer(kernel_initializer)
+        self._initializer = get_kernel_initializer(kernel_initializer)
+        self.frame_shape = None  # (H, W, C), known once built
+
+    # ----------------------------------------------------------------- building
+    def build(self, input_shape):
+        shape = _frames_shape(input_shape)
+        if len(shape) != 5:
+            raise ValueError(
+                "frames must have shape (batch, time, height, width, channels). "
+                f"Received: frames shape {shape}"
+            )
+        height, width, channels = shape[2:]
+        if channels is None:
+            raise ValueError(f"The channel dimension of frames must be known. Received: frames shape {shape}")
+        check_patchable(height, width, self.patch_size)
+        p = self.patch_size
+        self.frame_shape = (height, width, channels)
+        patch_height = None if height is None else height // p
+        patch_width = None if width is None else width // p
+        self._build_stack(p * p * channels, patch_height, patch_width)
+        self.head_kernel = self.add_weight(
+            name="head_kernel",
+            shape=(1, 1, self.filters[-1], p * p * channels),
+            initializer=self._initializer,
+        )
+        self.built = True
+
+    def _build_stack(self, in_channels, height, width):
+        raise NotImplementedError(f"{type(self).__name__} must implement _build_stack().")
+
+    def _initial_state(self, batch, height, width):
+        raise NotImplementedError(f"{type(self).__name__} must implement _initial_state().")
+
+    def _step(self, x, state, with_decoupling):
+        raise NotImplementedError(f"{type(self).__name__} must implement _step().")
+
+    # --------------------------------------------------------------- validation
+    def _check_frames(self, frames, name="frames"):
+        shape = tuple(frames.shape)
+        if len(shape) != 5:
+            raise ValueError(
+                f"{name} must have shape (batch, time, height, width, channels). "
+                f"Received: {name} shape {shape}"
+            )
+        height, width, channels = shape[2:]
+        check_patchable(height, width, self.patch_size)
+        if self.frame_shape is not None:
+            built_channels = self.frame_shape[2]
+            if channels is not None and built_channels is not None and channels != built_channels:
+                raise ValueError(
+                    f"This model was built for {built_channels}-channel frames but {name} have "
+                    f"{channels} channels. Convert the frames (e.g. to grayscale) or build a new "
+                    f"model. Received: {name} shape {shape}"
+                )
+            if self.use_layer_norm:
+                built_hw = self.frame_shape[:2]
+                if (height, width) != tuple(built_hw) and None not in (height, width):
+                    raise ValueError(
+                        f"This model uses layer norm over a fixed frame size {built_hw[0]}x{built_hw[1]}"
+                        f" but {name} are {height}x{width}. Resize the frames. Received: {name} shape {shape}"
+                    )
+        if _is_concrete(frames):
+            values = np.asarray(frames)
+            if not np.all(np.isfinite(values)):
+                raise ValueError(
+                    f"{name} contain NaN or infinite values ({int(np.size(values) - np.isfinite(values).sum())}"
+                    " of them). Clean or re-normalise the data to [0, 1]."
+                )
+
+    def _check_inputs(self, inputs):
+        if not isinstance(inputs, dict) or FRAMES not in inputs or TEACHER_FORCING_MASK not in inputs:
+            got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
+            raise ValueError(
+                f"{type(self).__name__} takes a dict {{'{FRAMES}': (B, T, H, W, C), "
+                f"'{TEACHER_FORCING_MASK}': (B, T-2)}}; for pure prediction from a context use "
+                f"model.rollout(context, horizon). Received: {got}"
+            )
+        frames, mask = inputs[FRAMES], inputs[TEACHER_FORCING_MASK]
+        self._check_frames(frames)
+        time = frames.shape[1]
+        if time is not None and time < 2:
+            raise ValueError(f"frames need at least 2 time steps. Received: frames shape {tuple(frames.shape)}")
+        mask_shape = tuple(mask.shape)
+        if len(mask_shape) != 2 or (
+            time is not None and mask_shape[1] is not None and mask_shape[1] != time - 2
+        ):
+            raise ValueError(
+                f"{TEACHER_FORCING_MASK} must have shape (batch, T-2) = (batch, {None if time is None else time - 2})"
+                f" for frames of T={time} steps: one value per sample for each input step 1..T-2. "
+                f"Received: {TEACHER_FORCING_MASK} shape {mask_shape}"
+            )
+
+    def __call__(self, inputs, *args, **kwargs):
+        self._check_inputs(inputs)
+        return super().__call__(inputs, *args, **kwargs)
+
+    # --------------------------------------------------------------- the loop
+    def _head(self, hidden):
+        return conv2d(hidden, self.head_kernel)
+
+    def _unroll(self, patches, num_steps, context_length, mask=None, with_decoupling=False):
+        """Run the stack over ``num_steps`` steps in patch space.
+
+        Steps ``t < context_length`` read ``patches[:, t]``; later steps read
+        ``mask``-mixed truth and prediction, or the prediction alone when ``mask`` is
+        None. Returns the stacked predictions ``(B, num_steps, h, w, p*p*C)`` and the
+        mean decoupling term (or None).
+        """
+        shape = ops.shape(patches)
+        state = self._initial_state(shape[0], shape[2], shape[3])
+        predictions, decoupling_terms = [], []
+        prediction = None
+        for t in range(num_steps):
+            if t < context_length:
+                x = patches[:, t]
+            elif mask is not None:
+                weight = ops.reshape(ops.cast(mask[:, t - 1], patches.dtype), (-1, 1, 1, 1))
+                x = weight * patches[:, t] + (1.0 - weight) * prediction
+            else:
+                x = prediction
+            hidden, state, decoupling = self._step(x, state, with_decoupling)
+            prediction = self._head(hidden)
+            predictions.append(prediction)
+            if decoupling is not None:
+                decoupling_terms.append(decoupling)
+        decoupling = ops.mean(ops.stack(decoupling_terms)) if decoupling_terms else None
+        return ops.stack(predictions, axis=1), decoupling
+
+    def _forward(self, frames, mask, with_decoupling):
+        patches = to_patches(frames, self.patch_size)
+        predictions, decoupling = self._unroll(
+            patches, frames.shape[1] - 1, context_length=1, mask=mask, with_decoupling=with_decoupling
+        )
+        return from_patches(predictions, self.patch_size), decoupling
+
+    def call(self, inputs, training=None):
+        frames = ops.cast(inputs[FRAMES], self.compute_dtype)
+        predictions, _ = self._forward(frames, inputs[TEACHER_FORCING_MASK], with_decoupling=False)
+        return predictions
+
+    def rollout(self, context, horizon, batch_size=None):
+        """Predict ``horizon`` frames after ``context`` by pure autoregression.
+
+        Args:
+            context: ``(B, T_context, H, W, C)`` frames in [0, 1], ``T_context >= 1``.
+            horizon: number of future frames, any positive integer (longer than the
+                training length is fine).
+            batch_size: optional; split a large context batch into chunks.
+
+        Returns:
+            ``(B, horizon, H, W, C)``: the predictions of frames ``T_context ..
+            T_context + horizon - 1``, a NumPy array when ``context`` is one.
+        """
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+            raise ValueError(f"horizon must be a positive integer. Received: horizon={horizon!r}")
+        self._check_frames(context, name="context")
+        if context.shape[1] is not None and context.shape[1] < 1:
+            raise ValueError(f"context needs at least one frame. Received: context shape {tuple(context.shape)}")
+        is_numpy = _is_concrete(context)
+        if not self.built:
+            self.build(tuple(context.shape))
+        if batch_size is not None and is_numpy and len(context) > batch_size:
+            chunks = [
+                self.rollout(context[i : i + batch_size], horizon)
+                for i in range(0, len(context), batch_size)
+            ]
+            return np.concatenate(chunks, axis=0)
+        context_length = int(context.shape[1])
+        patches = to_patches(ops.cast(ops.convert_to_tensor(context), self.compute_dtype), self.patch_size)
+        predictions, _ = self._unroll(
+            patches, context_length + int(horizon) - 1, context_length=context_length
+        )
+        predictions = from_patches(predictions[:, context_length - 1 :], self.patch_size)
+        return ops.convert_to_numpy(predictions) if is_numpy else predictions
+
+    # ---------------------------------------------------------------- defaults
+    def compile(self, optimizer=None, loss=None, **kwargs):
+        """Keras ``compile`` with defaults: Adam(1e-3) and the MSE of the predicted frames."""
+        if optimizer is None:
+            optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+        if loss is None:
+            loss = "mean_squared_error"
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": list(self.filters),
+                "kernel_size": self.kernel_size,
+                "patch_size": self.patch_size,
+                "use_layer_norm": self.use_layer_norm,
+                "forget_bias": self.forget_bias,
+                "kernel_initializer": self.kernel_initializer,
+            }
+        )
+        return config
