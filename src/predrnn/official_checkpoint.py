@@ -222,6 +222,12 @@ def load_official_checkpoint(path, model_class=None, *, image_size=None, channel
     arguments.update(kwargs)
     if isinstance(arguments["filters"], int):
         arguments["filters"] = (arguments["filters"],)
+    filters = tuple(arguments["filters"])
+    if len(set(filters)) == 1:  # unequal widths are caught with a clearer message below
+        check_official_state(
+            state, filters, arguments["kernel_size"], arguments["patch_size"], channels,
+            arguments["use_layer_norm"], arguments["decoupling_weight"] > 0,
+        )
     model = model_class(**arguments)
     height = width = None
     if image_size is not None:
