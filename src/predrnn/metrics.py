@@ -343,7 +343,8 @@ class _FrameMetric(keras.metrics.Metric):
     def __init__(self, output_length: int | None = None, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
         if output_length is not None:
-            if isinstance(output_length, bool) or int(output_length) != output_length or output_length < 1:
+            is_int = isinstance(output_length, (int, np.integer)) and not isinstance(output_length, bool)
+            if not is_int or output_length < 1:
                 raise ValueError(
                     f"output_length must be a positive int or None. Received: output_length={output_length!r}"
                 )
@@ -394,8 +395,8 @@ class _FrameMetric(keras.metrics.Metric):
         return ops.mean(ops.divide_no_nan(self.total, self.count))
 
     def reset_state(self):
-        self.total.assign(ops.zeros_like(self.total))
-        self.count.assign(ops.zeros_like(self.count))
+        self.total.assign(ops.zeros(self.total.shape, dtype=self.dtype))
+        self.count.assign(ops.zeros((), dtype=self.dtype))
 
     def get_config(self):
         return {**super().get_config(), "output_length": self.output_length}
