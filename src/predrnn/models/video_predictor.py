@@ -255,6 +255,13 @@ class VideoPredictor(keras.Model):
             loss = "mean_squared_error"
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
 
+    def compile_from_config(self, config):
+        # Keras skips compiling on load when compile() is overridden; ours only adds
+        # defaults, so restore the saved compile arguments (and optimizer variables).
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def get_config(self):
         config = super().get_config()
         config.update(

@@ -1,0 +1,135 @@
+"""Host-side Keras callbacks of the training job: schedule logging, rollout validation,
+atomic checkpoints. None of them touches the model's training state."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from predrnn.metrics import FrameMetricsAccumulator
+
+
+def atomic_write_json(path, data) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, indent=2, allow_nan=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_save_model(model, path) -> None:
+    """``model.save`` to a temporary ``.keras`` file, then an atomic rename."""
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+class SamplingProbabilityLogger(keras.callbacks.Callback):
+    """Adds the scheduled-sampling probabilities of the current step to the logs.
+
+    ``ss_context`` and ``ss_future`` (the probability of feeding the true frame in
+    the context and in the future part) appear in the progress bar, the CSV log and
+    TensorBoard. They are read from the dataset's schedule for the dataset's own
+    global step, i.e. exactly what the masks were drawn from.
+    """
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+
+    def _probabilities(self, step):
+        d = self.dataset
+        p = d.schedule.probabilities(step, d.input_length, d.output_length)
+        context, future = p[: d.input_length - 1], p[d.input_length - 1 :]
+        return (float(context.mean()) if context.size else 1.0), (float(future.mean()) if future.size else 0.0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs is not None and self.dataset.schedule is not None:
+            logs["ss_context"], logs["ss_future"] = self._probabilities(self.dataset.global_step(batch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self.dataset.schedule is not None:
+            last_step = (epoch + 1) * self.dataset.num_batches - 1  # the epoch's last batch
+            logs["ss_context"], logs["ss_future"] = self._probabilities(last_step)
+            logs["step"] = float(last_step + 1)
+
+
+class RolloutValidation(keras.callbacks.Callback):
+    """After each epoch: autoregressive rollout on a fixed held-out set, metrics into logs.
+
+    Adds ``val_mse_per_frame``, ``val_mae_per_frame``, ``val_ssim``, ``val_psnr`` and
+    ``val_mse_per_pixel`` (DESIGN.md conventions, means over future frames), and
+    writes a PNG of context | truth | prediction for the first sequence to
+    ``samples_dir/step_<step>.png``.
+    """
+
+    def __init__(self, frames, input_length, output_length, batch_size=16, samples_dir=None, steps_per_epoch=1):
+        super().__init__()
+        self.frames = frames
+        self.input_length = input_length
+        self.output_length = output_length
+        self.batch_size = batch_size
+        self.samples_dir = None if samples_dir is None else Path(samples_dir)
+        self.steps_per_epoch = steps_per_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        accumulator = FrameMetricsAccumulator()
+        first_prediction = None
+        for start in range(0, len(self.frames), self.batch_size):
+            batch = np.asarray(self.frames[start : start + self.batch_size], dtype=np.float32)
+            context = batch[:, : self.input_length]
+            truth = batch[:, self.input_length : self.input_length + self.output_length]
+            prediction = self.model.rollout(context, self.output_length)
+            accumulator.update(truth, prediction)
+            if first_prediction is None:
+                first_prediction = (context[0], truth[0], np.clip(prediction[0], 0, 1))
+        result = accumulator.result()
+        if logs is not None:
+            for name in ("mse_per_frame", "mae_per_frame", "ssim", "psnr", "mse_per_pixel"):
+                value = result[name]
+                logs[f"val_{name}"] = float(value) if math.isfinite(value) else float("nan")
+        if self.samples_dir is not None and first_prediction is not None:
+            from predrnn.visualize import comparison_strip, save_png
+
+            self.samples_dir.mkdir(parents=True, exist_ok=True)
+            step = (epoch + 1) * self.steps_per_epoch
+            save_png(self.samples_dir / f"step_{step:07d}.png", comparison_strip(*first_prediction, scale=2))
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """After each epoch: ``last.keras`` (weights + optimizer) and ``state.json``, both
+    written atomically; ``best.keras`` when ``monitor`` improves (lower is better)."""
+
+    def __init__(self, directory, monitor="val_mse_per_frame", best_value=None):
+        super().__init__()
+        self.directory = Path(directory)
+        self.monitor = monitor
+        self.best_value = best_value
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.directory.mkdir(parents=True, exist_ok=True)
+        value = logs.get(self.monitor)
+        improved = value is not None and math.isfinite(value) and (
+            self.best_value is None or value < self.best_value
+        )
+        if improved:
+            self.best_value = float(value)
+            atomic_save_model(self.model, self.directory / "best.keras")
+        atomic_save_model(self.model, self.directory / "last.keras")
+        state = {
+            "epoch": epoch + 1,
+            "step": int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)),
+            "monitor": self.monitor,
+            "best_value": self.best_value,
+            "logs": {k: float(v) for k, v in logs.items() if isinstance(v, (int, float, np.floating))},
+        }
+        atomic_write_json(self.directory / "state.json", state)

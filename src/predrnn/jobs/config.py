@@ -1,0 +1,304 @@
+"""Typed job configuration: frozen dataclasses loaded from TOML, with ``--set`` overrides.
+
+The model table's keys are the model constructors' argument names (plus
+``architecture``), so ``PredRNN(**model_arguments(config.model))``, the TOML file and
+``model.get_config()`` agree. Unknown keys are errors that name the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from predrnn.errors import ConfigError
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    architecture: str = "predrnn"  # "predrnn" or "convlstm"
+    filters: tuple[int, ...] = (64, 64, 64, 64)
+    kernel_size: int = 5
+    patch_size: int = 4
+    use_layer_norm: bool = False
+    decoupling_weight: float = 0.0  # > 0: PredRNN-V2 (predrnn only)
+    forget_bias: float = 1.0
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "moving_mnist"  # "moving_mnist" (generated, bundled digits) or "file"
+    input_length: int = 10
+    output_length: int = 10
+    # Moving MNIST
+    num_digits: int = 2
+    image_size: int = 64
+    digit_size: int = 28
+    step_length: float = 0.1
+    # file datasets: any format predrnn.data.load_sequences reads
+    path: str = ""
+    validation_fraction: float = 0.1
+    # held-out evaluation during training (Moving MNIST: generated from the test digits)
+    validation_sequences: int = 64
+    validation_seed: int = 1000
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """The scheduled-sampling schedule: ``schedule`` names a predrnn.schedules class;
+    the other keys are its arguments (only those it takes may be set)."""
+
+    schedule: str = "reference"
+    start: float | None = None
+    end: float | None = None
+    rate: float | None = None
+    alpha: float | None = None
+    midpoint: float | None = None
+    decay_rate: float | None = None
+    start_step: int | None = None
+    stop_step: int | None = None
+    future_probability: float | None = None
+    context_probability: float | None = None
+
+    def arguments(self) -> dict:
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "schedule" and getattr(self, f.name) is not None
+        }
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    batch_size: int = 8
+    steps: int = 80_000  # total optimizer steps
+    steps_per_epoch: int = 1_000  # checkpoint, validate and write samples after each "epoch"
+    learning_rate: float = 1e-3
+    clipnorm: float | None = None
+    precision: str = "float32"  # "float32" or "mixed_bfloat16"
+    jit_compile: str = "auto"  # "auto", "true" or "false"
+    distribution: str = "none"  # "none", "auto" or "data_parallel"
+    workers: int = 1
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "sampling": SamplingConfig, "train": TrainConfig}
+CHOICES = {
+    ("model", "architecture"): ("predrnn", "convlstm"),
+    ("data", "dataset"): ("moving_mnist", "file"),
+    ("train", "precision"): ("float32", "mixed_bfloat16"),
+    ("train", "jit_compile"): ("auto", "true", "false"),
+    ("train", "distribution"): ("none", "auto", "data_parallel"),
+}
+
+
+def _nearest(name, valid):
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _coerce(section, name, value, annotation):
+    """Check and convert one value against its field's type annotation (a string)."""
+    where = f"{section}.{name}"
+    optional = "None" in annotation
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{where} cannot be empty.")
+    base = annotation.replace(" | None", "")
+    try:
+        if base == "bool":
+            if isinstance(value, str) and value.lower() in ("true", "false"):
+                return value.lower() == "true"
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if base == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            return int(value)
+        if base == "float":
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if base == "str":
+            if not isinstance(value, str):
+                raise TypeError
+            choices = CHOICES.get((section, name))
+            if choices and value not in choices:
+                raise ConfigError(
+                    f"{where} must be one of {', '.join(choices)}.{_nearest(value, choices)} Received: {value!r}"
+                )
+            return value
+        if base.startswith("tuple[int"):
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = [value]
+            if isinstance(value, str):
+                value = [int(v) for v in value.replace("(", "").replace(")", "").split(",") if v.strip()]
+            return tuple(int(v) for v in value)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    raise ConfigError(f"{where} must be of type {annotation}. Received: {value!r} ({type(value).__name__})")
+
+
+def from_dict(raw: dict, source: str = "config") -> ExperimentConfig:
+    """Build and validate an :class:`ExperimentConfig` from nested dicts (TOML tables)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected tables {', '.join(SECTIONS)}. Received: {type(raw).__name__}")
+    sections = {}
+    for key in raw:
+        if key not in SECTIONS:
+            raise ConfigError(
+                f"{source}: unknown section [{key}].{_nearest(key, SECTIONS)} "
+                f"Valid sections: {', '.join(SECTIONS)}."
+            )
+    for section, cls in SECTIONS.items():
+        table = raw.get(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table. Received: {table!r}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values = {}
+        for name, value in table.items():
+            if name not in fields:
+                raise ConfigError(
+                    f"{source}: unknown key {section}.{name}.{_nearest(name, fields)} "
+                    f"Valid keys in [{section}]: {', '.join(fields)}."
+                )
+            values[name] = _coerce(section, name, value, str(fields[name].type))
+        sections[section] = cls(**values)
+    config = ExperimentConfig(**sections)
+    validate(config, source)
+    return config
+
+
+def validate(config: ExperimentConfig, source: str = "config") -> None:
+    """Cross-field checks with messages that name the key and the fix."""
+    m, d, s, t = config.model, config.data, config.sampling, config.train
+    if m.architecture == "convlstm" and m.decoupling_weight:
+        raise ConfigError(f"{source}: model.decoupling_weight is a PredRNN-V2 setting; ConvLSTM has no memory to decouple. Set it to 0.")
+    if not m.filters or min(m.filters) < 1:
+        raise ConfigError(f"{source}: model.filters must be positive widths. Received: {list(m.filters)}")
+    if d.input_length < 1 or d.output_length < 1:
+        raise ConfigError(f"{source}: data.input_length and data.output_length must be >= 1. Received: {d.input_length}, {d.output_length}")
+    if d.dataset == "moving_mnist" and d.image_size % m.patch_size:
+        raise ConfigError(f"{source}: data.image_size={d.image_size} is not divisible by model.patch_size={m.patch_size}.")
+    if d.dataset == "file" and not d.path:
+        raise ConfigError(f"{source}: data.dataset = 'file' needs data.path (a .npy/.npz/folder/video file).")
+    for name in ("batch_size", "steps", "steps_per_epoch"):
+        if getattr(t, name) < 1:
+            raise ConfigError(f"{source}: train.{name} must be >= 1. Received: {getattr(t, name)}")
+    if t.learning_rate <= 0:
+        raise ConfigError(f"{source}: train.learning_rate must be > 0. Received: {t.learning_rate}")
+    if not 0 <= d.validation_fraction < 1:
+        raise ConfigError(f"{source}: data.validation_fraction must be in [0, 1). Received: {d.validation_fraction}")
+    from predrnn.schedules import get_schedule
+
+    try:
+        get_schedule(s.schedule, **s.arguments())
+    except ValueError as error:
+        raise ConfigError(f"{source}: [sampling] {error}") from None
+
+
+def parse_override(text: str) -> tuple[str, str, object]:
+    """``"train.batch_size=16"`` -> ``("train", "batch_size", 16)`` (the value is read as TOML)."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"--set takes section.key=value, e.g. train.batch_size=16. Received: {text!r}")
+    key, raw = text.split("=", 1)
+    section, name = key.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word: a string
+    return section, name, value
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or os.sep in name_or_path or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"Config file not found: {name_or_path!r}. Pass a TOML file or a preset: {', '.join(preset_names())}.")
+        return path
+    preset = PRESETS_DIR / f"{name_or_path}.toml"
+    if not preset.is_file():
+        raise ConfigError(
+            f"Unknown preset {name_or_path!r}.{_nearest(name_or_path, preset_names())} "
+            f"Presets: {', '.join(preset_names())}; or pass a path to a .toml file."
+        )
+    return preset
+
+
+def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read a TOML file or a shipped preset, apply ``section.key=value`` overrides, validate."""
+    path = resolve_config_path(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error}).") from None
+    for text in overrides:
+        section, name, value = parse_override(text)
+        raw.setdefault(section, {})
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"--set {text!r}: [{section}] is not a table.")
+        raw[section][name] = value
+    return from_dict(raw, source=str(path) if not overrides else f"{path} with --set")
+
+
+def save_config(config: ExperimentConfig, path) -> None:
+    data = config.to_dict()
+    data["model"]["filters"] = list(data["model"]["filters"])
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, indent=2)
+    os.replace(tmp, path)
+
+
+def load_saved_config(path) -> ExperimentConfig:
+    try:
+        with open(path) as handle:
+            raw = json.load(handle)
+    except (OSError, json.JSONDecodeError) as error:
+        raise ConfigError(f"Could not read the run's config {path}: {error}") from None
+    for section in raw.values():
+        for key in [k for k, v in section.items() if v is None]:
+            del section[key]
+    return from_dict(raw, source=str(path))
+
+
+def model_arguments(model_config: ModelConfig) -> dict:
+    """The constructor arguments of the configured model class."""
+    arguments = dataclasses.asdict(model_config)
+    arguments.pop("architecture")
+    if model_config.architecture == "convlstm":
+        arguments.pop("decoupling_weight")
+    return arguments

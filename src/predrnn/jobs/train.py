@@ -1,0 +1,268 @@
+"""The training job: config -> model, data, callbacks -> a run folder.
+
+Run folder (``workdir``)::
+
+    config.json            the resolved config (and the backend and versions)
+    history.csv            one row per epoch: loss, sampling probabilities, validation metrics
+    logs/                  TensorBoard logs
+    checkpoints/last.keras weights + optimizer state after the last finished epoch
+    checkpoints/best.keras the best validation mse_per_frame so far
+    checkpoints/state.json epoch, global step, best value (what --resume reads)
+    samples/step_*.png     context | truth | prediction of one held-out sequence
+
+A run stopped by Ctrl-C, SIGTERM or a crash resumes from ``last.keras`` with
+``resume=True``: weights, optimizer state and global step come from the checkpoint;
+the data stream and the teacher-forcing masks are pure functions of (seed, step), so
+the resumed run follows the uninterrupted trajectory. At most the steps since the
+last finished epoch are lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import json
+import math
+import platform
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from predrnn.errors import ConfigError, PredRNNError
+from predrnn.jobs.config import ExperimentConfig, load_saved_config, model_arguments, save_config
+
+# Config keys that may change when a run is resumed.
+RESUMABLE_CHANGES = {("train", "steps"), ("train", "progress"), ("train", "workers")}
+
+
+def build_model(model_config):
+    """The configured :class:`PredRNN` or :class:`ConvLSTM` (not built yet)."""
+    from predrnn.models import ConvLSTM, PredRNN
+
+    cls = ConvLSTM if model_config.architecture == "convlstm" else PredRNN
+    return cls(**model_arguments(model_config))
+
+
+def build_schedule(sampling_config):
+    from predrnn.schedules import get_schedule
+
+    return get_schedule(sampling_config.schedule, **sampling_config.arguments())
+
+
+def _num_epochs(train_config) -> int:
+    return math.ceil(train_config.steps / train_config.steps_per_epoch)
+
+
+def build_datasets(config: ExperimentConfig, initial_epoch: int = 0):
+    """The training :class:`VideoPredictionDataset` and the held-out validation frames."""
+    from predrnn.data import MovingMNISTStream, VideoPredictionDataset, generate_moving_mnist
+
+    d, t = config.data, config.train
+    num_frames = d.input_length + d.output_length
+    if d.dataset == "moving_mnist":
+        common = dict(
+            num_digits=d.num_digits,
+            num_frames=num_frames,
+            image_size=d.image_size,
+            digit_size=d.digit_size,
+            step_length=d.step_length,
+        )
+        source = MovingMNISTStream(seed=t.seed, split="train", **common)
+        validation = generate_moving_mnist(d.validation_sequences, d.validation_seed, split="test", **common)
+    else:
+        from predrnn.data import load_sequences, split_train_validation
+
+        sequences = load_sequences(d.path)
+        source, held_out = split_train_validation(sequences, d.validation_fraction, seed=t.seed)
+        count = min(len(held_out), d.validation_sequences)
+        validation = np.asarray(held_out[np.arange(count)], dtype=np.float32)[:, :num_frames]
+        if count == 0:
+            validation = None
+    dataset = VideoPredictionDataset(
+        source,
+        t.batch_size,
+        d.input_length,
+        d.output_length,
+        schedule=build_schedule(config.sampling),
+        seed=t.seed,
+        shuffle=True,
+        steps_per_epoch=t.steps_per_epoch,
+        initial_epoch=initial_epoch,
+        workers=t.workers,
+    )
+    return dataset, validation
+
+
+def _check_workdir(workdir: Path, resume: bool, overwrite: bool) -> None:
+    if resume and overwrite:
+        raise ConfigError("Pass either --resume (continue the run) or --overwrite (start again), not both.")
+    exists = workdir.exists() and any(workdir.iterdir())
+    if resume:
+        if not (workdir / "checkpoints" / "last.keras").is_file():
+            raise ConfigError(
+                f"Nothing to resume in {workdir}: no checkpoints/last.keras (a run writes it after its "
+                "first epoch). Start the run without --resume."
+            )
+        return
+    if exists and not overwrite:
+        raise ConfigError(
+            f"The workdir {workdir} already exists and is not empty. Pass --resume to continue that run, "
+            "--overwrite to start again (the old folder is kept, renamed), or choose another --workdir."
+        )
+    if exists and overwrite:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        backup = workdir.with_name(f"{workdir.name}.old-{stamp}")
+        workdir.rename(backup)
+        print(f"Moved the existing {workdir} to {backup}.", file=sys.stderr)
+
+
+def _check_resume_config(saved: ExperimentConfig, config: ExperimentConfig) -> None:
+    differences = []
+    for section, old in dataclasses.asdict(saved).items():
+        new = dataclasses.asdict(config)[section]
+        for key in old:
+            if old[key] != new[key] and (section, key) not in RESUMABLE_CHANGES:
+                differences.append(f"{section}.{key}: run {old[key]!r}, now {new[key]!r}")
+    if differences:
+        raise ConfigError(
+            "The config differs from the run being resumed (only train.steps may change):\n  "
+            + "\n  ".join(differences)
+            + "\nResume with the run's own config (its config.json), or start a new --workdir."
+        )
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Let SIGTERM (e.g. from a scheduler) stop training like Ctrl-C."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not in the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def dtype_policy(precision: str):
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _run_info():
+    import keras
+
+    return {
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def _compile(model, train_config):
+    import keras
+
+    optimizer = keras.optimizers.Adam(learning_rate=train_config.learning_rate, clipnorm=train_config.clipnorm)
+    jit = {"auto": "auto", "true": True, "false": False}[train_config.jit_compile]
+    model.compile(optimizer=optimizer, loss="mean_squared_error", jit_compile=jit)
+
+
+def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite: bool = False) -> dict:
+    """Train a model as configured into ``workdir``; returns a summary dict.
+
+    Raises :class:`ConfigError` for a workdir that exists (without ``resume`` or
+    ``overwrite``) and for a resumed run whose config changed.
+    """
+    import keras
+
+    from predrnn.jobs.callbacks import RolloutValidation, RunCheckpoint, SamplingProbabilityLogger, atomic_write_json
+
+    workdir = Path(workdir)
+    _check_workdir(workdir, resume, overwrite)
+    checkpoints = workdir / "checkpoints"
+    initial_epoch, best_value = 0, None
+    if resume:
+        saved = load_saved_config(workdir / "config.json")
+        _check_resume_config(saved, config)
+        with open(checkpoints / "state.json") as handle:
+            state = json.load(handle)
+        initial_epoch, best_value = int(state["epoch"]), state.get("best_value")
+    workdir.mkdir(parents=True, exist_ok=True)
+    save_config(config, workdir / "config.json")
+    atomic_write_json(workdir / "run.json", _run_info())
+
+    t = config.train
+    epochs = _num_epochs(t)
+    keras.utils.set_random_seed(t.seed)
+    with dtype_policy(t.precision):
+        if resume:
+            model = keras.saving.load_model(checkpoints / "last.keras")
+            step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+            if step != initial_epoch * t.steps_per_epoch:
+                raise PredRNNError(
+                    f"checkpoints/last.keras is at step {step} but state.json says epoch {initial_epoch} "
+                    f"(step {initial_epoch * t.steps_per_epoch}). The checkpoint folder was modified by hand."
+                )
+        else:
+            model = build_model(config.model)
+            _compile(model, t)
+        dataset, validation = build_datasets(config, initial_epoch)
+        d = config.data
+        callbacks = [SamplingProbabilityLogger(dataset)]
+        if validation is not None:
+            callbacks.append(
+                RolloutValidation(
+                    validation, d.input_length, d.output_length, batch_size=t.batch_size,
+                    samples_dir=workdir / "samples", steps_per_epoch=t.steps_per_epoch,
+                )
+            )
+        callbacks += [
+            RunCheckpoint(checkpoints, best_value=best_value),
+            keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=resume),
+        ]
+        if keras.backend.backend() == "tensorflow":
+            callbacks.append(keras.callbacks.TensorBoard(str(workdir / "logs"), write_graph=False))
+        if initial_epoch >= epochs:
+            print(f"The run in {workdir} already finished its {t.steps} steps.", file=sys.stderr)
+            return {"workdir": str(workdir), "epochs": initial_epoch, "interrupted": False}
+        interrupted = False
+        with _sigterm_as_interrupt():
+            try:
+                model.fit(
+                    dataset,
+                    epochs=epochs,
+                    initial_epoch=initial_epoch,
+                    callbacks=callbacks,
+                    shuffle=False,
+                    verbose=1 if t.progress else 2,
+                )
+            except KeyboardInterrupt:
+                interrupted = True
+    summary = {"workdir": str(workdir), "interrupted": interrupted}
+    state_file = checkpoints / "state.json"
+    if state_file.exists():
+        with open(state_file) as handle:
+            summary.update(json.load(handle))
+    if interrupted:
+        print(
+            f"\nInterrupted. The last checkpoint is at step {summary.get('step', 0)}; "
+            f"continue with: predrnn train ... --workdir {workdir} --resume",
+            file=sys.stderr,
+        )
+    return summary
