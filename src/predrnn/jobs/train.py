@@ -212,7 +212,9 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
     keras.utils.set_random_seed(t.seed)
     with dtype_policy(t.precision):
         if resume:
-            model = keras.saving.load_model(checkpoints / "last.keras")
+            from predrnn.models import load_model
+
+            model = load_model(checkpoints / "last.keras")
             step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
             if step != initial_epoch * t.steps_per_epoch:
                 raise PredRNNError(

@@ -1,0 +1,178 @@
+"""The ``predrnn`` command: thin subcommands over importable jobs.
+
+Keras reads ``KERAS_BACKEND`` when it is first imported, so nothing here imports
+keras (or anything that does) before ``--backend`` has been applied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def _add_backend(parser):
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default=None,
+        help="Keras backend (default: $KERAS_BACKEND, else tensorflow).",
+    )
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _train(args) -> int:
+    from predrnn.jobs.config import load_config
+    from predrnn.jobs.train import train
+
+    config = load_config(args.config, args.set or ())
+    summary = train(config, args.workdir, resume=args.resume, overwrite=args.overwrite)
+    return 130 if summary.get("interrupted") else 0
+
+
+def _evaluate(args) -> int:
+    from predrnn.jobs.evaluate import evaluate
+
+    report = evaluate(
+        args.run, data=args.data, num_digits=args.digits, num=args.num, seed=args.seed,
+        context=args.context, horizon=args.horizon, output=args.output,
+        batch_size=args.batch_size, overwrite=args.overwrite,
+    )
+    base = report["baseline_copy_last"]
+    print(
+        f"{report['num_sequences']} sequences, {report['context']} -> {report['horizon']} frames: "
+        f"mse_per_frame {report['mse_per_frame']:.2f} (copy-last {base['mse_per_frame']:.2f}), "
+        f"ssim {report['ssim']:.4f} (copy-last {base['ssim']:.4f}), "
+        f"psnr {report['psnr']:.2f} dB (copy-last {base['psnr']:.2f})"
+    )
+    return 0
+
+
+def _predict(args) -> int:
+    from predrnn.jobs.evaluate import predict
+
+    result = predict(
+        args.checkpoint, args.input, horizon=args.horizon, out=args.out,
+        context=args.context, overwrite=args.overwrite,
+    )
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="predrnn",
+        description="PredRNN, PredRNN-V2 and ConvLSTM for video prediction (Keras 3: TensorFlow, JAX, PyTorch).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = commands.add_parser("train", help="train a model from a TOML config or preset")
+    p.add_argument("config", help="a .toml file or a preset name (see `predrnn presets`)")
+    p.add_argument("--workdir", required=True, help="run folder (config, logs, checkpoints, samples)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --workdir from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="start again in an existing --workdir (the old folder is renamed, not deleted)")
+    _add_backend(p)
+    p.set_defaults(handler=_train)
+
+    p = commands.add_parser("evaluate", help="score a run or checkpoint by autoregressive rollout")
+    p.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a run folder, a .keras file or an official model.ckpt-N")
+    p.add_argument("--data", help="test sequences file/folder (default: generated Moving MNIST test set)")
+    p.add_argument("--digits", type=_positive_int, help="Moving MNIST digits per sequence")
+    p.add_argument("--num", type=_positive_int, help="Moving MNIST test sequences (default 1000)")
+    p.add_argument("--seed", type=int, help="Moving MNIST test-set seed (default 0)")
+    p.add_argument("--context", type=_positive_int, help="context frames (default: the run's input_length, else 10)")
+    p.add_argument("--horizon", type=_positive_int, help="frames to predict (default: the run's output_length, else 10)")
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--output", help="metrics JSON path (default: RUN/metrics.json); CSV and PNG are written beside it")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    _add_backend(p)
+    p.set_defaults(handler=_evaluate)
+
+    p = commands.add_parser("predict", help="predict future frames of the sequences in a file")
+    p.add_argument("checkpoint", help="a run folder, a .keras file or an official model.ckpt-N")
+    p.add_argument("input", help="sequences: .npy/.npz, a folder of frame folders, a GIF or video")
+    p.add_argument("--horizon", type=_positive_int, required=True, help="frames to predict")
+    p.add_argument("--context", type=_positive_int, help="context frames taken from each sequence")
+    p.add_argument("--out", required=True, help="output folder: predictions.npy, GIFs and PNG strips")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
+    _add_backend(p)
+    p.set_defaults(handler=_predict)
+
+    p = commands.add_parser("presets", help="list the shipped config presets")
+    p.set_defaults(handler=_presets)
+
+    _add_optional_commands(commands)
+    return parser
+
+
+def _presets(args) -> int:
+    from predrnn.jobs.config import PRESETS_DIR, preset_names
+
+    for name in preset_names():
+        first = (PRESETS_DIR / f"{name}.toml").read_text().splitlines()[0].lstrip("# ")
+        print(f"{name:28s} {first}")
+    return 0
+
+
+def _add_optional_commands(commands):
+    """Subcommands that live beside their jobs (data, experiment, benchmark)."""
+    try:
+        from predrnn.data.commands import add_data_parser
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        add_data_parser(commands)
+    for module_name, adder in (
+        ("predrnn.jobs.experiment", "add_experiment_parser"),
+        ("predrnn.benchmark", "add_benchmark_parser"),
+    ):
+        try:
+            module = __import__(module_name, fromlist=[adder])
+        except ImportError:
+            continue
+        if hasattr(module, adder):
+            getattr(module, adder)(commands)
+
+
+def _apply_backend(argv) -> None:
+    """Set KERAS_BACKEND from --backend before anything imports keras."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--backend", choices=BACKENDS)
+    known, _ = pre.parse_known_args(argv)
+    if known.backend:
+        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND", "tensorflow") != known.backend:
+            raise SystemExit(f"predrnn: --backend {known.backend}: keras is already imported with another backend in this process.")
+        os.environ["KERAS_BACKEND"] = known.backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _apply_backend(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from predrnn.errors import PredRNNError
+
+    try:
+        return args.handler(args)
+    except PredRNNError as error:
+        print(f"predrnn {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"predrnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

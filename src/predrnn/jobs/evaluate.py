@@ -1,0 +1,234 @@
+"""Evaluation and prediction jobs: load a run or a checkpoint, roll out, score, draw."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from predrnn.errors import CheckpointError, ConfigError, DataError
+
+
+def load_predictor(run_or_checkpoint, *, channels=None):
+    """Load a model from a run folder, a ``.keras`` file or an official ``model.ckpt-N``.
+
+    Returns ``(model, run_config_or_None, checkpoint_path)``. A run folder gives its
+    ``checkpoints/best.keras`` (or ``last.keras``) and its config.
+    """
+    import keras
+
+    import predrnn.models  # noqa: F401  (registers the model classes for loading)
+    from predrnn.jobs.config import load_saved_config
+
+    path = Path(run_or_checkpoint)
+    config = None
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            config = load_saved_config(path / "config.json")
+        for name in ("best.keras", "last.keras"):
+            candidate = path / "checkpoints" / name
+            if candidate.is_file():
+                path = candidate
+                break
+        else:
+            raise CheckpointError(
+                f"No checkpoint in {run_or_checkpoint}: expected checkpoints/best.keras or last.keras "
+                "(a run writes them after its first epoch). Pass a run folder or a .keras / model.ckpt-N file."
+            )
+    elif not path.exists():
+        raise CheckpointError(f"Checkpoint not found: {str(run_or_checkpoint)!r}. Pass a run folder, a .keras file or an official model.ckpt-N.")
+    if path.suffix == ".keras":
+        try:
+            model = keras.saving.load_model(path, compile=False)
+        except Exception as error:  # noqa: BLE001 - corrupt zips, unknown classes, ...
+            raise CheckpointError(f"Could not load {path}: {type(error).__name__}: {error}") from None
+    else:
+        from predrnn.official_checkpoint import load_official_checkpoint
+
+        model = load_official_checkpoint(path, channels=channels)
+    if not hasattr(model, "rollout"):
+        raise CheckpointError(f"{path} holds a {type(model).__name__}, not a predrnn model with rollout().")
+    return model, config, path
+
+
+def _copy_last(context, horizon):
+    return np.repeat(context[:, -1:], horizon, axis=1)
+
+
+def _test_set(config, data, num_digits, num, seed, context, horizon, image_size):
+    """The sequences to score and a description of them."""
+    from predrnn.data import generate_moving_mnist, load_sequences
+
+    if data is not None:
+        sequences = load_sequences(data)
+        return sequences, {"kind": "file", "path": str(data), "num_sequences": len(sequences)}
+    d = config.data if config is not None else None
+    if d is not None and d.dataset == "file" and num_digits is None:
+        raise ConfigError(
+            "This run was trained on a file; pass --data FILE (the test file), or --digits to score on generated Moving MNIST."
+        )
+    spec = {
+        "kind": "moving_mnist",
+        "split": "test",
+        "num_digits": num_digits or (d.num_digits if d else 2),
+        "num_sequences": num or 1000,
+        "seed": 0 if seed is None else seed,
+        "image_size": image_size or (d.image_size if d else 64),
+        "digit_size": d.digit_size if d else 28,
+        "step_length": d.step_length if d else 0.1,
+    }
+    frames = generate_moving_mnist(
+        spec["num_sequences"], spec["seed"], num_digits=spec["num_digits"], num_frames=context + horizon,
+        image_size=spec["image_size"], digit_size=spec["digit_size"], step_length=spec["step_length"], split="test",
+    )
+    return frames, spec
+
+
+def _check_output_path(output, overwrite):
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise ConfigError(f"{output} exists. Pass --overwrite to replace it, or another --output.")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return output
+
+
+def evaluate(
+    run_or_checkpoint,
+    *,
+    data=None,
+    num_digits=None,
+    num=None,
+    seed=None,
+    context=None,
+    horizon=None,
+    output=None,
+    batch_size=16,
+    overwrite=False,
+    progress=True,
+) -> dict:
+    """Autoregressive evaluation of a run or checkpoint; writes JSON, CSV and a plot.
+
+    The test set is ``data`` (any format :func:`predrnn.data.load_sequences` reads) or
+    generated Moving MNIST from the test digits (``num_digits``, ``num``, ``seed``;
+    defaults from the run's config, else 2 digits, 1,000 sequences, seed 0). Each
+    sequence gives ``context`` frames to the model, which predicts ``horizon`` more.
+    Scores use the DESIGN.md conventions; the copy-last-frame baseline is scored on
+    the same frames under ``baseline_copy_last``.
+    """
+    from predrnn.metrics import FrameMetricsAccumulator
+    from predrnn.visualize import plot_per_frame
+
+    model, config, checkpoint = load_predictor(run_or_checkpoint)
+    context = context or (config.data.input_length if config else 10)
+    horizon = horizon or (config.data.output_length if config else 10)
+    for name, value in (("context", context), ("horizon", horizon), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"--{name} must be a positive integer. Received: {value!r}")
+    if output is None:
+        base = Path(run_or_checkpoint) if Path(run_or_checkpoint).is_dir() else Path(".")
+        output = base / "metrics.json"
+    output = _check_output_path(output, overwrite)
+    image_size = model.frame_shape[0] if model.frame_shape and model.frame_shape[0] else None
+    sequences, test_set = _test_set(config, data, num_digits, num, seed, context, horizon, image_size)
+    needed = context + horizon
+    if sequences.shape[1] < needed:
+        raise DataError(
+            f"The test sequences have {sequences.shape[1]} frames but context + horizon = {context} + {horizon} = {needed}. "
+            "Lower --context/--horizon or use longer sequences."
+        )
+    model_scores, baseline_scores = FrameMetricsAccumulator(), FrameMetricsAccumulator()
+    total = len(sequences)
+    for start in range(0, total, batch_size):
+        batch = np.asarray(sequences[start : start + batch_size], dtype=np.float32)[:, :needed]
+        past, truth = batch[:, :context], batch[:, context:]
+        model_scores.update(truth, model.rollout(past, horizon))
+        baseline_scores.update(truth, _copy_last(past, horizon))
+        if progress:
+            done = min(start + batch_size, total)
+            print(f"\revaluating {done}/{total} sequences", end="", flush=True)
+    if progress:
+        print()
+    import keras
+
+    report = model_scores.result()
+    report["baseline_copy_last"] = baseline_scores.result()
+    report.update(
+        {
+            "num_sequences": model_scores.num_sequences,
+            "context": context,
+            "horizon": horizon,
+            "test_set": test_set,
+            "checkpoint": str(checkpoint),
+            "backend": keras.backend.backend(),
+            "conventions": "mse_per_frame/mae_per_frame: sum over H*W*C per frame on the [0,1] scale, "
+            "mean over future frames; mse_per_pixel: mean; ssim: 11x11 Gaussian, data range 1; psnr: data range 1",
+        }
+    )
+    tmp = output.with_name(output.name + ".tmp")
+    with open(tmp, "w") as handle:
+        json.dump(report, handle, indent=2)
+    os.replace(tmp, output)
+    csv_path = output.with_suffix(".csv")
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        names = list(report["per_frame"])
+        writer.writerow(["frame"] + names + [f"baseline_{n}" for n in names])
+        for index in range(horizon):
+            writer.writerow(
+                [context + index + 1]
+                + [report["per_frame"][n][index] for n in names]
+                + [report["baseline_copy_last"]["per_frame"][n][index] for n in names]
+            )
+    plot_per_frame(output.with_suffix(".png"), report, baseline=report["baseline_copy_last"])
+    return report
+
+
+def predict(checkpoint, input_path, *, horizon, out, context=None, max_pictures=8, overwrite=False, fps=4) -> dict:
+    """Predict ``horizon`` frames after the context of each sequence of ``input_path``.
+
+    Writes ``out/predictions.npy`` ``(N, horizon, H, W, C)`` float32, and for the first
+    ``max_pictures`` sequences ``sequence_<i>.gif`` (truth | prediction over time) and
+    ``sequence_<i>.png`` (rows: context | truth, when the input has it | prediction).
+    ``context`` defaults to the run's input length, else every frame of the input.
+    """
+    from predrnn.data import load_sequences
+    from predrnn.visualize import comparison_strip, save_comparison_gif, save_png
+
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise ConfigError(f"--horizon must be a positive integer. Received: {horizon!r}")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"The output folder {out} exists and is not empty. Pass --overwrite or another --out.")
+    model, config, path = load_predictor(checkpoint)
+    sequences = load_sequences(input_path)
+    frames_available = sequences.shape[1]
+    if context is None:
+        context = config.data.input_length if config else frames_available
+    if isinstance(context, bool) or not isinstance(context, int) or not 1 <= context <= frames_available:
+        raise ConfigError(
+            f"--context must be between 1 and the {frames_available} frames of the input. Received: {context!r}"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    predictions = []
+    for start in range(0, len(sequences), 16):
+        batch = np.asarray(sequences[start : start + 16], dtype=np.float32)
+        predictions.append(np.clip(model.rollout(batch[:, :context], horizon), 0.0, 1.0))
+    predictions = np.concatenate(predictions, axis=0).astype(np.float32)
+    np.save(out / "predictions.npy", predictions)
+    for index in range(min(max_pictures, len(sequences))):
+        sequence = np.asarray(sequences[index], dtype=np.float32)
+        truth = sequence[context : context + horizon]
+        truth = truth if len(truth) == horizon else None
+        save_png(out / f"sequence_{index:03d}.png", comparison_strip(sequence[:context], truth, predictions[index], scale=2))
+        save_comparison_gif(out / f"sequence_{index:03d}.gif", sequence[:context], truth, predictions[index], fps=fps, scale=2)
+    return {
+        "predictions": str(out / "predictions.npy"),
+        "num_sequences": int(len(sequences)),
+        "context": context,
+        "horizon": horizon,
+        "checkpoint": str(path),
+        "pictures": min(max_pictures, len(sequences)),
+    }
