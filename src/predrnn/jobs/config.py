@@ -145,6 +145,8 @@ def _coerce(section, name, value, annotation):
                 raise TypeError
             return float(value)
         if base == "str":
+            if isinstance(value, bool) and "true" in CHOICES.get((section, name), ()):
+                value = str(value).lower()  # jit_compile = false
             if not isinstance(value, str):
                 raise TypeError
             choices = CHOICES.get((section, name))

@@ -60,7 +60,8 @@ def _copy_last(context, horizon):
 
 def _test_set(config, data, num_digits, num, seed, context, horizon, image_size):
     """The sequences to score and a description of them."""
-    from predrnn.data import generate_moving_mnist, load_sequences
+    from predrnn.data.formats import load_sequences
+    from predrnn.data.moving_mnist import generate_moving_mnist
 
     if data is not None:
         sequences = load_sequences(data)
@@ -194,7 +195,7 @@ def predict(checkpoint, input_path, *, horizon, out, context=None, max_pictures=
     ``sequence_<i>.png`` (rows: context | truth, when the input has it | prediction).
     ``context`` defaults to the run's input length, else every frame of the input.
     """
-    from predrnn.data import load_sequences
+    from predrnn.data.formats import load_sequences
     from predrnn.visualize import comparison_strip, save_comparison_gif, save_png
 
     if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:

@@ -58,7 +58,8 @@ def _num_epochs(train_config) -> int:
 
 def build_datasets(config: ExperimentConfig, initial_epoch: int = 0):
     """The training :class:`VideoPredictionDataset` and the held-out validation frames."""
-    from predrnn.data import MovingMNISTStream, VideoPredictionDataset, generate_moving_mnist
+    from predrnn.data.datasets import VideoPredictionDataset
+    from predrnn.data.moving_mnist import MovingMNISTStream, generate_moving_mnist
 
     d, t = config.data, config.train
     num_frames = d.input_length + d.output_length
@@ -73,7 +74,8 @@ def build_datasets(config: ExperimentConfig, initial_epoch: int = 0):
         source = MovingMNISTStream(seed=t.seed, split="train", **common)
         validation = generate_moving_mnist(d.validation_sequences, d.validation_seed, split="test", **common)
     else:
-        from predrnn.data import load_sequences, split_train_validation
+        from predrnn.data.datasets import split_train_validation
+        from predrnn.data.formats import load_sequences
 
         sequences = load_sequences(d.path)
         source, held_out = split_train_validation(sequences, d.validation_fraction, seed=t.seed)
@@ -191,7 +193,7 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
     """
     import keras
 
-    from predrnn.jobs.callbacks import RolloutValidation, RunCheckpoint, SamplingProbabilityLogger, atomic_write_json
+    from predrnn.jobs.callbacks import DatasetEpochSync, RolloutValidation, RunCheckpoint, SamplingProbabilityLogger, atomic_write_json
 
     workdir = Path(workdir)
     _check_workdir(workdir, resume, overwrite)
@@ -226,7 +228,7 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
             _compile(model, t)
         dataset, validation = build_datasets(config, initial_epoch)
         d = config.data
-        callbacks = [SamplingProbabilityLogger(dataset)]
+        callbacks = [DatasetEpochSync(dataset), SamplingProbabilityLogger(dataset)]
         if validation is not None:
             callbacks.append(
                 RolloutValidation(

@@ -1,0 +1,95 @@
+import dataclasses
+
+import pytest
+
+from predrnn import ConvLSTM, PredRNN
+from predrnn.errors import ConfigError
+from predrnn.jobs.config import (
+    ExperimentConfig,
+    from_dict,
+    load_config,
+    load_saved_config,
+    model_arguments,
+    parse_override,
+    preset_names,
+    save_config,
+)
+from predrnn.jobs.train import build_model, build_schedule
+
+REQUIRED_PRESETS = {
+    "quickstart", "smoke", "moving_mnist_predrnn", "moving_mnist_predrnn_v2", "moving_mnist_convlstm",
+    "ss_reference", "ss_reverse", "ss_linear", "ss_exponential", "ss_sigmoid",
+}
+
+
+def test_all_presets_load_and_build():
+    assert REQUIRED_PRESETS <= set(preset_names())
+    for name in preset_names():
+        config = load_config(name)
+        model = build_model(config.model)
+        assert isinstance(model, ConvLSTM if config.model.architecture == "convlstm" else PredRNN)
+        build_schedule(config.sampling)
+
+
+def test_config_keys_are_constructor_arguments():
+    config = load_config("moving_mnist_predrnn_v2")
+    model = build_model(config.model)
+    model_config = model.get_config()
+    for key, value in model_arguments(config.model).items():
+        assert model_config[key] == (list(value) if isinstance(value, tuple) else value), key
+    assert config.model.decoupling_weight == 0.1 and config.sampling.schedule == "reverse"
+
+
+def test_overrides_are_typed():
+    config = load_config("smoke", ["train.batch_size=16", "model.filters=[4, 6]", "train.jit_compile=false",
+                                   "sampling.schedule=linear", "sampling.rate=0.5"])
+    assert config.train.batch_size == 16 and config.model.filters == (4, 6)
+    assert config.train.jit_compile == "false"
+    assert build_schedule(config.sampling).rate == 0.5
+    assert parse_override("data.path=a b.npy") == ("data", "path", "a b.npy")
+
+
+def test_saved_config_round_trip(tmp_path):
+    config = load_config("moving_mnist_predrnn_v2")
+    save_config(config, tmp_path / "config.json")
+    assert load_saved_config(tmp_path / "config.json") == config
+
+
+@pytest.mark.parametrize(
+    "raw, match",
+    [
+        ({"train": {"batchsize": 3}}, "unknown key train.batchsize. Did you mean 'batch_size'"),
+        ({"modle": {}}, "unknown section \\[modle\\]. Did you mean 'model'"),
+        ({"train": {"batch_size": "eight"}}, "train.batch_size must be of type int. Received: 'eight'"),
+        ({"train": {"batch_size": 2.5}}, "train.batch_size must be of type int"),
+        ({"model": {"architecture": "predrn"}}, "must be one of predrnn, convlstm. Did you mean 'predrnn'"),
+        ({"model": {"architecture": "convlstm", "decoupling_weight": 0.1}}, "ConvLSTM has no memory"),
+        ({"data": {"image_size": 30}, "model": {"patch_size": 4}}, "not divisible by model.patch_size=4"),
+        ({"data": {"dataset": "file"}}, "needs data.path"),
+        ({"sampling": {"schedule": "reverse", "rate": 0.1}}, "Valid arguments: start_step, stop_step, alpha"),
+        ({"train": {"steps": 0}}, "train.steps must be >= 1"),
+        ({"train": {"use_layer_norm": True}}, "Valid keys in \\[train\\]"),
+    ],
+)
+def test_config_errors(raw, match):
+    with pytest.raises(ConfigError, match=match):
+        from_dict(raw)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(ConfigError, match="Unknown preset 'quickstrat'. Did you mean 'quickstart'"):
+        load_config("quickstrat")
+    with pytest.raises(ConfigError, match="Config file not found"):
+        load_config(str(tmp_path / "missing.toml"))
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train\nseed = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(str(bad))
+    with pytest.raises(ConfigError, match="--set takes section.key=value"):
+        load_config("smoke", ["batch_size=3"])
+
+
+def test_defaults_are_frozen():
+    config = ExperimentConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.train.seed = 3

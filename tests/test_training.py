@@ -1,0 +1,118 @@
+"""The training job: schedule in compiled fit, exact resume, workdir safety, evaluate/predict."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from predrnn.data.datasets import VideoPredictionDataset
+from predrnn.errors import CheckpointError, ConfigError
+from predrnn.jobs.callbacks import DatasetEpochSync
+from predrnn.jobs.config import load_config
+from predrnn.jobs.evaluate import evaluate, predict
+from predrnn.jobs.train import train
+from predrnn.schedules import LinearSchedule, sample_teacher_forcing_mask
+
+
+class MaskProbe(keras.Model):
+    """Outputs the mean of the teacher-forcing mask it was fed, as a constant frame."""
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(), initializer="zeros")
+
+    def call(self, inputs):
+        mask_mean = ops.mean(inputs["teacher_forcing_mask"])
+        return ops.zeros_like(inputs["frames"][:, 1:]) + mask_mean + 0.0 * self.w
+
+
+def test_probability_follows_the_step_inside_compiled_fit(rng):
+    """The earlier TensorFlow port froze the probability at trace time; here it is data."""
+    schedule = LinearSchedule(start=1.0, end=0.0, rate=0.2)
+    frames = rng.random((64, 9, 4, 4, 1)).astype("float32")
+    dataset = VideoPredictionDataset(frames, 64, 1, 8, schedule=schedule, seed=3, shuffle=False, steps_per_epoch=1)
+    model = MaskProbe()
+    model.compile(optimizer="sgd", loss=lambda y_true, y_pred: ops.mean(y_pred), jit_compile=True)
+    callbacks = [DatasetEpochSync(dataset)]
+    losses = model.fit(dataset, epochs=6, shuffle=False, verbose=0, callbacks=callbacks).history["loss"]
+    expected = [
+        sample_teacher_forcing_mask(schedule.probabilities(k, 1, 8), 64, 3, k).mean() for k in range(6)
+    ]
+    np.testing.assert_allclose(losses, expected, atol=1e-6)
+    assert losses[0] == 1.0 and losses[-1] == 0.0 and 0.2 < losses[2] < 0.9
+
+
+def _weights(path):
+    from predrnn.models import load_model
+
+    return load_model(path).get_weights()
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
+    full = load_config("smoke", ["train.steps=4", "train.progress=false"])
+    half = load_config("smoke", ["train.steps=2", "train.progress=false"])
+    train(full, tmp_path / "a")
+    train(half, tmp_path / "b")
+    state = json.loads((tmp_path / "b" / "checkpoints" / "state.json").read_text())
+    assert state["step"] == 2 and state["epoch"] == 1
+    summary = train(full, tmp_path / "b", resume=True)
+    assert summary["step"] == 4
+    for x, y in zip(_weights(tmp_path / "a/checkpoints/last.keras"), _weights(tmp_path / "b/checkpoints/last.keras")):
+        np.testing.assert_allclose(x, y, atol=1e-6)
+    history = (tmp_path / "b" / "history.csv").read_text().splitlines()
+    assert len(history) == 3 and history[0].startswith("epoch,loss")
+    assert "ss_future" in history[0] and "val_mse_per_frame" in history[0]
+    for name in ("config.json", "checkpoints/best.keras", "samples"):
+        assert (tmp_path / "b" / name).exists(), name
+
+    # evaluate: JSON with the documented keys, CSV, plot; the baseline scored on the same frames
+    report = evaluate(tmp_path / "b", num=4, progress=False)
+    saved = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    for key in ("mse_per_frame", "mae_per_frame", "ssim", "psnr", "mse_per_pixel", "per_frame",
+                "baseline_copy_last", "num_sequences", "test_set"):
+        assert key in saved, key
+    assert saved["num_sequences"] == 4 and len(saved["per_frame"]["mse_per_frame"]) == 3
+    assert saved["test_set"]["kind"] == "moving_mnist" and saved["test_set"]["num_digits"] == 1
+    np.testing.assert_allclose(report["mse_per_frame"], np.mean(saved["per_frame"]["mse_per_frame"]))
+    assert (tmp_path / "b" / "metrics.csv").exists() and (tmp_path / "b" / "metrics.png").exists()
+    with pytest.raises(ConfigError, match="exists. Pass --overwrite"):
+        evaluate(tmp_path / "b", num=4, progress=False)
+
+    # predict: frames, GIF and PNG per sequence
+    frames = np.random.default_rng(0).random((2, 5, 16, 16, 1)).astype("float32")
+    np.save(tmp_path / "input.npy", frames)
+    result = predict(tmp_path / "b", tmp_path / "input.npy", horizon=4, out=tmp_path / "pred")
+    predictions = np.load(tmp_path / "pred" / "predictions.npy")
+    assert predictions.shape == (2, 4, 16, 16, 1) and result["context"] == 3
+    assert (tmp_path / "pred" / "sequence_001.gif").exists() and (tmp_path / "pred" / "sequence_001.png").exists()
+
+
+def test_workdir_is_never_overwritten_silently(tmp_path):
+    config = load_config("smoke", ["train.steps=2", "train.progress=false"])
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="already exists and is not empty"):
+        train(config, workdir)
+    with pytest.raises(ConfigError, match="Nothing to resume"):
+        train(config, workdir, resume=True)
+    assert (workdir / "notes.txt").read_text() == "mine"
+    train(config, workdir, overwrite=True)
+    backups = [p for p in tmp_path.iterdir() if p.name.startswith("run.old-")]
+    assert len(backups) == 1 and (backups[0] / "notes.txt").read_text() == "mine"
+    changed = load_config("smoke", ["train.steps=2", "train.progress=false", "train.learning_rate=0.5"])
+    with pytest.raises(ConfigError, match="train.learning_rate: run 0.001, now 0.5"):
+        train(changed, workdir, resume=True)
+
+
+def test_missing_checkpoint_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="Checkpoint not found"):
+        evaluate(tmp_path / "nope.keras", progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="No checkpoint in"):
+        evaluate(tmp_path / "empty", progress=False)
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="Could not load"):
+        evaluate(bad, output=tmp_path / "m.json", progress=False)
