@@ -88,7 +88,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     clipnorm: float | None = None
     precision: str = "float32"  # "float32" or "mixed_bfloat16"
-    jit_compile: str = "auto"  # "auto", "true" or "false"
+    jit_compile: str = "auto"  # "auto" (TensorFlow: graph mode without XLA; JAX: XLA; torch: eager), "true", "false"
     distribution: str = "none"  # "none", "auto" or "data_parallel"
     workers: int = 1
     progress: bool = True
