@@ -8,11 +8,18 @@
 - :func:`save_mnist_test_seq`, :func:`save_official_npz`, :func:`save_sequences` - writers.
 - :class:`VideoPredictionDataset` - ``keras.utils.PyDataset`` of
   ``({"frames", "teacher_forcing_mask"}, frames[:, 1:])``.
+- :func:`download` - optional cached download.
 
 Only :mod:`predrnn.data.datasets` imports Keras; it is loaded on first use of its names, so
 ``import predrnn.data`` (e.g. by the CLI before ``KERAS_BACKEND`` is set) does not import Keras.
 """
 
+from predrnn.data.download import (
+    MOVING_MNIST_TEST_URL,
+    default_cache_dir,
+    download,
+    download_moving_mnist_test_set,
+)
 from predrnn.data.formats import (
     SequenceArray,
     as_sequence_array,
@@ -40,12 +47,16 @@ _KERAS_NAMES = ("VideoPredictionDataset", "DatasetEpochCallback", "split_train_v
 
 __all__ = [
     "DatasetEpochCallback",
+    "MOVING_MNIST_TEST_URL",
     "MovingMNISTSample",
     "MovingMNISTStream",
     "SequenceArray",
     "VideoPredictionDataset",
     "as_sequence_array",
     "check_frames",
+    "default_cache_dir",
+    "download",
+    "download_moving_mnist_test_set",
     "generate_moving_mnist",
     "generate_moving_mnist_sample",
     "kth_person_id",
