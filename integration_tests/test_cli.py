@@ -1,0 +1,93 @@
+"""The ``predrnn`` command end to end: subprocesses on the smoke preset, and every
+documented user error (one clear message, non-zero exit, no traceback)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from predrnn.cli import main
+
+BACKEND = keras.backend.backend()
+
+
+def run_cli(*args, cwd=None):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("KERAS_BACKEND", None)  # --backend must do the choosing
+    return subprocess.run(
+        [sys.executable, "-m", "predrnn", *map(str, args)],
+        capture_output=True, text=True, env=env, cwd=cwd, timeout=600,
+    )
+
+
+def test_train_evaluate_predict_in_subprocesses(tmp_path):
+    run = tmp_path / "run"
+    result = run_cli("train", "smoke", "--workdir", run, "--backend", BACKEND, "--set", "train.steps=2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((run / "run.json").read_text())["backend"] == BACKEND
+    assert (run / "checkpoints" / "last.keras").exists()
+
+    result = run_cli("evaluate", run, "--num", 4, "--backend", BACKEND)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "mse_per_frame" in result.stdout and "copy-last" in result.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["backend"] == BACKEND and metrics["num_sequences"] == 4
+
+    data = tmp_path / "clips.npy"
+    result = run_cli("data", "moving-mnist", "--num", 3, "--seed", 1, "--digits", 1, "--frames", 6, "--format", "npy", "--out", data)
+    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_cli("predict", run, data, "--horizon", 3, "--out", tmp_path / "pred", "--backend", BACKEND)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert np.load(tmp_path / "pred" / "predictions.npy").shape == (3, 3, 64, 64, 1)
+    assert (tmp_path / "pred" / "sequence_000.gif").exists()
+
+
+def _fails_cleanly(capsys, args, match):
+    code = main([*map(str, args)])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert match in err, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_user_errors_are_one_clear_message(tmp_path, capsys):
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("precious")
+    _fails_cleanly(capsys, ["train", "smoke", "--workdir", existing], "already exists and is not empty")
+    assert (existing / "keep.txt").read_text() == "precious"
+    _fails_cleanly(capsys, ["train", "smoke", "--workdir", tmp_path / "r", "--set", "train.batchsize=2"], "Did you mean 'batch_size'")
+    _fails_cleanly(capsys, ["train", "smoke", "--workdir", tmp_path / "r", "--set", "model.kernel_size=four"], "model.kernel_size must be of type int")
+    _fails_cleanly(capsys, ["train", "quickstrat", "--workdir", tmp_path / "r"], "Unknown preset 'quickstrat'")
+    _fails_cleanly(capsys, ["evaluate", tmp_path / "missing.keras"], "Checkpoint not found")
+    _fails_cleanly(capsys, ["evaluate", existing], "No checkpoint in")
+    bad = tmp_path / "bad.npy"
+    bad.write_bytes(b"\x93NUMPY garbage")
+    model = tmp_path / "m.keras"
+    from predrnn import PredRNN
+
+    net = PredRNN(filters=(4,), kernel_size=3, patch_size=2)
+    net.build((None, None, 16, 16, 1))
+    net.save(model)
+    _fails_cleanly(capsys, ["predict", model, bad, "--horizon", 2, "--out", tmp_path / "p"], str(bad))
+    _fails_cleanly(capsys, ["predict", model, tmp_path / "nothing.npy", "--horizon", 2, "--out", tmp_path / "p"], "nothing.npy")
+    assert not (tmp_path / "r").exists() and not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("horizon", ["0", "-3", "two"])
+def test_bad_horizon_is_a_usage_error(tmp_path, capsys, horizon):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "x.keras", "in.npy", "--horizon", horizon, "--out", str(tmp_path / "p")])
+    assert exit_info.value.code == 2
+    assert "positive integer" in capsys.readouterr().err
+
+
+def test_presets_listed(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "quickstart" in out and "moving_mnist_predrnn_v2" in out
