@@ -67,3 +67,13 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(SystemExit):
         _parse(["data", "moving-mnist", "--num", "1", "--format", "hdf5", "--out", "a"])
     assert not any(tmp_path.iterdir())
+
+
+def test_importing_the_data_layer_does_not_import_keras():
+    # The CLI registers `data` before --backend sets KERAS_BACKEND; only the dataset needs Keras.
+    import subprocess
+    import sys
+
+    code = "import sys, predrnn.data.commands; print('keras' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
