@@ -32,24 +32,6 @@ def atomic_save_model(model, path) -> None:
     os.replace(tmp, path)
 
 
-class DatasetEpochSync(keras.callbacks.Callback):
-    """Tells a :class:`VideoPredictionDataset` which epoch Keras is starting.
-
-    The dataset's global step (and so its masks and data order) is
-    ``epoch * num_batches + index``. Keras calls a dataset's own ``on_epoch_end`` one
-    extra time before training starts (``epoch_iterator.reset()``), so counting those
-    calls is off by one; the epoch number Keras passes to callbacks is exact, also
-    with ``fit(initial_epoch=...)``, and arrives before the epoch's first batch is read.
-    """
-
-    def __init__(self, dataset):
-        super().__init__()
-        self.dataset = dataset
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.dataset.epoch = epoch
-
-
 class SamplingProbabilityLogger(keras.callbacks.Callback):
     """Adds the scheduled-sampling probabilities of the current step to the logs.
 

@@ -617,7 +617,7 @@ def execute_run(
         with contextlib.suppress(Exception):
             import keras
 
-            keras.backend.clear_session()
+            keras.backend.clear_session(free_memory=False)  # gc.collect() takes ~1 s with TF and JAX loaded
     if returncode == 0 and (folder / "metrics.json").is_file():
         status = "finished"
     elif _interrupted(returncode) or processes.stopping:
@@ -772,6 +772,7 @@ def run_experiment(
     slurm_options: dict | None = None,
     summarize_only: bool = False,
     in_process: bool = False,
+    python: str | None = None,
     out=None,
 ) -> dict:
     """Run (or, with ``slurm``, submit) ``runs`` seeded runs of every variant of
@@ -784,6 +785,7 @@ def run_experiment(
     skipped, interrupted ones resumed); without it a non-empty ``workdir`` is refused.
     ``dry_run``: only show the plan (with ``slurm``: write the script, do not submit).
     ``in_process``: call train()/evaluate() in this process (tests; no ``parallel``).
+    ``python``: the interpreter of the run subprocesses (default: this one).
 
     Returns a dict with ``exit_code`` (0: all finished or submitted; 1: some run
     failed or is unfinished; 130: interrupted), ``status``, ``records``, ``summary``.
@@ -827,12 +829,12 @@ def run_experiment(
         print(f"Dry run: {len(plan['current'])} runs ({len(plan['configs'])} variants x {plan['runs']} seeds) in {workdir}; "
               f"{skipped} finished, {len(todo)} to run:", file=out)
         for task in todo:
-            commands = run_commands(workdir, task["variant"], task["seed"], backend=plan["backend"], evaluate_options=plan["evaluate"])
+            commands = run_commands(workdir, task["variant"], task["seed"], backend=plan["backend"], evaluate_options=plan["evaluate"], python=python)
             print(f"  {task['variant']} seed {task['seed']}:\n    {shlex.join(commands['train'])}\n    {shlex.join(commands['evaluate'])}", file=out)
         return {**result, "status": "dry_run", "exit_code": 0}
     if skipped:
         print(f"{skipped} of {len(plan['current'])} runs already finished (skipped).", file=out)
-    records, interrupted = _run_local(plan, todo, parallel=parallel, in_process=in_process, out=out)
+    records, interrupted = _run_local(plan, todo, parallel=parallel, in_process=in_process, python=python, out=out)
     summary = summarize_experiment(workdir)
     failed = [r for r in records if r["status"] != "finished"]
     exit_code = 130 if interrupted else (1 if failed else 0)
@@ -840,7 +842,7 @@ def run_experiment(
     return {**result, "records": records, "failed": failed, "summary": summary, "status": status, "exit_code": exit_code}
 
 
-def _run_local(plan, todo, *, parallel, in_process, out):
+def _run_local(plan, todo, *, parallel, in_process, python, out):
     workdir, total = plan["workdir"], len(todo)
     processes = _Processes()
     records, done = [], [0]
@@ -851,7 +853,7 @@ def _run_local(plan, todo, *, parallel, in_process, out):
             return None
         record = execute_run(
             workdir, task["variant"], task["seed"], backend=plan["backend"], evaluate_options=plan["evaluate"],
-            in_process=in_process, processes=processes,
+            in_process=in_process, processes=processes, python=python,
         )
         with lock:
             records.append(record)
@@ -960,6 +962,7 @@ def _submit_slurm(plan, *, parallel, resume, dry_run, out) -> dict:
         print(f"Wrote {script} ({len(tasks)} tasks; task table {slurm_dir / 'tasks.json'}). Submit with:\n  {shlex.join(command)}", file=out)
         if summary_script:
             print(f"and, after it, the summary job:\n  sbatch --dependency=afterany:JOBID {summary_script}", file=out)
+        print(f"(or let predrnn submit both: predrnn experiment {workdir / 'spec.toml'} --workdir {workdir} --slurm --resume)", file=out)
         return {**result, "status": "dry_run", "exit_code": 0}
     job_id = slurm_jobs.submit(script, array=array)
     summary_job = None
@@ -975,7 +978,7 @@ def _submit_slurm(plan, *, parallel, resume, dry_run, out) -> dict:
     return {**result, "status": "submitted", "job_id": job_id, "summary_job_id": summary_job, "exit_code": 0}
 
 
-def run_task(workdir, index: int, *, backend: str | None = None, echo: bool = True) -> dict:
+def run_task(workdir, index: int, *, backend: str | None = None, echo: bool = True, python: str | None = None) -> dict:
     """Run task ``index`` of the experiment in ``workdir`` (what a Slurm array task
     does): train with resume, then evaluate; a finished run is skipped."""
     workdir = Path(workdir).resolve()
@@ -993,7 +996,7 @@ def run_task(workdir, index: int, *, backend: str | None = None, echo: bool = Tr
     try:
         result = execute_run(
             workdir, task["variant"], task["seed"], backend=backend, evaluate_options=record.get("evaluate", {}),
-            echo=echo, processes=processes,
+            echo=echo, processes=processes, python=python,
         )
     finally:
         if previous is not None:

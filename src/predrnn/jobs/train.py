@@ -198,7 +198,7 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
     """
     import keras
 
-    from predrnn.jobs.callbacks import DatasetEpochSync, RolloutValidation, RunCheckpoint, SamplingProbabilityLogger, atomic_write_json
+    from predrnn.jobs.callbacks import RolloutValidation, RunCheckpoint, SamplingProbabilityLogger, atomic_write_json
 
     workdir = Path(workdir)
     _check_workdir(workdir, resume, overwrite)
@@ -233,7 +233,9 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
             _compile(model, t)
         dataset, validation = build_datasets(config, initial_epoch)
         d = config.data
-        callbacks = [DatasetEpochSync(dataset), SamplingProbabilityLogger(dataset)]
+        # The dataset's step follows Keras' epoch index exactly, whatever Keras does with
+        # the dataset's own epoch hooks (see predrnn.data.datasets).
+        callbacks = [dataset.epoch_callback(), SamplingProbabilityLogger(dataset)]
         if validation is not None:
             callbacks.append(
                 RolloutValidation(
