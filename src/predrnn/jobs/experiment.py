@@ -3,7 +3,8 @@ aggregated into a table (mean and standard deviation per variant).
 
 An experiment spec is a TOML file (or a shipped spec name, see :func:`spec_names`)::
 
-    base = "quickstart"                  # a preset or a .toml config (relative to the spec)
+    base = "quickstart"                  # a preset or a .toml config (relative to the spec);
+                                         # a variant may have its own base
     set = ["train.steps=300"]            # overrides for every variant (optional)
     runs = 3                             # default run count (--runs overrides it)
     [evaluate]                           # the evaluation of every run: num, seed, digits,
@@ -15,10 +16,10 @@ An experiment spec is a TOML file (or a shipped spec name, see :func:`spec_names
     [slurm]                              # sbatch options (partition, time, gpus, ...)
     time = "02:00:00"
 
-A variant's config is: the base, the spec's ``set`` (and ``--set``), then the
-variant's section tables (each replaces that whole section), then the variant's
-``set``. Run ``i`` (0..N-1) of each variant
-uses ``train.seed = i``; every run is evaluated on the same test set.
+A variant's config is: its base (the variant's own, else the spec's), then the
+spec's ``set`` (and ``--set``), then the variant's section tables (each replaces that
+whole section), then the variant's ``set``. Run ``i`` (0..N-1) of each variant uses
+``train.seed = i``; every run is evaluated on the same test set.
 
 Experiment folder (``workdir``)::
 
@@ -72,7 +73,7 @@ METRICS = ("mse_per_frame", "mae_per_frame", "ssim", "psnr", "mse_per_pixel")
 LOWER_IS_BETTER = frozenset({"mse_per_frame", "mae_per_frame", "mse_per_pixel"})
 METRIC_FORMATS = {"mse_per_frame": ".2f", "mae_per_frame": ".2f", "ssim": ".4f", "psnr": ".2f", "mse_per_pixel": ".5f"}
 SPEC_KEYS = ("description", "base", "set", "runs", "evaluate", "variants", "slurm")
-VARIANT_KEYS = ("description", "set", "model", "data", "sampling", "train")
+VARIANT_KEYS = ("description", "base", "set", "model", "data", "sampling", "train")
 SECTION_NAMES = ("model", "data", "sampling", "train")
 # evaluate()'s keyword arguments, by their spec names.
 EVALUATE_KEYS = {
@@ -101,6 +102,8 @@ class Variant:
     set: tuple[str, ...] = ()
     sections: dict = field(default_factory=dict)  # section name -> table replacing the base's
     description: str = ""
+    base: str | None = None  # this variant's own base (a preset name or an absolute path)
+    base_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,8 @@ class ExperimentSpec:
 
     name: str
     source: str
-    base: str  # a preset name or an absolute .toml path
-    base_path: Path
+    base: str | None  # a preset name or an absolute .toml path (None: every variant has its own)
+    base_path: Path | None
     set: tuple[str, ...] = ()
     runs: int | None = None
     evaluate: dict = field(default_factory=dict)
@@ -129,7 +132,8 @@ class ExperimentSpec:
         data = {}
         if self.description:
             data["description"] = self.description
-        data["base"] = self.base
+        if self.base is not None:
+            data["base"] = self.base
         data["set"] = list(self.set)
         runs = runs if runs is not None else self.runs
         if runs is not None:
@@ -140,6 +144,8 @@ class ExperimentSpec:
             table = {}
             if variant.description:
                 table["description"] = variant.description
+            if variant.base is not None:
+                table["base"] = variant.base
             table["set"] = list(variant.set)
             table.update({k: dict(v) for k, v in variant.sections.items()})
             data["variants"][variant.name] = table
@@ -232,12 +238,12 @@ def spec_from_dict(raw: dict, source: str = "spec", root=".", name: str = "exper
     for key in raw:
         if key not in SPEC_KEYS:
             raise ConfigError(f"{source}: unknown key {key!r}.{_nearest(key, SPEC_KEYS)} Valid keys: {', '.join(SPEC_KEYS)}.")
-    if "base" not in raw:
-        raise ConfigError(f"{source}: missing base: the preset or .toml config every variant starts from, e.g. base = \"quickstart\".")
-    try:
-        base, base_path = _resolve_base(raw["base"], Path(root))
-    except ConfigError as error:
-        raise ConfigError(f"{source}: base: {error}") from None
+    base = base_path = None
+    if "base" in raw:
+        try:
+            base, base_path = _resolve_base(raw["base"], Path(root))
+        except ConfigError as error:
+            raise ConfigError(f"{source}: base: {error}") from None
     common = _string_list(raw.get("set", []), f"{source}: set")
     runs = raw.get("runs")
     if runs is not None and (isinstance(runs, bool) or not isinstance(runs, int) or runs < 1):
@@ -270,7 +276,20 @@ def spec_from_dict(raw: dict, source: str = "spec", root=".", name: str = "exper
         description = table.get("description", "")
         if not isinstance(description, str):
             raise ConfigError(f"{where}: description must be a string.")
-        variants.append(Variant(variant_name, _string_list(table.get("set", []), f"{where} set"), sections, description))
+        own_base = own_base_path = None
+        if "base" in table:
+            try:
+                own_base, own_base_path = _resolve_base(table["base"], Path(root))
+            except ConfigError as error:
+                raise ConfigError(f"{where}: base: {error}") from None
+        elif base is None:
+            raise ConfigError(
+                f"{source}: missing base: the preset or .toml config every variant starts from, e.g. base = \"quickstart\" "
+                f"(or a base in each variant; [variants.{variant_name}] has none)."
+            )
+        variants.append(Variant(
+            variant_name, _string_list(table.get("set", []), f"{where} set"), sections, description, own_base, own_base_path,
+        ))
     slurm = raw.get("slurm", {})
     if not isinstance(slurm, dict):
         raise ConfigError(f"{source}: [slurm] must be a table of sbatch options.")
@@ -322,10 +341,11 @@ def variant_config(spec: ExperimentSpec, variant: Variant):
     from predrnn.jobs.config import from_dict
 
     where = f"{spec.source}: variant {variant.name!r}"
+    base_path = variant.base_path or spec.base_path
     try:
-        raw = tomllib.loads(spec.base_path.read_text())
+        raw = tomllib.loads(base_path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(f"{where}: could not read the base {spec.base_path}: {error}") from None
+        raise ConfigError(f"{where}: could not read the base {base_path}: {error}") from None
 
     def apply(overrides):
         for text in overrides:
@@ -512,6 +532,8 @@ def _run_process(command, log_path, processes: _Processes, echo: bool) -> int:
     with open(log_path, "a") as log:
         log.write(f"\n$ {shlex.join(command)}\n")
         log.flush()
+        if echo:
+            print(f"$ {shlex.join(command)}", flush=True)
         with processes.lock:
             if processes.stopping:
                 log.write("(not started: the experiment is stopping)\n")
@@ -530,6 +552,15 @@ def _run_process(command, log_path, processes: _Processes, echo: bool) -> int:
                     sys.stdout.write(text)
                     sys.stdout.flush()
             return process.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C (or SIGINT to this process alone): let the run save and stop, then report it
+            processes.stop()
+            try:
+                return process.wait(timeout=300)
+            except (KeyboardInterrupt, subprocess.TimeoutExpired):
+                process.kill()
+                process.wait()
+                return -signal.SIGKILL
         finally:
             with processes.lock:
                 processes.live.discard(process)
@@ -631,6 +662,10 @@ def execute_run(
     })
     _write_json(folder / "status.json", record)
     return record
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _log_tail(path, lines=8) -> str:
@@ -971,7 +1006,7 @@ def _submit_slurm(plan, *, parallel, resume, dry_run, out) -> dict:
     submissions.append({"job_id": job_id, "array": result["array"], "indices": indices, "summary_job_id": summary_job,
                         "submitted": datetime.datetime.now().isoformat(timespec="seconds")})
     _write_json(submissions_path, submissions)
-    print(f"Submitted job array {job_id} ({len(indices)} tasks: {result['array']}); logs in {slurm_dir / 'logs'}."
+    print(f"Submitted job array {job_id} ({_plural(len(indices), 'task')}: {result['array']}); logs in {slurm_dir / 'logs'}."
           + (f" Summary job {summary_job} runs after it." if summary_job else ""), file=out)
     print(f"Check with `squeue -j {job_id}`; rebuild the tables any time with `predrnn experiment-summary {workdir}`; "
           f"resubmit unfinished runs with `predrnn experiment {workdir / 'spec.toml'} --workdir {workdir} --slurm --resume`.", file=out)
@@ -1180,7 +1215,7 @@ def _write_summary_md(workdir, record, aggregates, rows, test_set) -> Path:
     lines = [
         f"# Experiment {record.get('name', workdir.name)}",
         "",
-        f"{len(rows)} runs ({len(aggregates)} variants, seeds 0..{record.get('runs', 0) - 1}) on the "
+        f"{_plural(len(rows), 'run')} ({_plural(len(aggregates), 'variant')}, seeds 0..{record.get('runs', 0) - 1}) on the "
         f"{record.get('backend', '?')} backend; spec: `{record.get('spec', '?')}`.",
         "Status: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ".",
         "",
