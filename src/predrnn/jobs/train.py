@@ -200,8 +200,14 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
 
     from predrnn.jobs.callbacks import RolloutValidation, RunCheckpoint, SamplingProbabilityLogger, atomic_write_json
 
+    from predrnn.jobs.distribution import distribution_scope, multi_worker_environment
+
     workdir = Path(workdir)
-    _check_workdir(workdir, resume, overwrite)
+    t = config.train
+    cluster = multi_worker_environment() if t.distribution != "none" else None
+    is_chief = cluster is None or cluster.worker_index == 0
+    if is_chief:
+        _check_workdir(workdir, resume, overwrite)
     checkpoints = workdir / "checkpoints"
     initial_epoch, best_value = 0, None
     if resume:
@@ -210,14 +216,20 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
         with open(checkpoints / "state.json") as handle:
             state = json.load(handle)
         initial_epoch, best_value = int(state["epoch"]), state.get("best_value")
-    workdir.mkdir(parents=True, exist_ok=True)
-    save_config(config, workdir / "config.json")
-    atomic_write_json(workdir / "run.json", _run_info())
+    if is_chief:
+        workdir.mkdir(parents=True, exist_ok=True)
+        save_config(config, workdir / "config.json")
+        atomic_write_json(workdir / "run.json", _run_info())
 
-    t = config.train
     epochs = _num_epochs(t)
     keras.utils.set_random_seed(t.seed)
-    with dtype_policy(t.precision):
+    with (
+        dtype_policy(t.precision),
+        distribution_scope(t.distribution, global_batch_size=t.batch_size) as info,
+        info.run_directory(workdir) as out,  # non-chief workers write to a scratch folder
+    ):
+        if info.is_distributed:
+            print(f"Distribution: {info.describe()}", file=sys.stderr)
         if resume:
             from predrnn.models import load_model
 
@@ -237,18 +249,17 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
         # the dataset's own epoch hooks (see predrnn.data.datasets).
         callbacks = [dataset.epoch_callback(), SamplingProbabilityLogger(dataset)]
         if validation is not None:
-            callbacks.append(
-                RolloutValidation(
-                    validation, d.input_length, d.output_length, batch_size=t.batch_size,
-                    samples_dir=workdir / "samples", steps_per_epoch=t.steps_per_epoch,
-                )
+            validation_callback = RolloutValidation(
+                validation, d.input_length, d.output_length, batch_size=t.batch_size,
+                samples_dir=out / "samples", steps_per_epoch=t.steps_per_epoch,
             )
+            callbacks.append(info.validation_callback(validation_callback))
         callbacks += [
-            RunCheckpoint(checkpoints, best_value=best_value),
-            keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=resume),
+            RunCheckpoint(out / "checkpoints", best_value=best_value),
+            keras.callbacks.CSVLogger(str(out / "history.csv"), append=resume),
         ]
         if keras.backend.backend() == "tensorflow":
-            callbacks.append(keras.callbacks.TensorBoard(str(workdir / "logs"), write_graph=False))
+            callbacks.append(keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False))
         if initial_epoch >= epochs:
             print(f"The run in {workdir} already finished its {t.steps} steps.", file=sys.stderr)
             return {"workdir": str(workdir), "epochs": initial_epoch, "interrupted": False}
@@ -256,12 +267,12 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
         with _sigterm_as_interrupt():
             try:
                 model.fit(
-                    dataset,
+                    info.shard_dataset(dataset),
                     epochs=epochs,
                     initial_epoch=initial_epoch,
                     callbacks=callbacks,
                     shuffle=False,
-                    verbose=1 if t.progress else 2,
+                    verbose=(1 if t.progress else 2) if info.is_chief else 0,
                 )
             except KeyboardInterrupt:
                 interrupted = True
