@@ -60,6 +60,9 @@ def worker(workdir, out, epochs):
         dataset, validation = build_datasets(config)
 
         class Snapshot(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                (out / f"trained_{rank}").touch()  # this worker is past its first step
+
             def on_epoch_end(self, epoch, logs=None):
                 weights = [np.array(keras.ops.convert_to_numpy(w)) for w in self.model.get_weights()]
                 np.savez(out / f"weights_{rank}_{epoch}.npz", *weights)
@@ -238,7 +241,7 @@ def test_a_dead_worker_stops_the_other(tmp_path):
     processes, logs, _, out = launch(tmp_path, epochs=10_000, tf_config=False)
     try:
         deadline = time.monotonic() + START_TIMEOUT
-        while not all((out / f"weights_{i}_0.npz").exists() for i in range(2)):  # both trained a step
+        while not all((out / f"trained_{i}").exists() for i in range(2)):  # both are training
             if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
                 pytest.fail("the workers did not start training:\n" + "\n---\n".join(_tail(log) for log in logs))
             time.sleep(0.5)
