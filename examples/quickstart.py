@@ -12,8 +12,8 @@
 #
 # Everything here is also one CLI command (`predrnn train quickstart --workdir runs/qs`,
 # `predrnn evaluate runs/qs`, `predrnn predict ...`). The Python API is the same code.
-# Set `STEPS` higher for a better model; 1,000 steps take about QUICKSTART_MINUTES on a
-# 2-core CPU.
+# Set `STEPS` higher for a better model (the `quickstart` preset trains 300 steps; on a
+# busy 2-core CPU 100 steps took about 10 minutes).
 
 # %%
 import os
