@@ -15,8 +15,14 @@ Usage (what the training job does)::
     keras.utils.set_random_seed(seed)
     with distribution_scope(config.train.distribution, global_batch_size=config.train.batch_size) as info:
         model = build_model(...); compile(model)          # variables are created here
-        model.fit(info.shard_dataset(dataset), ...)
-        # write files only when info.is_chief
+        with info.run_directory(workdir) as out:          # workdir on the chief, a temporary folder elsewhere
+            callbacks = [info.validation_callback(RolloutValidation(...)), RunCheckpoint(out / "checkpoints"), ...]
+            model.fit(info.shard_dataset(dataset), callbacks=callbacks, ...)
+
+Files outside ``fit`` (``config.json``, ``run.json``) are written when ``info.is_chief`` (before
+the scope: ``multi_worker_environment()``; worker 0 is the chief). Every worker runs every
+callback, because saving a model is a collective operation under TensorFlow's multi-worker
+strategy and validation rollouts are one under JAX with several processes.
 
 ``mode`` is ``"none"``, ``"data_parallel"`` or ``"auto"``: data-parallel when this process sees
 more than one device (TensorFlow: GPUs, else logical CPUs; JAX: ``jax.devices()``) or a
