@@ -35,7 +35,7 @@ from predrnn.errors import ConfigError, PredRNNError
 from predrnn.jobs.config import ExperimentConfig, load_saved_config, model_arguments, save_config
 
 # Config keys that may change when a run is resumed.
-RESUMABLE_CHANGES = {("train", "steps"), ("train", "progress"), ("train", "workers")}
+RESUMABLE_CHANGES = {("train", "steps"), ("train", "progress"), ("train", "workers"), ("train", "distribution")}
 
 
 def build_model(model_config):
@@ -130,7 +130,7 @@ def _check_resume_config(saved: ExperimentConfig, config: ExperimentConfig) -> N
                 differences.append(f"{section}.{key}: run {old[key]!r}, now {new[key]!r}")
     if differences:
         raise ConfigError(
-            "The config differs from the run being resumed (only train.steps may change):\n  "
+            "The config differs from the run being resumed (only train.steps, progress, workers and distribution may change):\n  "
             + "\n  ".join(differences)
             + "\nResume with the run's own config (its config.json), or start a new --workdir."
         )
