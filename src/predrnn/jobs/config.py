@@ -34,6 +34,7 @@ class ModelConfig:
     use_layer_norm: bool = False
     decoupling_weight: float = 0.0  # > 0: PredRNN-V2 (predrnn only)
     forget_bias: float = 1.0
+    remat: bool = False  # recompute each time step in the backward pass: less memory, ~1/3 more compute
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """Small building blocks shared by the recurrent cells (keras.ops only)."""
 
+import os
+
 import keras
 from keras import ops
 
@@ -32,21 +34,79 @@ def serialize_kernel_initializer(identifier):
     return keras.initializers.serialize(identifier)
 
 
-def conv2d(x, kernel):
-    """Stride-1, "same"-padded, bias-free 2-D convolution, channels-last.
+CHANNELS_LAST = "channels_last"
+CHANNELS_FIRST = "channels_first"
 
-    1x1 kernels run as a matmul over the channel axis (the same result, cheaper).
+
+def internal_data_format():
+    """The layout the recurrent loop runs in on this backend (inputs and outputs stay channels-last).
+
+    PyTorch's convolutions are channels-first: Keras' channels-last ``conv`` on the torch
+    backend transposes every input and output (and converts memory formats), which a
+    PredRNN step pays dozens of times. On torch the loop therefore runs channels-first
+    throughout (one transpose of the patches in, one of the predictions out); TensorFlow
+    (whose CPU convolutions are channels-last only) and JAX (XLA picks its own layouts) stay
+    channels-last. ``PREDRNN_INTERNAL_LAYOUT=channels_first|channels_last`` overrides the
+    choice, for benchmarking.
     """
-    if kernel.shape[0] == 1 and kernel.shape[1] == 1:
+    override = os.environ.get("PREDRNN_INTERNAL_LAYOUT")
+    if override in (CHANNELS_FIRST, CHANNELS_LAST):
+        return override
+    return CHANNELS_FIRST if keras.backend.backend() == "torch" else CHANNELS_LAST
+
+
+def fused_gates():
+    """Whether the cells fuse their gate convolutions (see ``SpatioTemporalLSTMCell.fused_kernels``).
+
+    Always on (without layer norm), except with ``PREDRNN_FUSED_GATES=0``, which runs the
+    three separate convolutions of the reference, for benchmarking.
+    """
+    return os.environ.get("PREDRNN_FUSED_GATES", "1") != "0"
+
+
+def channel_axis(data_format):
+    return 1 if data_format == CHANNELS_FIRST else -1
+
+
+def conv2d(x, kernel, data_format=CHANNELS_LAST):
+    """Stride-1, "same"-padded, bias-free 2-D convolution; ``kernel`` is ``(k, k, in, out)``.
+
+    Channels-last 1x1 kernels run as a matmul over the channel axis (the same result, cheaper).
+    """
+    if data_format == CHANNELS_LAST and kernel.shape[0] == 1 and kernel.shape[1] == 1:
         return ops.matmul(x, kernel[0, 0])
-    return ops.conv(x, kernel, strides=1, padding="same", data_format="channels_last")
+    return ops.conv(x, kernel, strides=1, padding="same", data_format=data_format)
 
 
-def spatial_layer_norm(x, gamma, beta, epsilon=LAYER_NORM_EPSILON):
-    """Normalise each sample jointly over (H, W, C); elementwise affine of shape (H, W, C)."""
+def _is_low_precision(x):
+    return keras.backend.standardize_dtype(x.dtype) in ("float16", "bfloat16")
+
+
+def spatial_layer_norm(x, gamma, beta, epsilon=LAYER_NORM_EPSILON, data_format=CHANNELS_LAST):
+    """Normalise each sample jointly over (H, W, C); elementwise affine of shape (H, W, C).
+
+    The statistics are computed in float32 when ``x`` is float16/bfloat16 (mixed precision).
+    """
+    if data_format == CHANNELS_FIRST:
+        gamma = ops.transpose(gamma, (2, 0, 1))
+        beta = ops.transpose(beta, (2, 0, 1))
+    dtype = x.dtype
+    if _is_low_precision(x):
+        x = ops.cast(x, "float32")
+        gamma, beta = ops.cast(gamma, "float32"), ops.cast(beta, "float32")
     mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
     variance = ops.mean(ops.square(x - mean), axis=(1, 2, 3), keepdims=True)
-    return (x - mean) * ops.rsqrt(variance + epsilon) * gamma + beta
+    y = (x - mean) * ops.rsqrt(variance + epsilon) * gamma + beta
+    return ops.cast(y, dtype) if y.dtype != dtype else y
+
+
+def add_terms(*terms):
+    """Sum of the terms that are not ``None`` (``None`` stands for an exact zero)."""
+    present = [t for t in terms if t is not None]
+    total = present[0]
+    for term in present[1:]:
+        total = total + term
+    return total
 
 
 def check_channels_last(data_format):
@@ -130,11 +190,33 @@ class ConvRecurrentCell(keras.layers.Layer):
         beta = self.add_weight(name=f"{name}_beta", shape=(height, width, channels), initializer="zeros")
         return gamma, beta
 
-    def _conv(self, x, kernel, norm=None):
-        y = conv2d(x, kernel)
+    def _conv(self, x, kernel, norm=None, data_format=CHANNELS_LAST):
+        """conv(x) [+ layer norm]; ``x=None`` stands for an all-zero input (a zero state).
+
+        A bias-free conv of zeros is exactly zero, so it is skipped (``None`` is returned);
+        with layer norm the result is exactly the affine offset ``beta``.
+        """
+        if x is None:
+            if norm is None:
+                return None
+            beta = norm[1]
+            if data_format == CHANNELS_FIRST:
+                beta = ops.transpose(beta, (2, 0, 1))
+            return ops.expand_dims(beta, 0)  # (1, ...): broadcasts over the batch
+        y = conv2d(x, kernel, data_format)
         if norm is not None:
-            y = spatial_layer_norm(y, *norm)
+            y = spatial_layer_norm(y, *norm, data_format=data_format)
         return y
+
+    def _fused_conv(self, x, state, kernel, data_format=CHANNELS_LAST):
+        """``conv([x, state])`` with a kernel stacked over input channels; ``state=None`` is zero.
+
+        A zero state contributes nothing, so only the x rows of the kernel are used.
+        """
+        axis = channel_axis(data_format)
+        if state is None:
+            return conv2d(x, kernel[:, :, : x.shape[axis], :], data_format)
+        return conv2d(ops.concatenate([x, state], axis=axis), kernel, data_format)
 
     def get_config(self):
         config = super().get_config()

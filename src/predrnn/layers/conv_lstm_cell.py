@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from predrnn.layers.common import ConvRecurrentCell
+from predrnn.layers.common import CHANNELS_LAST, ConvRecurrentCell, add_terms, channel_axis, fused_gates
 
 
 @keras.saving.register_keras_serializable(package="predrnn")
@@ -38,12 +38,31 @@ class ConvLSTMCell(ConvRecurrentCell):
             self.norms["h"] = self._add_layer_norm("norm_h", height, width, 4 * n)
 
     def call(self, inputs, states):
+        return self.step(inputs, states)
+
+    def fused_kernels(self):
+        """``kernel_x`` over ``kernel_h`` (stacked over input channels): ``conv_x(x) + conv_h(h)``
+        as one convolution of ``[x, h]`` (used without layer norm)."""
+        return ops.concatenate([ops.convert_to_tensor(self.kernel_x), ops.convert_to_tensor(self.kernel_h)], axis=2)
+
+    def step(self, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None):
+        """The cell's computation without Keras' ``__call__`` wrapper, in either layout.
+
+        A state given as ``None`` is an exact zero (the initial state; its conv is skipped).
+        Without layer norm the two gate convolutions are one (see :meth:`fused_kernels`).
+        """
         hidden, cell = states
-        gates = self._conv(inputs, self.kernel_x, self.norms.get("x")) + self._conv(
-            hidden, self.kernel_h, self.norms.get("h")
-        )
-        i, f, g, o = ops.split(gates, 4, axis=-1)
-        cell = ops.sigmoid(f + self.forget_bias) * cell + ops.sigmoid(i) * ops.tanh(g)
+        if self.use_layer_norm or not fused_gates():  # separate convolutions
+            gates = add_terms(
+                self._conv(inputs, self.kernel_x, self.norms.get("x"), data_format),
+                self._conv(hidden, self.kernel_h, self.norms.get("h"), data_format),
+            )
+        else:
+            kernel = fused_kernels if fused_kernels is not None else self.fused_kernels()
+            gates = self._fused_conv(inputs, hidden, kernel, data_format)
+        i, f, g, o = ops.split(gates, 4, axis=channel_axis(data_format))
+        delta = ops.sigmoid(i) * ops.tanh(g)
+        cell = delta if cell is None else ops.sigmoid(f + self.forget_bias) * cell + delta
         hidden = ops.sigmoid(o) * ops.tanh(cell)
         return hidden, cell
 

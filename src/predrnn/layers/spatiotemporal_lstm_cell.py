@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from predrnn.layers.common import ConvRecurrentCell
+from predrnn.layers.common import CHANNELS_LAST, ConvRecurrentCell, add_terms, channel_axis, fused_gates
 
 
 @keras.saving.register_keras_serializable(package="predrnn")
@@ -82,29 +82,70 @@ class SpatioTemporalLSTMCell(ConvRecurrentCell):
                 self.norms[name] = self._add_layer_norm(f"norm_{name}", height, width, width_mult * n)
 
     def call(self, inputs, states):
+        return self.step(inputs, states)
+
+    def fused_kernels(self):
+        """The kernels of the fused gate convolutions (used without layer norm).
+
+        ``conv_x(x) + conv_h(h)`` for the gates ``(i, f, g, o)`` is one convolution of the
+        channel-concatenation ``[x, h]`` with the kernel ``[kernel_x[..., i f g o];
+        kernel_h]`` stacked over input channels, and ``conv_x(x) + conv_m(m)`` for
+        ``(i', f', g')`` one of ``[x, m]``: the same multiply-adds in two convolutions
+        instead of three, and none of the seven gate additions. Returns
+        ``(kernel_xh (k, k, in + n, 4n), kernel_xm (k, k, in + n, 3n))``.
+        """
+        n = self.filters
+        kernel_x = ops.convert_to_tensor(self.kernel_x)
+        x_ifgo = ops.concatenate([kernel_x[..., : 3 * n], kernel_x[..., 6 * n :]], axis=-1)
+        kernel_xh = ops.concatenate([x_ifgo, ops.convert_to_tensor(self.kernel_h)], axis=2)
+        kernel_xm = ops.concatenate([kernel_x[..., 3 * n : 6 * n], ops.convert_to_tensor(self.kernel_m)], axis=2)
+        return kernel_xh, kernel_xm
+
+    def step(self, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None):
+        """The cell's computation without Keras' ``__call__`` wrapper, in either layout.
+
+        Used by the models' time loop. A state given as ``None`` is an exact zero (the
+        initial state): the convolutions of zero states are skipped, as they are exactly
+        zero (or ``beta`` with layer norm). Without layer norm the gate convolutions are
+        fused (see :meth:`fused_kernels`; pass them to compute them once per sequence).
+        """
         hidden, cell, memory = states
-        x_gates = self._conv(inputs, self.kernel_x, self.norms.get("x"))
-        h_gates = self._conv(hidden, self.kernel_h, self.norms.get("h"))
-        m_gates = self._conv(memory, self.kernel_m, self.norms.get("m"))
-        i_x, f_x, g_x, i_x_m, f_x_m, g_x_m, o_x = ops.split(x_gates, 7, axis=-1)
-        i_h, f_h, g_h, o_h = ops.split(h_gates, 4, axis=-1)
-        i_m, f_m, g_m = ops.split(m_gates, 3, axis=-1)
+        axis = channel_axis(data_format)
+        if self.use_layer_norm or not fused_gates():  # separate convolutions
+            x_gates = self._conv(inputs, self.kernel_x, self.norms.get("x"), data_format)
+            h_gates = self._conv(hidden, self.kernel_h, self.norms.get("h"), data_format)
+            m_gates = self._conv(memory, self.kernel_m, self.norms.get("m"), data_format)
+            i_x, f_x, g_x, i_x_m, f_x_m, g_x_m, o_x = ops.split(x_gates, 7, axis=axis)
+            i_h = f_h = g_h = o_h = i_m = f_m = g_m = None
+            if h_gates is not None:
+                i_h, f_h, g_h, o_h = ops.split(h_gates, 4, axis=axis)
+            if m_gates is not None:
+                i_m, f_m, g_m = ops.split(m_gates, 3, axis=axis)
+            i_pre, f_pre, g_pre = add_terms(i_x, i_h), add_terms(f_x, f_h), add_terms(g_x, g_h)
+            i_prime_pre, f_prime_pre, g_prime_pre = add_terms(i_x_m, i_m), add_terms(f_x_m, f_m), add_terms(g_x_m, g_m)
+            o_pre = add_terms(o_x, o_h)
+        else:
+            kernel_xh, kernel_xm = fused_kernels if fused_kernels is not None else self.fused_kernels()
+            xh_gates = self._fused_conv(inputs, hidden, kernel_xh, data_format)
+            xm_gates = self._fused_conv(inputs, memory, kernel_xm, data_format)
+            i_pre, f_pre, g_pre, o_pre = ops.split(xh_gates, 4, axis=axis)
+            i_prime_pre, f_prime_pre, g_prime_pre = ops.split(xm_gates, 3, axis=axis)
 
-        i = ops.sigmoid(i_x + i_h)
-        f = ops.sigmoid(f_x + f_h + self.forget_bias)
-        g = ops.tanh(g_x + g_h)
+        i = ops.sigmoid(i_pre)
+        f = ops.sigmoid(f_pre + self.forget_bias)
+        g = ops.tanh(g_pre)
         delta_c = i * g
-        cell = f * cell + delta_c
+        cell = delta_c if cell is None else f * cell + delta_c
 
-        i_prime = ops.sigmoid(i_x_m + i_m)
-        f_prime = ops.sigmoid(f_x_m + f_m + self.forget_bias)
-        g_prime = ops.tanh(g_x_m + g_m)
+        i_prime = ops.sigmoid(i_prime_pre)
+        f_prime = ops.sigmoid(f_prime_pre + self.forget_bias)
+        g_prime = ops.tanh(g_prime_pre)
         delta_m = i_prime * g_prime
-        memory = f_prime * memory + delta_m
+        memory = delta_m if memory is None else f_prime * memory + delta_m
 
-        both = ops.concatenate([cell, memory], axis=-1)
-        o = ops.sigmoid(o_x + o_h + self._conv(both, self.kernel_o, self.norms.get("o")))
-        hidden = o * ops.tanh(self._conv(both, self.kernel_last))
+        both = ops.concatenate([cell, memory], axis=axis)
+        o = ops.sigmoid(add_terms(o_pre, self._conv(both, self.kernel_o, self.norms.get("o"), data_format)))
+        hidden = o * ops.tanh(self._conv(both, self.kernel_last, data_format=data_format))
         if self.return_increments:
             return hidden, cell, memory, delta_c, delta_m
         return hidden, cell, memory

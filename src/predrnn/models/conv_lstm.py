@@ -1,7 +1,6 @@
 """The ConvLSTM baseline with PredRNN's interface."""
 
 import keras
-from keras import ops
 
 from predrnn.layers.conv_lstm_cell import ConvLSTMCell
 from predrnn.models.video_predictor import VideoPredictor
@@ -24,6 +23,7 @@ class ConvLSTM(VideoPredictor):
         use_layer_norm=False,
         forget_bias=1.0,
         kernel_initializer="reference",
+        remat=False,
         **kwargs,
     ):
         super().__init__(
@@ -33,6 +33,7 @@ class ConvLSTM(VideoPredictor):
             use_layer_norm=use_layer_norm,
             forget_bias=forget_bias,
             kernel_initializer=kernel_initializer,
+            remat=remat,
             **kwargs,
         )
         self.cells = [
@@ -51,18 +52,17 @@ class ConvLSTM(VideoPredictor):
         for index, cell in enumerate(self.cells):
             cell.build((None, height, width, in_channels if index == 0 else self.filters[index - 1]))
 
-    def _initial_state(self, batch, height, width):
-        dtype = self.compute_dtype
-        hidden = [ops.zeros((batch, height, width, n), dtype=dtype) for n in self.filters]
-        cell = [ops.zeros((batch, height, width, n), dtype=dtype) for n in self.filters]
-        return hidden, cell
+    def _initial_state(self):
+        count = len(self.filters)  # exact zeros, as None: the first step skips their convs
+        return [None] * count, [None] * count
 
-    def _step(self, x, state, with_decoupling):
+    def _step(self, x, state, with_decoupling, data_format, constants=None):
         hidden, cell = state
         new_hidden, new_cell = [], []
         inputs = x
         for index, layer in enumerate(self.cells):
-            inputs, c = layer(inputs, (hidden[index], cell[index]))
+            fused = None if constants is None else constants[index]
+            inputs, c = layer.step(inputs, (hidden[index], cell[index]), data_format, fused)
             new_hidden.append(inputs)
             new_cell.append(c)
         return inputs, (new_hidden, new_cell), None

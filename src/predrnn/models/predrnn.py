@@ -3,28 +3,34 @@
 import keras
 from keras import ops
 
-from predrnn.layers.common import conv2d
+from predrnn.layers.common import CHANNELS_FIRST, conv2d
 from predrnn.layers.spatiotemporal_lstm_cell import SpatioTemporalLSTMCell
 from predrnn.models.video_predictor import FRAMES, TEACHER_FORCING_MASK, VideoPredictor
 
 
-def decoupling_term(delta_c, delta_m, adapter_kernel):
+def decoupling_term(delta_c, delta_m, adapter_kernel, data_format="channels_last"):
     """Mean |cosine similarity| between the adapted increments, per (sample, channel).
 
     Each channel of ``adapter(delta_c)`` and ``adapter(delta_m)`` is flattened over
     H*W and L2-normalised; the cosine over H*W is averaged (in absolute value) over
     samples and channels. PredRNN-V2's decoupling loss is the mean of this over
-    layers and time steps.
+    layers and time steps. Computed in float32 (also under mixed precision).
     """
-    a = conv2d(delta_c, adapter_kernel)
-    b = conv2d(delta_m, adapter_kernel)
+    a = ops.cast(conv2d(delta_c, adapter_kernel, data_format), "float32")
+    b = ops.cast(conv2d(delta_m, adapter_kernel, data_format), "float32")
     shape = ops.shape(a)
-    a = ops.reshape(a, (shape[0], -1, shape[-1]))
-    b = ops.reshape(b, (shape[0], -1, shape[-1]))
+    if data_format == CHANNELS_FIRST:  # (B, C, H, W) -> (B, C, H*W)
+        a = ops.reshape(a, (shape[0], shape[1], -1))
+        b = ops.reshape(b, (shape[0], shape[1], -1))
+        spatial_axis = 2
+    else:  # (B, H, W, C) -> (B, H*W, C)
+        a = ops.reshape(a, (shape[0], -1, shape[-1]))
+        b = ops.reshape(b, (shape[0], -1, shape[-1]))
+        spatial_axis = 1
     eps = 1e-12  # torch.nn.functional.normalize's default
-    a = a / ops.maximum(ops.sqrt(ops.sum(ops.square(a), axis=1, keepdims=True)), eps)
-    b = b / ops.maximum(ops.sqrt(ops.sum(ops.square(b), axis=1, keepdims=True)), eps)
-    return ops.mean(ops.abs(ops.sum(a * b, axis=1)))
+    a = a / ops.maximum(ops.sqrt(ops.sum(ops.square(a), axis=spatial_axis, keepdims=True)), eps)
+    b = b / ops.maximum(ops.sqrt(ops.sum(ops.square(b), axis=spatial_axis, keepdims=True)), eps)
+    return ops.mean(ops.abs(ops.sum(a * b, axis=spatial_axis)))
 
 
 @keras.saving.register_keras_serializable(package="predrnn")
@@ -52,6 +58,8 @@ class PredRNN(VideoPredictor):
         forget_bias: added to the forget gates (1.0).
         kernel_initializer: ``"reference"`` (PyTorch's conv default, as the official
             code) or any Keras initializer.
+        remat: recompute each time step in the backward pass instead of keeping its
+            activations (``keras.remat``): less memory on long sequences, ~1/3 more compute.
 
     Inputs:
         ``{"frames": (B, T, H, W, C) in [0, 1], "teacher_forcing_mask": (B, T-2)}``;
@@ -71,6 +79,7 @@ class PredRNN(VideoPredictor):
         decoupling_weight=0.0,
         forget_bias=1.0,
         kernel_initializer="reference",
+        remat=False,
         **kwargs,
     ):
         super().__init__(
@@ -80,6 +89,7 @@ class PredRNN(VideoPredictor):
             use_layer_norm=use_layer_norm,
             forget_bias=forget_bias,
             kernel_initializer=kernel_initializer,
+            remat=remat,
             **kwargs,
         )
         decoupling_weight = float(decoupling_weight)
@@ -121,27 +131,26 @@ class PredRNN(VideoPredictor):
                     name=f"decoupling_adapter_{width_}", shape=(1, 1, width_, width_), initializer=self._initializer
                 )
 
-    def _initial_state(self, batch, height, width):
-        dtype = self.compute_dtype
-        hidden = [ops.zeros((batch, height, width, n), dtype=dtype) for n in self.filters]
-        cell = [ops.zeros((batch, height, width, n), dtype=dtype) for n in self.filters]
-        # The memory starts as if it came from the top layer (zero either way).
-        memory = ops.zeros((batch, height, width, self.filters[-1]), dtype=dtype)
-        return hidden, cell, memory
+    def _initial_state(self):
+        # Exact zeros, as ``None``: hidden and cell per layer, and the memory (as if it came
+        # from the top layer). The first step skips their convolutions.
+        count = len(self.filters)
+        return [None] * count, [None] * count, None
 
-    def _step(self, x, state, with_decoupling):
+    def _step(self, x, state, with_decoupling, data_format, constants=None):
         hidden, cell, memory = state
         new_hidden, new_cell, terms = [], [], []
         inputs = x
         for index, layer in enumerate(self.cells):
             adapter = self.memory_adapters.get(str(index))
-            if adapter is not None:
-                memory = conv2d(memory, adapter)
-            outputs = layer(inputs, (hidden[index], cell[index], memory))
+            if adapter is not None and memory is not None:
+                memory = conv2d(memory, adapter, data_format)
+            fused = None if constants is None else constants[index]
+            outputs = layer.step(inputs, (hidden[index], cell[index], memory), data_format, fused)
             h, c, memory = outputs[:3]
             if with_decoupling:
                 kernel = self.decoupling_adapters[str(self.filters[index])]
-                terms.append(decoupling_term(outputs[3], outputs[4], kernel))
+                terms.append(decoupling_term(outputs[3], outputs[4], kernel, data_format))
             new_hidden.append(h)
             new_cell.append(c)
             inputs = h
@@ -154,7 +163,7 @@ class PredRNN(VideoPredictor):
         predictions, decoupling = self._forward(frames, inputs[TEACHER_FORCING_MASK], with_decoupling)
         if with_decoupling:
             self.add_loss(self.decoupling_weight * ops.cast(decoupling, "float32"))
-        return predictions
+        return self._output(predictions)
 
     def decoupling_loss(self, inputs):
         """The unweighted V2 decoupling loss of one batch (for inspection and tests)."""

@@ -5,10 +5,13 @@ import numpy as np
 from keras import ops
 
 from predrnn.layers.common import (
+    CHANNELS_FIRST,
     check_kernel_size,
     check_positive_int,
     conv2d,
+    fused_gates,
     get_kernel_initializer,
+    internal_data_format,
     serialize_kernel_initializer,
 )
 from predrnn.patching import check_patchable, from_patches, to_patches
@@ -37,9 +40,16 @@ class VideoPredictor(keras.Model):
     """Base class of :class:`PredRNN` and :class:`ConvLSTM`: everything but the cells.
 
     Subclasses implement ``_build_stack(in_channels, height, width)``,
-    ``_initial_state(batch, height, width)`` and ``_step(x, state)`` (one time step
-    through the whole stack, returning the top hidden state, the new state and the
-    step's decoupling-loss term or ``None``).
+    ``_initial_state()`` (the state structure at t=0, ``None`` standing for exact zeros) and
+    ``_step(x, state, with_decoupling, data_format, constants)`` (one time step through the
+    whole stack, returning the top hidden state, the new state and the step's decoupling-loss
+    term or ``None``; ``constants`` are the per-cell fused kernels of
+    ``_step_constants()``, computed once per sequence, or ``None``). The loop runs in :func:`~predrnn.layers.common.internal_data_format`
+    (channels-first on the torch backend); inputs and outputs are always channels-last.
+
+    ``remat=True`` rematerialises each time step in the backward pass (``keras.remat``):
+    only the step's inputs and states are kept per time step, the rest is recomputed
+    (about a third more compute for much less activation memory on long sequences).
 
     Inputs: ``{"frames": (B, T, H, W, C), "teacher_forcing_mask": (B, T-2)}``, frames as
     floats in [0, 1]. The loop runs ``t = 0 .. T-2`` and returns the ``T-1`` predictions
@@ -55,6 +65,7 @@ class VideoPredictor(keras.Model):
         use_layer_norm=False,
         forget_bias=1.0,
         kernel_initializer="reference",
+        remat=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -72,6 +83,7 @@ class VideoPredictor(keras.Model):
         self.forget_bias = float(forget_bias)
         self.kernel_initializer = serialize_kernel_initializer(kernel_initializer)
         self._initializer = get_kernel_initializer(kernel_initializer)
+        self.remat = bool(remat)
         self.frame_shape = None  # (H, W, C), known once built
 
     # ----------------------------------------------------------------- building
@@ -101,11 +113,17 @@ class VideoPredictor(keras.Model):
     def _build_stack(self, in_channels, height, width):
         raise NotImplementedError(f"{type(self).__name__} must implement _build_stack().")
 
-    def _initial_state(self, batch, height, width):
+    def _initial_state(self):
         raise NotImplementedError(f"{type(self).__name__} must implement _initial_state().")
 
-    def _step(self, x, state, with_decoupling):
+    def _step(self, x, state, with_decoupling, data_format, constants=None):
         raise NotImplementedError(f"{type(self).__name__} must implement _step().")
+
+    def _step_constants(self):
+        """Per cell: its fused gate kernels (computed once per sequence), or None with layer norm."""
+        if not fused_gates():
+            return None
+        return [None if cell.use_layer_norm else cell.fused_kernels() for cell in self.cells]
 
     # --------------------------------------------------------------- validation
     def _check_frames(self, frames, name="frames"):
@@ -168,8 +186,34 @@ class VideoPredictor(keras.Model):
         return super().__call__(inputs, *args, **kwargs)
 
     # --------------------------------------------------------------- the loop
-    def _head(self, hidden):
-        return conv2d(hidden, self.head_kernel)
+    def _head(self, hidden, data_format="channels_last"):
+        return conv2d(hidden, self.head_kernel, data_format)
+
+    def _remat_step(self, with_decoupling, data_format):
+        """``_step`` wrapped in ``keras.remat`` over a flat list of tensors."""
+        structure = {}
+
+        def flat_step(x, *flat_state):
+            state = keras.tree.pack_sequence_as(structure["state"], list(flat_state))
+            # The fused kernels are rebuilt inside: a rematerialised function must read the
+            # variables itself (tf.recompute_grad differentiates only inputs and variables).
+            hidden, new_state, decoupling = self._step(x, state, with_decoupling, data_format)
+            outputs = [hidden] + keras.tree.flatten(new_state)
+            if decoupling is not None:
+                outputs.append(decoupling)
+            return outputs
+
+        rematerialised = keras.remat(flat_step)
+
+        def step(x, state):
+            structure["state"] = state
+            outputs = rematerialised(x, *keras.tree.flatten(state))
+            count = len(keras.tree.flatten(state))
+            new_state = keras.tree.pack_sequence_as(state, list(outputs[1 : 1 + count]))
+            decoupling = outputs[1 + count] if with_decoupling else None
+            return outputs[0], new_state, decoupling
+
+        return step
 
     def _unroll(self, patches, num_steps, context_length, mask=None, with_decoupling=False):
         """Run the stack over ``num_steps`` steps in patch space.
@@ -179,8 +223,12 @@ class VideoPredictor(keras.Model):
         None. Returns the stacked predictions ``(B, num_steps, h, w, p*p*C)`` and the
         mean decoupling term (or None).
         """
-        shape = ops.shape(patches)
-        state = self._initial_state(shape[0], shape[2], shape[3])
+        data_format = internal_data_format()
+        if data_format == CHANNELS_FIRST:
+            patches = ops.transpose(patches, (0, 1, 4, 2, 3))
+        state = self._initial_state()  # None = exact zeros: the first step skips their convs
+        remat_step = self._remat_step(with_decoupling, data_format) if self.remat else None
+        constants = self._step_constants()
         predictions, decoupling_terms = [], []
         prediction = None
         for t in range(num_steps):
@@ -191,13 +239,19 @@ class VideoPredictor(keras.Model):
                 x = weight * patches[:, t] + (1.0 - weight) * prediction
             else:
                 x = prediction
-            hidden, state, decoupling = self._step(x, state, with_decoupling)
-            prediction = self._head(hidden)
+            if remat_step is not None and t > 0:
+                hidden, state, decoupling = remat_step(x, state)
+            else:
+                hidden, state, decoupling = self._step(x, state, with_decoupling, data_format, constants)
+            prediction = self._head(hidden, data_format)
             predictions.append(prediction)
             if decoupling is not None:
                 decoupling_terms.append(decoupling)
         decoupling = ops.mean(ops.stack(decoupling_terms)) if decoupling_terms else None
-        return ops.stack(predictions, axis=1), decoupling
+        predictions = ops.stack(predictions, axis=1)
+        if data_format == CHANNELS_FIRST:
+            predictions = ops.transpose(predictions, (0, 1, 3, 4, 2))
+        return predictions, decoupling
 
     def _forward(self, frames, mask, with_decoupling):
         patches = to_patches(frames, self.patch_size)
@@ -206,13 +260,26 @@ class VideoPredictor(keras.Model):
         )
         return from_patches(predictions, self.patch_size), decoupling
 
+    def _output(self, predictions):
+        """Predictions leave the model in the variable dtype (float32 under mixed precision)."""
+        if predictions.dtype != self.dtype:
+            predictions = ops.cast(predictions, self.dtype)
+        return predictions
+
     def call(self, inputs, training=None):
         frames = ops.cast(inputs[FRAMES], self.compute_dtype)
         predictions, _ = self._forward(frames, inputs[TEACHER_FORCING_MASK], with_decoupling=False)
-        return predictions
+        return self._output(predictions)
 
     def rollout(self, context, horizon, batch_size=None):
         """Predict ``horizon`` frames after ``context`` by pure autoregression.
+
+        The rollout is the model's call with the inference mask (true frames in the context,
+        its own predictions after it) on the context followed by ``horizon`` placeholder
+        frames that the mask never reads. For NumPy contexts it runs through Keras'
+        ``predict`` machinery: compiled once per ``(context length, horizon)`` (a
+        ``tf.function``, a ``jax.jit``; ``torch.no_grad`` on PyTorch) and without gradient
+        bookkeeping. Backend tensors run the call directly (eagerly or inside your trace).
 
         Args:
             context: ``(B, T_context, H, W, C)`` frames in [0, 1], ``T_context >= 1``.
@@ -232,19 +299,47 @@ class VideoPredictor(keras.Model):
         is_numpy = _is_concrete(context)
         if not self.built:
             self.build(tuple(context.shape))
-        if batch_size is not None and is_numpy and len(context) > batch_size:
-            chunks = [
-                self.rollout(context[i : i + batch_size], horizon)
-                for i in range(0, len(context), batch_size)
-            ]
-            return np.concatenate(chunks, axis=0)
-        context_length = int(context.shape[1])
-        patches = to_patches(ops.cast(ops.convert_to_tensor(context), self.compute_dtype), self.patch_size)
-        predictions, _ = self._unroll(
-            patches, context_length + int(horizon) - 1, context_length=context_length
-        )
-        predictions = from_patches(predictions[:, context_length - 1 :], self.patch_size)
-        return ops.convert_to_numpy(predictions) if is_numpy else predictions
+        context_length, horizon = int(context.shape[1]), int(horizon)
+        total = context_length + horizon
+        if is_numpy:
+            context = np.asarray(context, dtype="float32")
+            batch = context.shape[0]
+            placeholders = np.zeros((batch, horizon) + context.shape[2:], dtype="float32")
+            frames = np.concatenate([context, placeholders], axis=1)
+            mask = np.zeros((batch, total - 2), dtype="float32")
+            mask[:, : context_length - 1] = 1.0
+            predictions = self._compiled_rollout(
+                {FRAMES: frames, TEACHER_FORCING_MASK: mask}, (context_length, horizon), batch_size or batch
+            )
+            return np.asarray(predictions[:, context_length - 1 :])
+        context = ops.convert_to_tensor(context)
+        batch = ops.shape(context)[0]
+        placeholders = ops.zeros((batch, horizon) + tuple(context.shape[2:]), dtype=context.dtype)
+        frames = ops.concatenate([context, placeholders], axis=1)
+        steps = np.zeros((total - 2,), dtype="float32")
+        steps[: context_length - 1] = 1.0
+        mask = ops.zeros((batch, total - 2), dtype="float32") + ops.convert_to_tensor(steps)
+        predictions = self({FRAMES: frames, TEACHER_FORCING_MASK: mask})
+        return predictions[:, context_length - 1 :]
+
+    def _compiled_rollout(self, inputs, key, batch_size):
+        """``predict`` with one compiled predict function per ``(context length, horizon)``.
+
+        ``predict`` compiles ``self.predict_function`` once and reuses it; the loop length is
+        static, so each rollout length keeps its own function (and ``model.predict`` its own).
+        """
+        cache = self.__dict__.get("_rollout_functions")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_rollout_functions", cache)
+        previous = self.predict_function
+        self.predict_function = cache.get(key)
+        try:
+            predictions = self.predict(inputs, batch_size=batch_size, verbose=0)
+            cache[key] = self.predict_function
+        finally:
+            self.predict_function = previous
+        return predictions
 
     # ---------------------------------------------------------------- defaults
     def compile(self, optimizer=None, loss=None, **kwargs):
@@ -272,6 +367,7 @@ class VideoPredictor(keras.Model):
                 "use_layer_norm": self.use_layer_norm,
                 "forget_bias": self.forget_bias,
                 "kernel_initializer": self.kernel_initializer,
+                "remat": self.remat,
             }
         )
         return config

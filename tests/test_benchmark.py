@@ -1,0 +1,214 @@
+"""The benchmark's FLOP count and result format, and the speed options' numerics (no timing asserts)."""
+
+import argparse
+import dataclasses
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from predrnn import ConvLSTM, PredRNN
+from predrnn.benchmark import (
+    PRESETS,
+    RESULT_KEYS,
+    BenchmarkConfig,
+    add_benchmark_parser,
+    forward_flops,
+    format_markdown,
+    parse_implementation,
+    rollout_flops,
+    run_benchmark,
+    run_benchmark_command,
+    step_forward_flops,
+    training_flops,
+)
+
+BACKEND = keras.backend.backend()
+HAND = BenchmarkConfig(
+    filters=(2,), batch_size=1, image_size=4, channels=1, patch_size=2, kernel_size=3, input_length=1, output_length=2
+)
+
+
+def test_flops_of_a_tiny_config_by_hand():
+    # 2x2 patch grid, 4 input channels, n = 2, k = 3, batch 1: 2 * B*H*W * k*k * Cin * Cout per conv.
+    conv_x = 2 * 4 * 9 * 4 * 14
+    conv_h = 2 * 4 * 9 * 2 * 8
+    conv_m = 2 * 4 * 9 * 2 * 6
+    conv_o = 2 * 4 * 9 * 4 * 2
+    conv_last = 2 * 4 * 1 * 4 * 2
+    head = 2 * 4 * 1 * 2 * 4
+    per_step = conv_x + conv_h + conv_m + conv_o + conv_last + head
+    assert per_step == 6752
+    assert step_forward_flops(HAND) == per_step
+    assert forward_flops(HAND) == 2 * per_step  # T - 1 = 2 steps
+    assert training_flops(HAND) == 3 * 2 * per_step == 40512
+    assert rollout_flops(HAND) == 2 * per_step
+
+
+def test_flops_of_variants_by_hand():
+    v2 = dataclasses.replace(HAND, decoupling_weight=0.1)
+    assert step_forward_flops(v2) == 6752 + 2 * (2 * 4 * 1 * 2 * 2)  # adapter on delta_c and delta_m
+    convlstm = dataclasses.replace(HAND, model="convlstm")
+    assert step_forward_flops(convlstm) == 2 * 4 * 9 * 4 * 8 + 2 * 4 * 9 * 2 * 8 + 2 * 4 * 1 * 2 * 4
+    unequal = dataclasses.replace(HAND, filters=(2, 3))
+    # layer 0 gets the top (3-wide) memory through a 1x1 adapter 3 -> 2, layer 1 one 2 -> 3.
+    layer0 = 2 * 4 * (9 * 4 * 14 + 9 * 2 * 8 + 9 * 2 * 6 + 9 * 4 * 2 + 4 * 2) + 2 * 4 * 3 * 2
+    layer1 = 2 * 4 * (9 * 2 * 21 + 9 * 3 * 12 + 9 * 3 * 9 + 9 * 6 * 3 + 6 * 3) + 2 * 4 * 2 * 3
+    assert step_forward_flops(unequal) == layer0 + layer1 + 2 * 4 * 3 * 4
+
+
+def test_issue_sizes():
+    """The issue's figures: ~1.4 TFLOP (4x64, batch 8) and ~11 TFLOP (4x128, batch 16) per step."""
+    assert training_flops(PRESETS["mnist"]) == pytest.approx(1.4e12, rel=0.02)
+    assert training_flops(PRESETS["paper"]) == pytest.approx(11.1e12, rel=0.02)
+
+
+def test_parse_implementation():
+    impl = parse_implementation("tensorflow+xla:mixed_bfloat16")
+    assert (impl.kind, impl.backend, impl.xla, impl.precision, impl.remat) == (
+        "keras", "tensorflow", True, "mixed_bfloat16", False
+    )
+    assert parse_implementation("torch+remat").remat
+    assert parse_implementation("reference").kind == "reference"
+    for bad, match in (("mxnet", "backend must be one of"), ("jax:float8", "Unknown precision"), ("jax+fast", "Unknown flag")):
+        with pytest.raises(ValueError, match=match):
+            parse_implementation(bad)
+
+
+def test_run_benchmark_in_process_returns_every_key():
+    impls = [BACKEND]
+    try:
+        import torch  # noqa: F401
+
+        impls.insert(0, "reference")
+    except ImportError:
+        pass
+    result = run_benchmark("tiny", impls, steps=1, warmup=1, rollout_repeats=1, isolate=False, matmul_size=256)
+    assert [e["implementation"] for e in result["implementations"]] == impls
+    for entry in result["implementations"]:
+        missing = [key for key in RESULT_KEYS if key not in entry]
+        assert not missing, missing
+        assert entry["flops_per_step"] == training_flops(PRESETS["tiny"])
+        assert entry["step_s"] > 0 and entry["peak_memory_mb"] > 0 and entry["rollout_finite"]
+        if "reference" in impls:
+            assert entry["step_vs_reference"] is not None
+    for key in ("config", "machine", "flops", "sgemm", "load_average", "implementations"):
+        assert key in result
+    json.dumps(result)  # JSON-able
+    table = format_markdown(result)
+    assert "| implementation |" in table and BACKEND in table
+
+
+def test_command_refuses_to_overwrite(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_benchmark_parser(parser.add_subparsers(dest="command"))
+    existing = tmp_path / "result.json"
+    existing.write_text("{}")
+    args = parser.parse_args(["benchmark", "--preset", "tiny", "--impl", BACKEND, "--output", str(existing)])
+    assert run_benchmark_command(args) == 2
+    assert "exists" in capsys.readouterr().err
+    assert existing.read_text() == "{}"
+    args = parser.parse_args(["benchmark", "--impl", "tensorflow:float64"])
+    assert run_benchmark_command(args) == 2
+
+
+# ------------------------------------------------------------------ speed options keep the numerics
+def _batch(rng, b=2, t=5, size=8, c=1):
+    frames = rng.random((b, t, size, size, c)).astype("float32")
+    mask = (rng.random((b, t - 2)) < 0.5).astype("float32")
+    return {"frames": frames, "teacher_forcing_mask": mask}
+
+
+@pytest.mark.parametrize("cls, kwargs", [(PredRNN, dict(decoupling_weight=0.1)), (ConvLSTM, {})])
+def test_remat_gives_the_same_training_step(rng, cls, kwargs):
+    inputs = _batch(rng)
+    target = inputs["frames"][:, 1:]
+    models = []
+    for remat in (False, True):
+        keras.utils.set_random_seed(7)
+        model = cls(filters=(4, 4), kernel_size=3, patch_size=2, remat=remat, **kwargs)
+        model.compile(optimizer=keras.optimizers.SGD(0.5))
+        model(inputs)
+        models.append(model)
+    models[1].set_weights(models[0].get_weights())
+    losses = [float(np.asarray(m.train_on_batch(inputs, target)).reshape(-1)[0]) for m in models]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+    for a, b in zip(models[0].get_weights(), models[1].get_weights()):
+        np.testing.assert_allclose(b, a, atol=1e-5)
+    assert models[1].get_config()["remat"] is True
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="TensorFlow's CPU convolutions are channels-last only")
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("use_layer_norm", [False, True])
+def test_internal_layouts_agree(rng, monkeypatch, layout, use_layer_norm):
+    inputs = _batch(rng, c=2)
+    model = PredRNN(filters=(4, 4), kernel_size=3, patch_size=2, use_layer_norm=use_layer_norm, decoupling_weight=0.1)
+    model(inputs)
+    monkeypatch.setenv("PREDRNN_INTERNAL_LAYOUT", "channels_last")
+    want = keras.ops.convert_to_numpy(model(inputs))
+    want_dec = float(keras.ops.convert_to_numpy(model.decoupling_loss(inputs)))
+    monkeypatch.setenv("PREDRNN_INTERNAL_LAYOUT", layout)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(inputs)), want, atol=1e-5)
+    np.testing.assert_allclose(float(keras.ops.convert_to_numpy(model.decoupling_loss(inputs))), want_dec, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls, kwargs", [(PredRNN, dict(decoupling_weight=0.1)), (ConvLSTM, {})])
+def test_fused_and_separate_gate_convolutions_agree(rng, monkeypatch, cls, kwargs):
+    """PREDRNN_FUSED_GATES=0 runs the reference's separate convolutions, with the same weights."""
+    inputs = _batch(rng, c=2)
+    monkeypatch.setenv("PREDRNN_FUSED_GATES", "0")
+    separate = cls(filters=(4, 4), kernel_size=3, patch_size=2, **kwargs)
+    want = keras.ops.convert_to_numpy(separate(inputs))
+    monkeypatch.delenv("PREDRNN_FUSED_GATES")
+    fused = cls(filters=(4, 4), kernel_size=3, patch_size=2, **kwargs)
+    fused(inputs)
+    assert [tuple(w.shape) for w in fused.weights] == [tuple(w.shape) for w in separate.weights]
+    fused.set_weights(separate.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(fused(inputs)), want, atol=1e-5)
+
+
+def test_mixed_bfloat16_trains_and_stays_close_to_float32(rng):
+    inputs = _batch(rng, b=4)
+    target = inputs["frames"][:, 1:]
+    keras.utils.set_random_seed(3)
+    full = PredRNN(filters=(8, 8), kernel_size=3, patch_size=2, use_layer_norm=True, decoupling_weight=0.1)
+    full(inputs)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed = PredRNN(filters=(8, 8), kernel_size=3, patch_size=2, use_layer_norm=True, decoupling_weight=0.1)
+        mixed(inputs)
+        mixed.set_weights(full.get_weights())
+        assert all(keras.backend.standardize_dtype(v.dtype) == "float32" for v in mixed.weights)
+        out = mixed(inputs)
+        assert keras.backend.standardize_dtype(out.dtype) == "float32"
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(out), keras.ops.convert_to_numpy(full(inputs)), atol=0.05)
+        rolled = mixed.rollout(inputs["frames"][:, :3], 4)
+        assert rolled.dtype == np.float32 and np.isfinite(rolled).all()
+        mixed.compile(optimizer=keras.optimizers.Adam(1e-2))
+        losses = [float(np.asarray(mixed.train_on_batch(inputs, target)).reshape(-1)[0]) for _ in range(6)]
+        assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def test_rollout_keeps_one_compiled_function_per_length(rng):
+    model = PredRNN(filters=(4,), kernel_size=3, patch_size=2)
+    context = rng.random((2, 3, 8, 8, 1)).astype("float32")
+    first = model.rollout(context, 2)
+    model.rollout(context, 5)
+    again = model.rollout(context, 2)
+    np.testing.assert_allclose(again, first, atol=1e-6)
+    assert set(model._rollout_functions) == {(3, 2), (3, 5)}
+    assert model.predict_function is None  # the user's predict function is left alone
+
+
+@pytest.mark.skipif(os.name != "posix", reason="worker processes are tested on POSIX")
+def test_isolated_worker_round_trip():
+    """One subprocess worker: the JSON-lines protocol and the per-process memory report."""
+    result = run_benchmark("tiny", [BACKEND], steps=1, warmup=1, rollout_repeats=1, isolate=True, matmul_size=256)
+    entry = result["implementations"][0]
+    assert entry["backend"] == BACKEND and entry["peak_memory_mb"] >= entry["baseline_memory_mb"] > 0
