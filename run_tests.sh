@@ -8,5 +8,5 @@ backends=${PREDRNN_TEST_BACKENDS:-"tensorflow jax torch"}
 for backend in $backends; do
   echo "=== KERAS_BACKEND=$backend ==="
   # pytest exits 5 when it collects no tests; set -e turns that into a failure too.
-  KERAS_BACKEND=$backend python -m pytest -q -p no:cacheprovider "$@"
+  KERAS_BACKEND=$backend python -m pytest -q -p no:cacheprovider --durations=10 "$@"
 done

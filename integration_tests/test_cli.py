@@ -91,3 +91,17 @@ def test_presets_listed(capsys):
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
     assert "quickstart" in out and "moving_mnist_predrnn_v2" in out
+
+
+def test_benchmark_command_writes_json_and_table(tmp_path):
+    out, table = tmp_path / "bench.json", tmp_path / "bench.md"
+    result = run_cli(
+        "benchmark", "--preset", "tiny", "--impl", BACKEND, "--steps", 1, "--rollout-repeats", 1,
+        "--output", out, "--readme", table, "--quiet",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    entry = json.loads(out.read_text())["implementations"][0]
+    assert entry["backend"] == BACKEND and entry["step_s"] > 0 and entry["flops_per_step"] > 0
+    assert "| implementation |" in table.read_text()
+    result = run_cli("benchmark", "--preset", "tiny", "--impl", "tensorflow:float64")
+    assert result.returncode == 2 and "Unknown precision" in result.stderr and "Traceback" not in result.stderr

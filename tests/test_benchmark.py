@@ -157,12 +157,12 @@ def test_internal_layouts_agree(rng, monkeypatch, layout, use_layer_norm):
 
 @pytest.mark.parametrize("cls, kwargs", [(PredRNN, dict(decoupling_weight=0.1)), (ConvLSTM, {})])
 def test_fused_and_separate_gate_convolutions_agree(rng, monkeypatch, cls, kwargs):
-    """PREDRNN_FUSED_GATES=0 runs the reference's separate convolutions, with the same weights."""
+    """PREDRNN_FUSED_GATES=1 fuses the gate convolutions: the same weights and outputs."""
     inputs = _batch(rng, c=2)
     monkeypatch.setenv("PREDRNN_FUSED_GATES", "0")
     separate = cls(filters=(4, 4), kernel_size=3, patch_size=2, **kwargs)
     want = keras.ops.convert_to_numpy(separate(inputs))
-    monkeypatch.delenv("PREDRNN_FUSED_GATES")
+    monkeypatch.setenv("PREDRNN_FUSED_GATES", "1")
     fused = cls(filters=(4, 4), kernel_size=3, patch_size=2, **kwargs)
     fused(inputs)
     assert [tuple(w.shape) for w in fused.weights] == [tuple(w.shape) for w in separate.weights]

@@ -115,3 +115,16 @@ def test_missing_checkpoint_errors(tmp_path):
     bad.write_bytes(b"junk")
     with pytest.raises(CheckpointError, match="Could not load"):
         evaluate(bad, output=tmp_path / "m.json", progress=False)
+
+
+def test_bfloat16_on_a_cpu_without_native_support_prints_a_note(monkeypatch, capsys):
+    from predrnn.jobs import train as train_module
+
+    monkeypatch.setattr(train_module, "cpu_lacks_bfloat16", lambda: True)
+    train_module._warn_slow_precision("float32")
+    assert capsys.readouterr().err == ""
+    train_module._warn_slow_precision("mixed_bfloat16")
+    assert "emulated" in capsys.readouterr().err
+    monkeypatch.setattr(train_module, "cpu_lacks_bfloat16", lambda: False)
+    train_module._warn_slow_precision("mixed_bfloat16")
+    assert capsys.readouterr().err == ""

@@ -198,8 +198,8 @@ class Implementation:
 
     Spec strings: ``BACKEND[+xla|+noxla][+remat][+channels_first|+channels_last][:PRECISION]``
     or ``reference``, e.g. ``tensorflow``, ``tensorflow+xla``, ``tensorflow:mixed_bfloat16``,
-    ``jax``, ``torch``, ``torch+channels_last``, ``torch+unfused`` (the three separate gate convs
-    of the reference instead of the library's two fused ones). ``xla=None`` keeps Keras'
+    ``jax``, ``torch``, ``torch+channels_last``, ``torch+fused`` (the gate convolutions fused into
+    two, ``PREDRNN_FUSED_GATES=1``; ``+unfused`` forces the default separate ones). ``xla=None`` keeps Keras'
     ``jit_compile="auto"`` (TensorFlow: XLA on GPU, not on CPU; JAX: always; PyTorch: eager).
     ``layout`` forces the model's internal layout (``PREDRNN_INTERNAL_LAYOUT``, isolated
     workers only); ``None`` keeps the backend's default.
@@ -212,7 +212,7 @@ class Implementation:
     xla: bool | None = None
     remat: bool = False
     layout: str | None = None
-    unfused: bool = False
+    fused: bool | None = None
 
 
 def parse_implementation(spec: str) -> Implementation:
@@ -229,7 +229,7 @@ def parse_implementation(spec: str) -> Implementation:
             f"Unknown implementation {spec!r}: the backend must be one of {', '.join(BACKENDS)} "
             "(or 'reference' for the PyTorch re-implementation of the official code)."
         )
-    xla, remat, layout, unfused = None, False, None, False
+    xla, remat, layout, fused = None, False, None, None
     for flag in flags:
         if flag == "xla":
             xla = True
@@ -239,15 +239,15 @@ def parse_implementation(spec: str) -> Implementation:
             remat = True
         elif flag in ("channels_first", "channels_last"):
             layout = flag
-        elif flag == "unfused":
-            unfused = True
+        elif flag in ("fused", "unfused"):
+            fused = flag == "fused"
         else:
             raise ValueError(
-                f"Unknown flag {flag!r} in {spec!r}. Flags: +xla, +noxla, +remat, +channels_first, +channels_last, +unfused."
+                f"Unknown flag {flag!r} in {spec!r}. Flags: +xla, +noxla, +remat, +channels_first, +channels_last, +fused, +unfused."
             )
     return Implementation(
         spec=text, kind="keras", backend=backend, precision=precision, xla=xla, remat=remat, layout=layout,
-        unfused=unfused,
+        fused=fused,
     )
 
 
@@ -647,8 +647,8 @@ class _SubprocessWorker:
         child_env["KERAS_BACKEND"] = impl.backend
         if impl.layout:
             child_env["PREDRNN_INTERNAL_LAYOUT"] = impl.layout
-        if impl.unfused:
-            child_env["PREDRNN_FUSED_GATES"] = "0"
+        if impl.fused is not None:
+            child_env["PREDRNN_FUSED_GATES"] = "1" if impl.fused else "0"
         child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         self.log = tempfile.NamedTemporaryFile("w+", prefix=f"predrnn-bench-{impl.backend}-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
@@ -749,7 +749,8 @@ RESULT_KEYS = (
 """Keys of each entry of ``result["implementations"]`` (``None`` where not applicable).
 
 ``step_vs_reference`` and ``step_vs_first`` are medians over the rounds of the per-round ratio of
-this implementation's step time to the reference's / to the first implementation listed."""
+this implementation's step time to the reference's / to the first Keras implementation listed
+(``result["first_keras"]``; e.g. ``torch`` and ``jax`` against ``tensorflow``)."""
 
 
 def _median(values):
@@ -812,8 +813,8 @@ def run_benchmark(
             start = time.perf_counter()
             if isolate:
                 worker = _SubprocessWorker(impl, config, seed, reference_path)
-            elif impl.layout or impl.unfused:
-                raise ValueError(f"{impl.spec}: +channels_first/+channels_last/+unfused need isolate=True.")
+            elif impl.layout or impl.fused is not None:
+                raise ValueError(f"{impl.spec}: +channels_first/+channels_last/+fused/+unfused need isolate=True.")
             else:
                 worker = _InProcessWorker(impl, config, seed, reference_path)
             build_s = time.perf_counter() - start
@@ -851,6 +852,7 @@ def run_benchmark(
     sgemm_median = statistics.median(r["best"] for r in sgemm_rounds[1:]) if len(sgemm_rounds) > 1 else sgemm_best
     train_flops = training_flops(config)
     reference_spec = next((i.spec for i in impls if i.kind == "reference"), None)
+    first_keras = next((i.spec for i in impls if i.kind != "reference"), impls[0].spec)
     entries = []
     for impl in impls:
         steps_s = [t["step_s"] for t in timings[impl.spec]]
@@ -858,7 +860,7 @@ def run_benchmark(
         first_step = setups[impl.spec]["first"]["step_s"]
         gflops = train_flops / median_step / 1e9
         matmul = setups[impl.spec]["matmul"]
-        anchor = [t["step_s"] for t in timings[impls[0].spec]]
+        anchor = [t["step_s"] for t in timings[first_keras]]
         vs_first = statistics.median(a / b for a, b in zip(steps_s, anchor))
         ratio = cpu_ratio = None
         if reference_spec is not None:
@@ -940,6 +942,7 @@ def run_benchmark(
             "benchmarks/reference_torch.py: a PyTorch re-implementation of the official code's structure "
             "(not the official file)" if reference_spec else None
         ),
+        "first_keras": first_keras,
         "implementations": entries,
     }
     return result
@@ -968,7 +971,7 @@ def format_markdown(result: dict) -> str:
         f"load average {load.get('start')} -> {load.get('end')}; {result['started_utc']}; "
         f"{result['steps']} interleaved timed steps (median), {result['warmup']} warm-up.",
         "",
-        f"| implementation | precision | XLA | step s | vs reference | vs {result['implementations'][0]['implementation']} "
+        f"| implementation | precision | XLA | step s | vs reference | vs {result.get('first_keras', result['implementations'][0]['implementation'])} "
         "| compile s | seq/s | frames/s "
         "| GFLOP/s | % sgemm | rollout s/seq | rollout/train per seq | peak MB (over import) | data wait |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -1001,6 +1004,7 @@ def add_benchmark_parser(subparsers) -> argparse.ArgumentParser:
         description=__doc__.split("\n")[0],
     )
     _add_arguments(parser)
+    parser.set_defaults(handler=run_benchmark_command)
     return parser
 
 

@@ -166,6 +166,40 @@ def dtype_policy(precision: str):
         keras.config.set_dtype_policy(previous)
 
 
+def cpu_lacks_bfloat16() -> bool:
+    """True on an x86 CPU without native bfloat16 (no avx512_bf16 / amx_bf16 in /proc/cpuinfo).
+
+    There, TensorFlow/oneDNN emulate bfloat16 convolutions: measured 225 s per step of the
+    4x64/batch-8 model against 15.5 s in float32 on an AVX2-only AMD EPYC (benchmarks/README.md).
+    """
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = handle.read()
+    except OSError:
+        return False  # not Linux: nothing known
+    if "avx" not in flags:
+        return False  # not x86 (e.g. Arm has its own bf16 story)
+    return "avx512_bf16" not in flags and "amx_bf16" not in flags
+
+
+def _warn_slow_precision(precision: str) -> None:
+    import keras
+
+    if precision != "mixed_bfloat16" or not cpu_lacks_bfloat16():
+        return
+    try:
+        devices = keras.distribution.list_devices()
+    except Exception:  # noqa: BLE001 - a backend without a device list: assume the CPU
+        devices = ["cpu"]
+    if all("cpu" in str(device).lower() for device in devices):
+        print(
+            "Note: train.precision = \"mixed_bfloat16\" on a CPU without native bfloat16 "
+            "(no avx512_bf16/amx_bf16): bfloat16 is emulated and can be 10x slower than float32 here; "
+            "use float32 on this machine.",
+            file=sys.stderr,
+        )
+
+
 def _run_info():
     import keras
 
@@ -230,6 +264,8 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
     ):
         if info.is_distributed:
             print(f"Distribution: {info.describe()}", file=sys.stderr)
+        if is_chief:
+            _warn_slow_precision(t.precision)
         if resume:
             from predrnn.models import load_model
 

@@ -58,10 +58,14 @@ def internal_data_format():
 def fused_gates():
     """Whether the cells fuse their gate convolutions (see ``SpatioTemporalLSTMCell.fused_kernels``).
 
-    Always on (without layer norm), except with ``PREDRNN_FUSED_GATES=0``, which runs the
-    three separate convolutions of the reference, for benchmarking.
+    Off by default: the separate convolutions of the reference (``conv_x``, ``conv_h``,
+    ``conv_m``, summed) measured 8% faster per training step than the fused pair with
+    TensorFlow on CPU (the channel concatenation and its gradient cost more than the
+    saved additions), equal with JAX and PyTorch (``predrnn benchmark --preset mnist-short
+    --impl tensorflow tensorflow+fused ...``, benchmarks/README.md).
+    ``PREDRNN_FUSED_GATES=1`` turns fusion on, to measure it on other hardware.
     """
-    return os.environ.get("PREDRNN_FUSED_GATES", "1") != "0"
+    return os.environ.get("PREDRNN_FUSED_GATES", "0") == "1"
 
 
 def channel_axis(data_format):

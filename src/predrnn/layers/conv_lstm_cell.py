@@ -42,14 +42,15 @@ class ConvLSTMCell(ConvRecurrentCell):
 
     def fused_kernels(self):
         """``kernel_x`` over ``kernel_h`` (stacked over input channels): ``conv_x(x) + conv_h(h)``
-        as one convolution of ``[x, h]`` (used without layer norm)."""
+        as one convolution of ``[x, h]`` (opt-in: ``PREDRNN_FUSED_GATES=1``, no layer norm)."""
         return ops.concatenate([ops.convert_to_tensor(self.kernel_x), ops.convert_to_tensor(self.kernel_h)], axis=2)
 
     def step(self, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None):
         """The cell's computation without Keras' ``__call__`` wrapper, in either layout.
 
         A state given as ``None`` is an exact zero (the initial state; its conv is skipped).
-        Without layer norm the two gate convolutions are one (see :meth:`fused_kernels`).
+        With ``PREDRNN_FUSED_GATES=1`` and no layer norm the two gate convolutions are one
+        (see :meth:`fused_kernels`).
         """
         hidden, cell = states
         if self.use_layer_norm or not fused_gates():  # separate convolutions

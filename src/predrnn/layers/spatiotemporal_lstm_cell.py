@@ -85,7 +85,7 @@ class SpatioTemporalLSTMCell(ConvRecurrentCell):
         return self.step(inputs, states)
 
     def fused_kernels(self):
-        """The kernels of the fused gate convolutions (used without layer norm).
+        """The kernels of the fused gate convolutions (opt-in: ``PREDRNN_FUSED_GATES=1``, no layer norm).
 
         ``conv_x(x) + conv_h(h)`` for the gates ``(i, f, g, o)`` is one convolution of the
         channel-concatenation ``[x, h]`` with the kernel ``[kernel_x[..., i f g o];
@@ -106,8 +106,10 @@ class SpatioTemporalLSTMCell(ConvRecurrentCell):
 
         Used by the models' time loop. A state given as ``None`` is an exact zero (the
         initial state): the convolutions of zero states are skipped, as they are exactly
-        zero (or ``beta`` with layer norm). Without layer norm the gate convolutions are
-        fused (see :meth:`fused_kernels`; pass them to compute them once per sequence).
+        zero (or ``beta`` with layer norm). With ``PREDRNN_FUSED_GATES=1`` and no layer norm the
+        gate convolutions are fused (see :meth:`fused_kernels`; pass them to compute them once
+        per sequence); by default they are the reference's separate convolutions (measured
+        faster on CPU).
         """
         hidden, cell, memory = states
         axis = channel_axis(data_format)
