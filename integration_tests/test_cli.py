@@ -102,6 +102,8 @@ def test_benchmark_command_writes_json_and_table(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     entry = json.loads(out.read_text())["implementations"][0]
     assert entry["backend"] == BACKEND and entry["step_s"] > 0 and entry["flops_per_step"] > 0
+    # the implementation ran in its own worker process, which reports its own memory
+    assert entry["peak_memory_mb"] >= entry["baseline_memory_mb"] > 0
     assert "| implementation |" in table.read_text()
     result = run_cli("benchmark", "--preset", "tiny", "--impl", "tensorflow:float64")
     assert result.returncode == 2 and "Unknown precision" in result.stderr and "Traceback" not in result.stderr

@@ -3,7 +3,6 @@
 import argparse
 import dataclasses
 import json
-import os
 
 import keras
 import numpy as np
@@ -204,11 +203,3 @@ def test_rollout_keeps_one_compiled_function_per_length(rng):
     np.testing.assert_allclose(again, first, atol=1e-6)
     assert set(model._rollout_functions) == {(3, 2), (3, 5)}
     assert model.predict_function is None  # the user's predict function is left alone
-
-
-@pytest.mark.skipif(os.name != "posix", reason="worker processes are tested on POSIX")
-def test_isolated_worker_round_trip():
-    """One subprocess worker: the JSON-lines protocol and the per-process memory report."""
-    result = run_benchmark("tiny", [BACKEND], steps=1, warmup=1, rollout_repeats=1, isolate=True, matmul_size=256)
-    entry = result["implementations"][0]
-    assert entry["backend"] == BACKEND and entry["peak_memory_mb"] >= entry["baseline_memory_mb"] > 0
