@@ -253,7 +253,8 @@ def parse_implementation(spec: str) -> Implementation:
 
 # --------------------------------------------------------------------------- measurements
 def measure_matmul_peak(size: int = 2048, repeats: int = 5, dtype: str = "float32", library: str = "numpy") -> dict:
-    """Dense matmul GFLOP/s of ``library`` (``"numpy"`` or ``"keras"``: the current backend).
+    """Dense matmul GFLOP/s of ``library``: ``"numpy"``, ``"keras"`` (the current backend) or
+    ``"torch"`` (plain PyTorch, on CUDA when available: the reference's own matmul).
 
     Returns ``{"best": ..., "median": ..., "size": ..., "dtype": ..., "library": ...}``.
     """
@@ -275,8 +276,16 @@ def measure_matmul_peak(size: int = 2048, repeats: int = 5, dtype: str = "float3
         def run():  # the sum of one row forces completion on asynchronous backends
             ops.convert_to_numpy(ops.sum(ops.cast(ops.matmul(a, a)[:1], "float32")))
 
+    elif library == "torch":
+        import torch
+
+        a = torch.from_numpy(a_np).to("cuda" if torch.cuda.is_available() else "cpu")
+
+        def run():  # reading one element forces completion on CUDA
+            (a @ a)[0, 0].item()
+
     else:
-        raise ValueError(f"library must be 'numpy' or 'keras'. Received: {library!r}")
+        raise ValueError(f"library must be 'numpy', 'keras' or 'torch'. Received: {library!r}")
     run()
     times = []
     for _ in range(repeats):
@@ -553,13 +562,13 @@ class _ReferenceRunner:
         self.baseline_rss = _peak_rss_bytes()  # after importing the framework, as for Keras
 
         self.torch = torch
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.config = config
         self.trainer = module.ReferenceTrainer(
             config.filters, config.batch_size, image_size=config.image_size, channels=config.channels,
             patch_size=config.patch_size, kernel_size=config.kernel_size, total_length=config.total_length,
             input_length=config.input_length, layer_norm=config.use_layer_norm,
-            decoupling_beta=config.decoupling_weight, seed=seed, device=self.device,
+            decoupling_beta=config.decoupling_weight, seed=seed,
+            device="cuda" if torch.cuda.is_available() else "cpu",
         )
         self.batches = _Batches(config, seed)
         context = self.batches.context()
@@ -586,22 +595,7 @@ class _ReferenceRunner:
         return {"rollout_s": seconds, "finite": bool(np.isfinite(out).all())}
 
     def matmul(self) -> dict:
-        torch = self.torch
-        size = 2048
-        a = torch.rand(size, size, device=self.device)
-
-        def run():
-            (a @ a)[0, 0].item()
-
-        run()
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-        flops = 2 * size**3
-        return {"best": flops / min(times) / 1e9, "median": flops / statistics.median(times) / 1e9,
-                "size": size, "dtype": "float32", "library": "torch"}
+        return measure_matmul_peak(size=2048, repeats=3, library="torch")
 
     def summary(self) -> dict:
         out = {

@@ -301,13 +301,15 @@ class VideoPredictor(keras.Model):
             self.build(tuple(context.shape))
         context_length, horizon = int(context.shape[1]), int(horizon)
         total = context_length + horizon
+        # The inference mask: true frames for input steps 1 .. context-1, predictions after.
+        steps = np.zeros((total - 2,), dtype="float32")
+        steps[: context_length - 1] = 1.0
         if is_numpy:
             context = np.asarray(context, dtype="float32")
             batch = context.shape[0]
             placeholders = np.zeros((batch, horizon) + context.shape[2:], dtype="float32")
             frames = np.concatenate([context, placeholders], axis=1)
-            mask = np.zeros((batch, total - 2), dtype="float32")
-            mask[:, : context_length - 1] = 1.0
+            mask = np.tile(steps, (batch, 1))
             predictions = self._compiled_rollout(
                 {FRAMES: frames, TEACHER_FORCING_MASK: mask}, (context_length, horizon), batch_size or batch
             )
@@ -316,8 +318,6 @@ class VideoPredictor(keras.Model):
         batch = ops.shape(context)[0]
         placeholders = ops.zeros((batch, horizon) + tuple(context.shape[2:]), dtype=context.dtype)
         frames = ops.concatenate([context, placeholders], axis=1)
-        steps = np.zeros((total - 2,), dtype="float32")
-        steps[: context_length - 1] = 1.0
         mask = ops.zeros((batch, total - 2), dtype="float32") + ops.convert_to_tensor(steps)
         predictions = self({FRAMES: frames, TEACHER_FORCING_MASK: mask})
         return predictions[:, context_length - 1 :]
