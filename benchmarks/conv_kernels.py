@@ -1,0 +1,58 @@
+"""One 5x5 convolution, forward + both gradients, per framework: the conv-kernel ceiling.
+
+The shape is a fused PredRNN gate conv of the 4x64 Moving MNIST model (batch 8, 16x16
+patches, 128 -> 256 channels). Modes: tf (graph), tfxla, torch (channels-first), tfmm
+(im2col + matmul in TensorFlow). Prints the median of 10 runs and GFLOP/s (3x forward).
+
+    for m in tf tfxla torch tfmm; do python benchmarks/conv_kernels.py $m; done
+
+Produced the 86 / 100 / 93 / 90 GFLOP/s figures of benchmarks/README.md (2026-11-29).
+"""
+import os, sys, time, statistics
+import numpy as np
+which = sys.argv[1]
+B, S, CIN, COUT, K = 8, 16, 128, 256, 5
+x = np.random.rand(B, S, S, CIN).astype("float32")
+w = (np.random.rand(K, K, CIN, COUT).astype("float32") - 0.5) * 0.05
+flops = 3 * 2 * B * S * S * K * K * CIN * COUT
+def bench(fn, n=10):
+    fn(); fn()
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+if which.startswith("tf"):
+    import tensorflow as tf
+    xt, wt = tf.constant(x), tf.Variable(w)
+    @tf.function(jit_compile=(which == "tfxla"))
+    def step():
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            y = tf.nn.conv2d(xt, wt, 1, "SAME")
+            loss = tf.reduce_sum(y * y)
+        gx, gw = tape.gradient(loss, [xt, wt])
+        return gx[0, 0, 0, 0] + gw[0, 0, 0, 0]
+    f = lambda: step().numpy()
+elif which.startswith("torch"):
+    import torch
+    xt = torch.tensor(x).permute(0, 3, 1, 2).contiguous().requires_grad_(True)
+    wt = torch.tensor(w).permute(3, 2, 0, 1).contiguous().requires_grad_(True)
+    def f():
+        y = torch.nn.functional.conv2d(xt, wt, padding=K // 2)
+        (y * y).sum().backward()
+        xt.grad = None; wt.grad = None
+elif which == "tfmm":  # im2col + matmul
+    import tensorflow as tf
+    xt, wt = tf.constant(x), tf.Variable(w)
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            p = tf.image.extract_patches(xt, [1, K, K, 1], [1, 1, 1, 1], [1, 1, 1, 1], "SAME")
+            y = tf.reshape(p, (-1, K * K * CIN)) @ tf.reshape(wt, (K * K * CIN, COUT))
+            loss = tf.reduce_sum(y * y)
+        gx, gw = tape.gradient(loss, [xt, wt])
+        return gx[0, 0, 0, 0] + gw[0, 0, 0, 0]
+    f = lambda: step().numpy()
+t = bench(f)
+print(f"{which}: {t*1000:.1f} ms fwd+bwd, {flops/t/1e9:.1f} GFLOP/s")
