@@ -2,12 +2,16 @@
 
 Modes: arrays (NumPy arrays), ds (a keras.utils.PyDataset yielding the same arrays),
 tfdata (tf.data.Dataset.from_generator, static shapes, prefetch), tfdata_noprefetch
-(no prefetch, one private thread), tensors (tf.data.Dataset.from_tensors(...).repeat()).
+(no prefetch, one private thread), tensors (tf.data.Dataset.from_tensors(...).repeat()), job_pydataset (the training job's
+VideoPredictionDataset over the Moving MNIST stream, given to fit as a PyDataset: what
+`predrnn train` did before 2026-11-29), job_steps (the same dataset through
+VideoPredictionDataset.to_tf_dataset: what `predrnn train` does now on TensorFlow).
 Prints the median step of 12 (the first two left out).
 
-    for m in arrays ds tfdata tfdata_noprefetch tensors; do python benchmarks/fit_input_path.py $m; done
+    for m in arrays ds tfdata tfdata_noprefetch tensors job_pydataset job_steps; do python benchmarks/fit_input_path.py $m; done
 
-Produced the 0.96 / 1.82 / 1.96 / 1.78 / 0.87 s figures of benchmarks/README.md (2026-11-29).
+Produced the 0.96 / 1.82 / 1.96 / 1.78 / 0.87 s figures of benchmarks/README.md (2026-11-29,
+first session); see benchmarks/README.md for the job_* figures.
 """
 import sys, time, statistics
 import numpy as np, keras
@@ -26,7 +30,14 @@ class T(keras.callbacks.Callback):
 times = []
 model = PredRNN(filters=(32, 32), kernel_size=3, patch_size=4)
 model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mean_squared_error", jit_compile=False)
-if mode == "tfdata":
+if mode.startswith("job_"):
+    from predrnn.data import MovingMNISTStream, VideoPredictionDataset
+    from predrnn.schedules import ReferenceSchedule
+    stream = MovingMNISTStream(0, num_digits=1, num_frames=20, image_size=64)
+    job = VideoPredictionDataset(stream, 8, 10, 10, schedule=ReferenceSchedule(), steps_per_epoch=12)
+    data = job if mode == "job_pydataset" else job.to_tf_dataset(0, 12)
+    model.fit(data, epochs=1, verbose=0, callbacks=[T()], shuffle=False)
+elif mode == "tfdata":
     import tensorflow as tf
     sig = ({"frames": tf.TensorSpec((8, 20, 64, 64, 1), tf.float32), "teacher_forcing_mask": tf.TensorSpec((8, 18), tf.float32)},
            tf.TensorSpec((8, 19, 64, 64, 1), tf.float32))

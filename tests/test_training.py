@@ -8,7 +8,7 @@ import pytest
 from keras import ops
 
 from predrnn.data.datasets import VideoPredictionDataset
-from predrnn.errors import CheckpointError, ConfigError
+from predrnn.errors import CheckpointError, ConfigError, DataError
 from predrnn.jobs.config import load_config
 from predrnn.jobs.evaluate import evaluate, predict
 from predrnn.jobs.train import train
@@ -128,3 +128,24 @@ def test_bfloat16_on_a_cpu_without_native_support_prints_a_note(monkeypatch, cap
     monkeypatch.setattr(train_module, "cpu_lacks_bfloat16", lambda: False)
     train_module._warn_slow_precision("mixed_bfloat16")
     assert capsys.readouterr().err == ""
+
+
+def test_bad_training_data_stops_the_run_with_the_data_error(tmp_path):
+    # Step 0's batch is fine, every other training sequence holds a NaN: the run stops at step 1
+    # with the DataError naming the sequence, on every backend (TensorFlow's tf.data wraps it).
+    frames = np.random.default_rng(0).random((12, 6, 16, 16, 1)).astype("float32")
+    frames[:, 0, 0, 0, 0] = np.arange(12) / 255.0  # tag: which file sequence a sample is
+    np.save(tmp_path / "data.npy", frames)
+    config = load_config("smoke", [
+        'data.dataset="file"', f'data.path="{tmp_path / "data.npy"}"', "data.validation_fraction=0.2",
+        "train.steps=3", "train.steps_per_epoch=3", "train.progress=false",
+    ])
+    from predrnn.jobs.train import build_datasets
+
+    first_batch = build_datasets(config)[0].batch_at(0)[0]["frames"]
+    used = set(np.round(first_batch[:, 0, 0, 0, 0] * 255).astype(int))
+    for index in set(range(12)) - used:
+        frames[index, 2, 3, 3, 0] = np.nan
+    np.save(tmp_path / "data.npy", frames)
+    with pytest.raises(DataError, match="contains NaN"):
+        train(config, tmp_path / "run")

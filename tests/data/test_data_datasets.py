@@ -271,3 +271,44 @@ def test_dataset_pickles_for_worker_processes_without_copying_the_file(tmp_path)
     for (x_a, y_a), (x_b, y_b) in zip([ds[i] for i in range(3)], [copy[i] for i in range(3)]):
         np.testing.assert_array_equal(x_a["frames"], x_b["frames"])
         np.testing.assert_array_equal(x_a["teacher_forcing_mask"], x_b["teacher_forcing_mask"])
+
+
+def test_batch_at_is_the_batch_of_that_global_step_in_any_epoch():
+    ds = VideoPredictionDataset(_sequences(), batch_size=4, input_length=3, output_length=3, schedule=ReferenceSchedule(), seed=2)
+    ds.epoch = 1
+    expected = ds[2]  # global step 1 * 3 + 2 = 5
+    ds.epoch = 7
+    inputs, target = ds.batch_at(5)
+    np.testing.assert_array_equal(inputs["frames"], expected[0]["frames"])
+    np.testing.assert_array_equal(inputs["teacher_forcing_mask"], expected[0]["teacher_forcing_mask"])
+    np.testing.assert_array_equal(target, expected[1])
+    with pytest.raises(DataError, match="step must be an integer >= 0"):
+        ds.batch_at(-1)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.data pipeline of the TensorFlow backend")
+def test_to_tf_dataset_yields_the_batches_of_the_global_steps_in_order():
+    stream = MovingMNISTStream(0, num_frames=6, image_size=8, digit_size=4, digits=np.full((2, 4, 4), 255, np.uint8))
+    ds = VideoPredictionDataset(stream, 3, 3, 3, schedule=ConstantSchedule(future_probability=0.5), seed=4, steps_per_epoch=2, workers=2)
+    batches = list(ds.to_tf_dataset(first_step=3, num_steps=4).as_numpy_iterator())
+    assert len(batches) == 4
+    for step, (inputs, target) in zip(range(3, 7), batches):
+        expected_inputs, expected_target = ds.batch_at(step)
+        np.testing.assert_array_equal(inputs["frames"], expected_inputs["frames"])
+        np.testing.assert_array_equal(inputs["teacher_forcing_mask"], expected_inputs["teacher_forcing_mask"])
+        np.testing.assert_array_equal(target, expected_target)
+    spec = ds.to_tf_dataset(0, 1).element_spec
+    assert tuple(spec[0]["frames"].shape) == (3, 6, 8, 8, 1) and tuple(spec[1].shape) == (3, 5, 8, 8, 1)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.data pipeline of the TensorFlow backend")
+def test_to_tf_dataset_keeps_the_error_of_a_bad_batch():
+    data = _sequences(num=8).astype(np.float32) / 255.0
+    data[5, 2, 1, 1, 0] = np.nan
+    ds = VideoPredictionDataset(data, 2, 3, 3, schedule=ReferenceSchedule(), shuffle=False)
+    pipeline = ds.to_tf_dataset(0, 4)  # batch 0 (checked eagerly) is fine; batch 2 holds sequence 5
+    with pytest.raises(Exception):
+        list(pipeline)
+    assert isinstance(ds.loader_error, DataError) and "sequence 5" in str(ds.loader_error)
+    with pytest.raises(DataError, match="sequence 5 contains NaN"):
+        ds.to_tf_dataset(2, 1)  # the first batch is made eagerly: the error is raised as is

@@ -193,6 +193,7 @@ class VideoPredictionDataset(keras.utils.PyDataset):
         self.drop_remainder = bool(drop_remainder)
         self.validate = bool(validate)
         self.epoch = self.initial_epoch
+        self.loader_error = None  # see to_tf_dataset
         if schedule is not None and not hasattr(schedule, "probabilities"):
             raise DataError(
                 "schedule must be a predrnn.schedules.SamplingSchedule (or None for the "
@@ -299,11 +300,63 @@ class VideoPredictionDataset(keras.utils.PyDataset):
         index = int(index)
         if not 0 <= index < self._num_batches:
             raise IndexError(f"Batch index {index} is out of range for {self._num_batches} batches.")
-        step = self.global_step(index)
-        frames = self.frames_at(step, index)
+        return self.batch_at(self.global_step(index))
+
+    def batch_at(self, step: int):
+        """The batch of global step ``step``, whatever the current epoch:
+        ``({"frames", "teacher_forcing_mask"}, frames[:, 1:])``."""
+        step = _positive_int("step", step, 0)
+        frames = self.frames_at(step)
         mask = self.teacher_forcing_mask(step, frames.shape[0])
         target = np.ascontiguousarray(frames[:, 1:])
         return {"frames": frames, "teacher_forcing_mask": mask}, target
+
+    def to_tf_dataset(self, first_step: int, num_steps: int):
+        """The batches of global steps ``first_step, ..., first_step + num_steps - 1`` as a
+        ``tf.data.Dataset`` (TensorFlow backend), for ``fit(..., steps_per_epoch=len(self))``.
+
+        ``fit`` on TensorFlow feeds a PyDataset through ``tf.data.Dataset.from_generator``.
+        Measured on a 2-core CPU (benchmarks/fit_input_path.py, quickstart model) that roughly
+        doubles a small model's step: ~10x the page faults in the convolutions' gradients,
+        whatever the generator yields. This pipeline maps the step numbers through
+        ``tf.numpy_function`` instead (same batches, same order) and steps at the speed of
+        in-memory arrays. The step numbers make the batches independent of ``self.epoch``.
+
+        An exception raised while making a batch (e.g. :class:`DataError` for NaN frames)
+        reaches ``fit`` as a ``tf.errors.UnknownError``; the original is kept in
+        ``self.loader_error`` so that the caller can raise it instead.
+        """
+        import tensorflow as tf
+
+        first_step = _positive_int("first_step", first_step, 0)
+        num_steps = _positive_int("num_steps", num_steps)
+        inputs, target = self.batch_at(first_step)  # shapes, and bad data fails here, early
+        full_batches = self.steps_per_epoch is not None or self.drop_remainder
+        frames_shape, target_shape = inputs["frames"].shape, target.shape
+        mask_shape = inputs["teacher_forcing_mask"].shape
+        if not full_batches:
+            frames_shape, target_shape, mask_shape = ((None,) + s[1:] for s in (frames_shape, target_shape, mask_shape))
+        self.loader_error = None
+
+        def load(step):
+            try:
+                inputs, target = self.batch_at(int(step))
+            except Exception as error:
+                self.loader_error = error
+                raise
+            return inputs["frames"], inputs["teacher_forcing_mask"], target
+
+        def to_batch(step):
+            frames, mask, target = tf.numpy_function(load, [step], (tf.float32,) * 3, stateful=False)
+            frames.set_shape(frames_shape)
+            mask.set_shape(mask_shape)
+            target.set_shape(target_shape)
+            return {"frames": frames, "teacher_forcing_mask": mask}, target
+
+        steps = tf.data.Dataset.range(first_step, first_step + num_steps)
+        if self.workers > 1:  # in order, like the PyDataset's workers
+            return steps.map(to_batch, num_parallel_calls=self.workers, deterministic=True).prefetch(2)
+        return steps.map(to_batch).prefetch(2)
 
     # ---- content of a batch
     def teacher_forcing_mask(self, step: int, batch_size: int | None = None) -> np.ndarray:
@@ -327,11 +380,12 @@ class VideoPredictionDataset(keras.utils.PyDataset):
                 self._permutations[data_epoch] = permutation
             return permutation
 
-    def window_ids(self, step: int, index: int) -> np.ndarray:
+    def window_ids(self, step: int) -> np.ndarray:
         """Indices (into the window table) of the samples of global step ``step``."""
         if self.steps_per_epoch is None:
+            epoch, index = divmod(step, self._num_batches)
             begin = index * self.batch_size
-            return self._permutation(self.epoch)[begin : begin + self.batch_size]
+            return self._permutation(epoch)[begin : begin + self.batch_size]
         positions = step * self.batch_size + np.arange(self.batch_size)
         passes, offsets = np.divmod(positions, self.num_windows)
         ids = np.empty(self.batch_size, dtype=np.int64)
@@ -340,16 +394,14 @@ class VideoPredictionDataset(keras.utils.PyDataset):
             ids[chosen] = self._permutation(int(data_epoch))[offsets[chosen]]
         return ids
 
-    def frames_at(self, step: int, index: int | None = None) -> np.ndarray:
+    def frames_at(self, step: int) -> np.ndarray:
         """The ``(B, T, H, W, C)`` float32 frames of global step ``step``."""
         if self.sequences is None:  # stream
             frames = self.source.batch(self.batch_size, step)[:, : self.num_frames]
             if self.validate:
                 check_frames(frames, self.source.source, lambda i: f"step {step}, sample {i}")
             return np.ascontiguousarray(frames, dtype=np.float32)
-        if index is None:
-            index = step - self.epoch * self._num_batches
-        ids = self.window_ids(step, index)
+        ids = self.window_ids(step)
         sequence_ids = self._window_sequence[ids]
         starts = self._window_start[ids]
         frames = np.stack(

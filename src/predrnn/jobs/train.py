@@ -299,12 +299,20 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
         if initial_epoch >= epochs:
             print(f"The run in {workdir} already finished its {t.steps} steps.", file=sys.stderr)
             return {"workdir": str(workdir), "epochs": initial_epoch, "interrupted": False}
+        training_data, steps_per_epoch = info.shard_dataset(dataset), None
+        if keras.backend.backend() == "tensorflow" and not info.is_distributed:
+            # In-graph step numbers instead of Keras' from_generator: ~2x faster steps for
+            # small models (see VideoPredictionDataset.to_tf_dataset).
+            first_step = initial_epoch * t.steps_per_epoch
+            training_data = dataset.to_tf_dataset(first_step, epochs * t.steps_per_epoch - first_step)
+            steps_per_epoch = t.steps_per_epoch
         interrupted = False
         with _sigterm_as_interrupt():
             try:
                 model.fit(
-                    info.shard_dataset(dataset),
+                    training_data,
                     epochs=epochs,
+                    steps_per_epoch=steps_per_epoch,
                     initial_epoch=initial_epoch,
                     callbacks=callbacks,
                     shuffle=False,
@@ -312,6 +320,10 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
                 )
             except KeyboardInterrupt:
                 interrupted = True
+            except Exception:
+                if dataset.loader_error is not None:  # e.g. a DataError for NaN frames
+                    raise dataset.loader_error from None
+                raise
     summary = {"workdir": str(workdir), "interrupted": interrupted}
     state_file = checkpoints / "state.json"
     if state_file.exists():
