@@ -14,14 +14,13 @@ import sys
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
-def _add_backend(parser):
-    parser.add_argument(
-        "--backend", choices=BACKENDS, default=None,
-        help="Keras backend (default: $KERAS_BACKEND, else tensorflow).",
-    )
+def add_backend_argument(parser, help="Keras backend (default: $KERAS_BACKEND, else tensorflow)."):
+    """``--backend`` for a subcommand (also used by the subcommands of predrnn.jobs)."""
+    parser.add_argument("--backend", choices=BACKENDS, default=None, help=help)
 
 
-def _positive_int(text):
+def positive_int(text):
+    """argparse type: an integer >= 1 (also used by the subcommands of predrnn.jobs)."""
     try:
         value = int(text)
     except ValueError:
@@ -82,31 +81,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue the run in --workdir from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start again in an existing --workdir (the old folder is renamed, not deleted)")
-    _add_backend(p)
+    add_backend_argument(p)
     p.set_defaults(handler=_train)
 
     p = commands.add_parser("evaluate", help="score a run or checkpoint by autoregressive rollout")
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a run folder, a .keras file or an official model.ckpt-N")
     p.add_argument("--data", help="test sequences file/folder (default: generated Moving MNIST test set)")
-    p.add_argument("--digits", type=_positive_int, help="Moving MNIST digits per sequence")
-    p.add_argument("--num", type=_positive_int, help="Moving MNIST test sequences (default 1000)")
+    p.add_argument("--digits", type=positive_int, help="Moving MNIST digits per sequence")
+    p.add_argument("--num", type=positive_int, help="Moving MNIST test sequences (default 1000)")
     p.add_argument("--seed", type=int, help="Moving MNIST test-set seed (default 0)")
-    p.add_argument("--context", type=_positive_int, help="context frames (default: the run's input_length, else 10)")
-    p.add_argument("--horizon", type=_positive_int, help="frames to predict (default: the run's output_length, else 10)")
-    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--context", type=positive_int, help="context frames (default: the run's input_length, else 10)")
+    p.add_argument("--horizon", type=positive_int, help="frames to predict (default: the run's output_length, else 10)")
+    p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--output", help="metrics JSON path (default: RUN/metrics.json); CSV and PNG are written beside it")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
-    _add_backend(p)
+    add_backend_argument(p)
     p.set_defaults(handler=_evaluate)
 
     p = commands.add_parser("predict", help="predict future frames of the sequences in a file")
     p.add_argument("checkpoint", help="a run folder, a .keras file or an official model.ckpt-N")
     p.add_argument("input", help="sequences: .npy/.npz, a folder of frame folders, a GIF or video")
-    p.add_argument("--horizon", type=_positive_int, required=True, help="frames to predict")
-    p.add_argument("--context", type=_positive_int, help="context frames taken from each sequence")
+    p.add_argument("--horizon", type=positive_int, required=True, help="frames to predict")
+    p.add_argument("--context", type=positive_int, help="context frames taken from each sequence")
     p.add_argument("--out", required=True, help="output folder: predictions.npy, GIFs and PNG strips")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
-    _add_backend(p)
+    add_backend_argument(p)
     p.set_defaults(handler=_predict)
 
     p = commands.add_parser("presets", help="list the shipped config presets")

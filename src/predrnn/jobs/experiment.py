@@ -1276,47 +1276,33 @@ def _plot_summary(path, aggregates):
 # ----------------------------------------------------------------------------------
 
 
-def _positive_int(text):
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _add_backend(parser):
-    parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"), default=None,
-                        help="Keras backend of the runs (default: $KERAS_BACKEND, else tensorflow).")
-
-
 def add_experiment_parser(commands) -> None:
     """Register ``experiment``, ``experiment-task`` and ``experiment-summary``."""
+    from predrnn.cli import add_backend_argument, positive_int
+
+    backend_help = "Keras backend of the runs (default: $KERAS_BACKEND, else tensorflow)."
     p = commands.add_parser(
         "experiment", help="N seeded runs of several config variants, locally or as a Slurm job array, and a summary table",
         description="Run N seeded runs of every variant of an experiment spec and aggregate their evaluation "
         f"(mean ± std per variant). Shipped specs: {', '.join(spec_names()) or 'none'}.",
     )
     p.add_argument("spec", nargs="?", metavar="SPEC", help="a spec .toml file or a shipped spec name (default with --resume: DIR/spec.toml)")
-    p.add_argument("--runs", type=_positive_int, help=f"seeded runs per variant (seeds 0..N-1; default: the spec's runs, else {DEFAULT_RUNS})")
+    p.add_argument("--runs", type=positive_int, help=f"seeded runs per variant (seeds 0..N-1; default: the spec's runs, else {DEFAULT_RUNS})")
     p.add_argument("--workdir", required=True, metavar="DIR", help="experiment folder")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key of every variant (repeatable)")
-    p.add_argument("--parallel", type=_positive_int, default=1, metavar="K", help="runs at once (local subprocesses; with --slurm the array's %%K limit)")
+    p.add_argument("--parallel", type=positive_int, default=1, metavar="K", help="runs at once (local subprocesses; with --slurm the array's %%K limit)")
     p.add_argument("--resume", action="store_true", help="continue in DIR: skip finished runs, resume interrupted ones, start missing ones")
     p.add_argument("--dry-run", action="store_true", help="show the plan; with --slurm write the job script without submitting")
     p.add_argument("--slurm", action="store_true", help="submit a Slurm job array (one task per run) instead of running here")
     p.add_argument("--slurm-option", action="append", metavar="KEY=VALUE", help="an sbatch option, e.g. partition=gpu, time=04:00:00, gpus=1, cpus-per-task=8 (repeatable)")
     p.add_argument("--summarize-only", action="store_true", help="only rebuild the tables from the finished runs in DIR")
-    _add_backend(p)
+    add_backend_argument(p, help=backend_help)
     p.set_defaults(handler=_experiment_command)
 
     p = commands.add_parser("experiment-task", help="run one task (train + evaluate) of an experiment (what a Slurm array task runs)")
     p.add_argument("workdir", metavar="DIR", help="experiment folder")
     p.add_argument("index", nargs="?", type=int, metavar="INDEX", help="task index (default: $SLURM_ARRAY_TASK_ID); see DIR/slurm/tasks.json")
-    _add_backend(p)
+    add_backend_argument(p, help=backend_help)
     p.set_defaults(handler=_task_command)
 
     p = commands.add_parser("experiment-summary", help="rebuild an experiment's results.csv and summary tables from its finished runs")
