@@ -46,6 +46,17 @@ def test_train_evaluate_predict_in_subprocesses(tmp_path):
     assert (tmp_path / "pred" / "sequence_000.gif").exists()
 
 
+def test_the_command_turns_on_tensorflows_bfc_cpu_allocator_unless_told_otherwise(monkeypatch):
+    from predrnn.cli import _apply_backend
+
+    monkeypatch.delenv("TF_CPU_ALLOCATOR_USE_BFC", raising=False)
+    _apply_backend([])
+    assert os.environ["TF_CPU_ALLOCATOR_USE_BFC"] == "1"
+    monkeypatch.setenv("TF_CPU_ALLOCATOR_USE_BFC", "0")
+    _apply_backend([])
+    assert os.environ["TF_CPU_ALLOCATOR_USE_BFC"] == "0"
+
+
 def _fails_cleanly(capsys, args, match):
     code = main([*map(str, args)])
     err = capsys.readouterr().err

@@ -71,6 +71,8 @@ def test_parse_implementation():
     )
     assert parse_implementation("torch+remat").remat
     assert parse_implementation("reference").kind == "reference"
+    assert (parse_implementation("tensorflow+bfc").bfc, parse_implementation("tensorflow+nobfc").bfc) == (True, False)
+    assert parse_implementation("tensorflow").bfc is None
     for bad, match in (("mxnet", "backend must be one of"), ("jax:float8", "Unknown precision"), ("jax+fast", "Unknown flag")):
         with pytest.raises(ValueError, match=match):
             parse_implementation(bad)

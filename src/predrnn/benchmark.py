@@ -202,7 +202,9 @@ class Implementation:
     two, ``PREDRNN_FUSED_GATES=1``; ``+unfused`` forces the default separate ones). ``xla=None`` keeps Keras'
     ``jit_compile="auto"`` (TensorFlow: XLA on GPU, not on CPU; JAX: always; PyTorch: eager).
     ``layout`` forces the model's internal layout (``PREDRNN_INTERNAL_LAYOUT``, isolated
-    workers only); ``None`` keeps the backend's default.
+    workers only); ``None`` keeps the backend's default. ``+bfc``/``+nobfc`` switch
+    TensorFlow's BFC CPU allocator on or off (``TF_CPU_ALLOCATOR_USE_BFC``, isolated workers
+    only); ``None`` keeps the environment's setting.
     """
 
     spec: str
@@ -213,6 +215,7 @@ class Implementation:
     remat: bool = False
     layout: str | None = None
     fused: bool | None = None
+    bfc: bool | None = None
 
 
 def parse_implementation(spec: str) -> Implementation:
@@ -229,7 +232,7 @@ def parse_implementation(spec: str) -> Implementation:
             f"Unknown implementation {spec!r}: the backend must be one of {', '.join(BACKENDS)} "
             "(or 'reference' for the PyTorch re-implementation of the official code)."
         )
-    xla, remat, layout, fused = None, False, None, None
+    xla, remat, layout, fused, bfc = None, False, None, None, None
     for flag in flags:
         if flag == "xla":
             xla = True
@@ -241,13 +244,15 @@ def parse_implementation(spec: str) -> Implementation:
             layout = flag
         elif flag in ("fused", "unfused"):
             fused = flag == "fused"
+        elif flag in ("bfc", "nobfc"):
+            bfc = flag == "bfc"
         else:
             raise ValueError(
-                f"Unknown flag {flag!r} in {spec!r}. Flags: +xla, +noxla, +remat, +channels_first, +channels_last, +fused, +unfused."
+                f"Unknown flag {flag!r} in {spec!r}. Flags: +xla, +noxla, +remat, +channels_first, +channels_last, +fused, +unfused, +bfc, +nobfc."
             )
     return Implementation(
         spec=text, kind="keras", backend=backend, precision=precision, xla=xla, remat=remat, layout=layout,
-        fused=fused,
+        fused=fused, bfc=bfc,
     )
 
 
@@ -643,6 +648,8 @@ class _SubprocessWorker:
             child_env["PREDRNN_INTERNAL_LAYOUT"] = impl.layout
         if impl.fused is not None:
             child_env["PREDRNN_FUSED_GATES"] = "1" if impl.fused else "0"
+        if impl.bfc is not None:
+            child_env["TF_CPU_ALLOCATOR_USE_BFC"] = "1" if impl.bfc else "0"
         child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         self.log = tempfile.NamedTemporaryFile("w+", prefix=f"predrnn-bench-{impl.backend}-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
@@ -807,8 +814,8 @@ def run_benchmark(
             start = time.perf_counter()
             if isolate:
                 worker = _SubprocessWorker(impl, config, seed, reference_path)
-            elif impl.layout or impl.fused is not None:
-                raise ValueError(f"{impl.spec}: +channels_first/+channels_last/+fused/+unfused need isolate=True.")
+            elif impl.layout or impl.fused is not None or impl.bfc is not None:
+                raise ValueError(f"{impl.spec}: +channels_first/+channels_last/+fused/+unfused/+bfc/+nobfc need isolate=True.")
             else:
                 worker = _InProcessWorker(impl, config, seed, reference_path)
             build_s = time.perf_counter() - start
