@@ -3,6 +3,9 @@
 :class:`VideoPredictionDataset` is a ``keras.utils.PyDataset``, so it works with ``fit``,
 ``evaluate`` and ``predict`` on every backend. It turns the schedule's probabilities into a
 teacher-forcing mask per batch (see :mod:`predrnn.schedules`), on the host, reproducibly.
+On TensorFlow, :meth:`VideoPredictionDataset.to_tf_dataset` gives the same batches as a
+``tf.data.Dataset`` of global steps, the faster input for ``fit`` there (the training job
+uses it).
 
 Global step: batch ``index`` of epoch ``epoch`` is global step ``epoch * len(dataset) + index``.
 ``epoch`` starts at ``initial_epoch`` and ``on_epoch_end()`` increments it. Everything a batch
