@@ -15,6 +15,7 @@ from predrnn.layers.common import (
     serialize_kernel_initializer,
 )
 from predrnn.patching import check_patchable, from_patches, to_patches
+from predrnn.schedules import inference_teacher_forcing_mask
 
 FRAMES = "frames"
 TEACHER_FORCING_MASK = "teacher_forcing_mask"
@@ -300,16 +301,12 @@ class VideoPredictor(keras.Model):
         if not self.built:
             self.build(tuple(context.shape))
         context_length, horizon = int(context.shape[1]), int(horizon)
-        total = context_length + horizon
-        # The inference mask: true frames for input steps 1 .. context-1, predictions after.
-        steps = np.zeros((total - 2,), dtype="float32")
-        steps[: context_length - 1] = 1.0
         if is_numpy:
             context = np.asarray(context, dtype="float32")
             batch = context.shape[0]
             placeholders = np.zeros((batch, horizon) + context.shape[2:], dtype="float32")
             frames = np.concatenate([context, placeholders], axis=1)
-            mask = np.tile(steps, (batch, 1))
+            mask = inference_teacher_forcing_mask(batch, context_length, horizon)
             predictions = self._compiled_rollout(
                 {FRAMES: frames, TEACHER_FORCING_MASK: mask}, (context_length, horizon), batch_size or batch
             )
@@ -318,7 +315,8 @@ class VideoPredictor(keras.Model):
         batch = ops.shape(context)[0]
         placeholders = ops.zeros((batch, horizon) + tuple(context.shape[2:]), dtype=context.dtype)
         frames = ops.concatenate([context, placeholders], axis=1)
-        mask = ops.zeros((batch, total - 2), dtype="float32") + ops.convert_to_tensor(steps)
+        row = inference_teacher_forcing_mask(1, context_length, horizon)
+        mask = ops.zeros((batch, row.shape[1]), dtype="float32") + ops.convert_to_tensor(row)
         predictions = self({FRAMES: frames, TEACHER_FORCING_MASK: mask})
         return predictions[:, context_length - 1 :]
 
