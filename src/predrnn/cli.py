@@ -145,7 +145,8 @@ def _add_optional_commands(commands):
 
 
 def _apply_backend(argv) -> None:
-    """Set KERAS_BACKEND from --backend before anything imports keras."""
+    """Set KERAS_BACKEND from --backend, and TensorFlow's start-up settings (log level, CPU
+    allocator), before anything imports keras."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--backend", choices=BACKENDS)
     known, _ = pre.parse_known_args(argv)
