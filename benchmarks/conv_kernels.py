@@ -1,17 +1,21 @@
 """One 5x5 convolution, forward + both gradients, per framework: the conv-kernel ceiling.
 
 The shape is a fused PredRNN gate conv of the 4x64 Moving MNIST model (batch 8, 16x16
-patches, 128 -> 256 channels). Modes: tf (graph), tfxla, torch (channels-first), tfmm
-(im2col + matmul in TensorFlow). Prints the median of 10 runs and GFLOP/s (3x forward).
+patches, 128 -> 256 channels; ``CIN``/``COUT`` in the environment override the channels).
+Modes: tf (graph), tfxla, torch (channels-first), tfmm (im2col + matmul in TensorFlow),
+tfwino / tfxlawino (``predrnn.layers.winograd.winograd_conv2d``, F(4x4, 5x5), graph / XLA).
+Prints the median of 10 runs and GFLOP/s of the direct convolution's FLOPs (3x forward).
 
-    for m in tf tfxla torch tfmm; do python benchmarks/conv_kernels.py $m; done
+    for m in tf tfxla torch tfmm tfwino tfxlawino; do python benchmarks/conv_kernels.py $m; done
 
-Produced the 86 / 100 / 93 / 90 GFLOP/s figures of benchmarks/README.md (2026-11-29).
+Produced the 86 / 100 / 93 / 90 GFLOP/s figures of benchmarks/README.md (2026-11-29) and
+the Winograd comparison there.
 """
 import os, sys, time, statistics
 import numpy as np
 which = sys.argv[1]
-B, S, CIN, COUT, K = 8, 16, 128, 256, 5
+B, S, K = 8, 16, 5
+CIN, COUT = int(os.environ.get("CIN", 128)), int(os.environ.get("COUT", 256))
 x = np.random.rand(B, S, S, CIN).astype("float32")
 w = (np.random.rand(K, K, CIN, COUT).astype("float32") - 0.5) * 0.05
 flops = 3 * 2 * B * S * S * K * K * CIN * COUT
@@ -21,14 +25,17 @@ def bench(fn, n=10):
     for _ in range(n):
         t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
     return statistics.median(ts)
-if which.startswith("tf"):
+if which in ("tf", "tfxla", "tfwino", "tfxlawino"):
+    os.environ["KERAS_BACKEND"] = "tensorflow"
     import tensorflow as tf
+    from predrnn.layers.winograd import winograd_conv2d
+    conv = winograd_conv2d if which.endswith("wino") else (lambda x, w: tf.nn.conv2d(x, w, 1, "SAME"))
     xt, wt = tf.constant(x), tf.Variable(w)
-    @tf.function(jit_compile=(which == "tfxla"))
+    @tf.function(jit_compile=which.startswith("tfxla"))
     def step():
         with tf.GradientTape() as tape:
             tape.watch(xt)
-            y = tf.nn.conv2d(xt, wt, 1, "SAME")
+            y = conv(xt, wt)
             loss = tf.reduce_sum(y * y)
         gx, gw = tape.gradient(loss, [xt, wt])
         return gx[0, 0, 0, 0] + gw[0, 0, 0, 0]

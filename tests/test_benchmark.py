@@ -73,6 +73,8 @@ def test_parse_implementation():
     assert parse_implementation("reference").kind == "reference"
     assert (parse_implementation("tensorflow+bfc").bfc, parse_implementation("tensorflow+nobfc").bfc) == (True, False)
     assert parse_implementation("tensorflow").bfc is None
+    assert parse_implementation("tensorflow+xlacells").xla_cells is True
+    assert (parse_implementation("tensorflow+noxlacells").xla_cells, parse_implementation("jax").xla_cells) == (False, None)
     for bad, match in (("mxnet", "backend must be one of"), ("jax:float8", "Unknown precision"), ("jax+fast", "Unknown flag")):
         with pytest.raises(ValueError, match=match):
             parse_implementation(bad)

@@ -204,7 +204,9 @@ class Implementation:
     ``layout`` forces the model's internal layout (``PREDRNN_INTERNAL_LAYOUT``, isolated
     workers only); ``None`` keeps the backend's default. ``+bfc``/``+nobfc`` switch
     TensorFlow's BFC CPU allocator on or off (``TF_CPU_ALLOCATOR_USE_BFC``, isolated workers
-    only); ``None`` keeps the environment's setting.
+    only); ``None`` keeps the environment's setting. ``+xlacells``/``+noxlacells`` switch
+    XLA-compiled cell steps with Winograd convolutions on or off (``PREDRNN_XLA_CELLS``,
+    TensorFlow, isolated workers only).
     """
 
     spec: str
@@ -216,6 +218,7 @@ class Implementation:
     layout: str | None = None
     fused: bool | None = None
     bfc: bool | None = None
+    xla_cells: bool | None = None
 
 
 def parse_implementation(spec: str) -> Implementation:
@@ -232,7 +235,7 @@ def parse_implementation(spec: str) -> Implementation:
             f"Unknown implementation {spec!r}: the backend must be one of {', '.join(BACKENDS)} "
             "(or 'reference' for the PyTorch re-implementation of the official code)."
         )
-    xla, remat, layout, fused, bfc = None, False, None, None, None
+    xla, remat, layout, fused, bfc, xla_cells = None, False, None, None, None, None
     for flag in flags:
         if flag == "xla":
             xla = True
@@ -246,13 +249,15 @@ def parse_implementation(spec: str) -> Implementation:
             fused = flag == "fused"
         elif flag in ("bfc", "nobfc"):
             bfc = flag == "bfc"
+        elif flag in ("xlacells", "noxlacells"):
+            xla_cells = flag == "xlacells"
         else:
             raise ValueError(
-                f"Unknown flag {flag!r} in {spec!r}. Flags: +xla, +noxla, +remat, +channels_first, +channels_last, +fused, +unfused, +bfc, +nobfc."
+                f"Unknown flag {flag!r} in {spec!r}. Flags: +xla, +noxla, +remat, +channels_first, +channels_last, +fused, +unfused, +bfc, +nobfc, +xlacells, +noxlacells."
             )
     return Implementation(
         spec=text, kind="keras", backend=backend, precision=precision, xla=xla, remat=remat, layout=layout,
-        fused=fused, bfc=bfc,
+        fused=fused, bfc=bfc, xla_cells=xla_cells,
     )
 
 
@@ -650,6 +655,8 @@ class _SubprocessWorker:
             child_env["PREDRNN_FUSED_GATES"] = "1" if impl.fused else "0"
         if impl.bfc is not None:
             child_env["TF_CPU_ALLOCATOR_USE_BFC"] = "1" if impl.bfc else "0"
+        if impl.xla_cells is not None:
+            child_env["PREDRNN_XLA_CELLS"] = "1" if impl.xla_cells else "0"
         child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         self.log = tempfile.NamedTemporaryFile("w+", prefix=f"predrnn-bench-{impl.backend}-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
@@ -814,8 +821,11 @@ def run_benchmark(
             start = time.perf_counter()
             if isolate:
                 worker = _SubprocessWorker(impl, config, seed, reference_path)
-            elif impl.layout or impl.fused is not None or impl.bfc is not None:
-                raise ValueError(f"{impl.spec}: +channels_first/+channels_last/+fused/+unfused/+bfc/+nobfc need isolate=True.")
+            elif impl.layout or impl.fused is not None or impl.bfc is not None or impl.xla_cells is not None:
+                raise ValueError(
+                    f"{impl.spec}: +channels_first/+channels_last/+fused/+unfused/+bfc/+nobfc/+xlacells/+noxlacells "
+                    "need isolate=True."
+                )
             else:
                 worker = _InProcessWorker(impl, config, seed, reference_path)
             build_s = time.perf_counter() - start

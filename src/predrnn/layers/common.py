@@ -5,6 +5,8 @@ import os
 import keras
 from keras import ops
 
+from predrnn.layers.winograd import winograd_conv2d
+
 LAYER_NORM_EPSILON = 1e-5  # the official PredRNN's nn.LayerNorm default
 
 
@@ -68,6 +70,21 @@ def fused_gates():
     return os.environ.get("PREDRNN_FUSED_GATES", "0") == "1"
 
 
+def xla_cells():
+    """Whether each cell step is compiled with XLA, its k x k convolutions as Winograd's (TensorFlow).
+
+    Opt-in, ``PREDRNN_XLA_CELLS=1``; TensorFlow only (JAX compiles the whole step already,
+    PyTorch runs eagerly: there the variable is ignored). Each cell's step becomes one
+    ``tf.function(jit_compile=True)`` inside the otherwise uncompiled training step, and its
+    3x3-7x7 float32 convolutions run as :func:`predrnn.layers.winograd.winograd_conv2d`. On
+    this project's 2-core AVX2 CPU that made the 4x64/batch-8 Moving MNIST training step
+    about 0.55x TensorFlow's default (benchmarks/README.md, "XLA cell steps"), with the
+    same losses up to float rounding. Compiling the whole unrolled step with XLA instead is
+    1.5x slower there, and Winograd without XLA is slower than the direct convolution.
+    """
+    return os.environ.get("PREDRNN_XLA_CELLS", "0") == "1" and keras.backend.backend() == "tensorflow"
+
+
 def channel_axis(data_format):
     return 1 if data_format == CHANNELS_FIRST else -1
 
@@ -75,10 +92,15 @@ def channel_axis(data_format):
 def conv2d(x, kernel, data_format=CHANNELS_LAST):
     """Stride-1, "same"-padded, bias-free 2-D convolution; ``kernel`` is ``(k, k, in, out)``.
 
-    Channels-last 1x1 kernels run as a matmul over the channel axis (the same result, cheaper).
+    Channels-last 1x1 kernels run as a matmul over the channel axis (the same result, cheaper);
+    3x3-7x7 float32 kernels as Winograd convolutions with ``PREDRNN_XLA_CELLS=1`` (see
+    :func:`xla_cells`: the cells' k x k convolutions then run inside XLA-compiled steps).
     """
-    if data_format == CHANNELS_LAST and kernel.shape[0] == 1 and kernel.shape[1] == 1:
+    size = kernel.shape[0]
+    if data_format == CHANNELS_LAST and size == 1 and kernel.shape[1] == 1:
         return ops.matmul(x, kernel[0, 0])
+    if 3 <= size <= 7 and xla_cells() and keras.backend.standardize_dtype(x.dtype) == "float32":
+        return winograd_conv2d(x, kernel, tile=4 if size <= 5 else 2, data_format=data_format)
     return ops.conv(x, kernel, strides=1, padding="same", data_format=data_format)
 
 
@@ -162,6 +184,24 @@ class ConvRecurrentCell(keras.layers.Layer):
         self.kernel_initializer = serialize_kernel_initializer(kernel_initializer)
         self.data_format = "channels_last"
         self._initializer = get_kernel_initializer(kernel_initializer)
+
+    def run_step(self, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None):
+        """:meth:`step` as the models' time loop calls it: XLA-compiled per cell with ``PREDRNN_XLA_CELLS=1``.
+
+        One ``tf.function(jit_compile=True)`` per layout; the initial ``None`` states give
+        it a second trace. Otherwise (the default, other backends) it is :meth:`step` itself.
+        """
+        if not xla_cells():
+            return self.step(inputs, states, data_format, fused_kernels)
+        compiled = self.__dict__.setdefault("_xla_steps", {})
+        if data_format not in compiled:
+            import tensorflow as tf
+
+            def step(x, states, fused):
+                return self.step(x, states, data_format, fused)
+
+            compiled[data_format] = tf.function(step, jit_compile=True)
+        return compiled[data_format](inputs, tuple(states), fused_kernels)
 
     def _check_input_shape(self, input_shape):
         if len(input_shape) != 4:

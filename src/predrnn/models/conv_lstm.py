@@ -62,7 +62,7 @@ class ConvLSTM(VideoPredictor):
         inputs = x
         for index, layer in enumerate(self.cells):
             fused = None if constants is None else constants[index]
-            inputs, c = layer.step(inputs, (hidden[index], cell[index]), data_format, fused)
+            inputs, c = layer.run_step(inputs, (hidden[index], cell[index]), data_format, fused)
             new_hidden.append(inputs)
             new_cell.append(c)
         return inputs, (new_hidden, new_cell), None

@@ -146,7 +146,7 @@ class PredRNN(VideoPredictor):
             if adapter is not None and memory is not None:
                 memory = conv2d(memory, adapter, data_format)
             fused = None if constants is None else constants[index]
-            outputs = layer.step(inputs, (hidden[index], cell[index], memory), data_format, fused)
+            outputs = layer.run_step(inputs, (hidden[index], cell[index], memory), data_format, fused)
             h, c, memory = outputs[:3]
             if with_decoupling:
                 kernel = self.decoupling_adapters[str(self.filters[index])]

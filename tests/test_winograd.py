@@ -1,0 +1,96 @@
+"""Winograd convolution and ``PREDRNN_XLA_CELLS``: the transforms' identity, agreement with the
+direct convolution (values and gradients, both layouts), and models that train the same."""
+
+import keras
+import numpy as np
+import pytest
+
+from predrnn import ConvLSTM, PredRNN
+from predrnn.layers.common import xla_cells
+from predrnn.layers.winograd import winograd_conv2d, winograd_matrices
+
+import numpy_reference as ref
+
+BACKEND = keras.backend.backend()
+
+
+@pytest.mark.parametrize("tile, kernel_size", [(2, 3), (4, 3), (2, 5), (4, 5), (2, 7)])
+def test_transforms_compute_the_correlation(rng, tile, kernel_size):
+    a_t, g, b_t = winograd_matrices(tile, kernel_size)
+    n = tile + kernel_size - 1
+    assert a_t.shape == (tile, n) and g.shape == (n, kernel_size) and b_t.shape == (n, n)
+    d, w = rng.standard_normal(n), rng.standard_normal(kernel_size)
+    want = [np.dot(d[i : i + kernel_size], w) for i in range(tile)]
+    np.testing.assert_allclose(a_t @ ((g @ w) * (b_t @ d)), want, atol=1e-12)
+
+
+def test_too_large_a_tile_is_refused():
+    with pytest.raises(ValueError, match="points"):
+        winograd_matrices(8, 7)
+
+
+@pytest.mark.parametrize(
+    "height, width, kernel_size, tile",
+    [(16, 16, 5, 4), (13, 7, 5, 4), (9, 10, 3, 4), (6, 6, 5, 2), (8, 5, 7, 2), (3, 2, 5, 4)],
+)
+def test_matches_the_direct_convolution_in_both_layouts(rng, height, width, kernel_size, tile):
+    x = rng.standard_normal((2, height, width, 3))
+    kernel = rng.standard_normal((kernel_size, kernel_size, 3, 4)) / kernel_size
+    want = ref.conv_same(x, kernel)
+    xt, kt = (keras.ops.convert_to_tensor(a.astype("float32")) for a in (x, kernel))
+    got = keras.ops.convert_to_numpy(winograd_conv2d(xt, kt, tile=tile))
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=2e-5 * np.abs(want).max())
+    first = winograd_conv2d(keras.ops.transpose(xt, (0, 3, 1, 2)), kt, tile=tile, data_format="channels_first")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(first).transpose(0, 2, 3, 1), got, atol=1e-6 * np.abs(want).max())
+
+
+def test_even_kernels_are_refused():
+    with pytest.raises(ValueError, match="square, odd kernel"):
+        winograd_conv2d(keras.ops.zeros((1, 8, 8, 2)), keras.ops.zeros((4, 4, 2, 3)))
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the gradient check uses tf.GradientTape")
+def test_gradients_match_the_direct_convolution(rng):
+    import tensorflow as tf
+
+    x = tf.constant(rng.standard_normal((2, 10, 9, 3)).astype("float32"))
+    kernel = tf.constant((rng.standard_normal((5, 5, 3, 4)) / 5).astype("float32"))
+    weights = tf.constant(rng.standard_normal((2, 10, 9, 4)).astype("float32"))
+    results = []
+    for conv in (lambda x, k: tf.nn.conv2d(x, k, 1, "SAME"), winograd_conv2d):
+        with tf.GradientTape() as tape:
+            tape.watch([x, kernel])
+            loss = tf.reduce_sum(conv(x, kernel) * weights)
+        results.append([t.numpy() for t in (loss, *tape.gradient(loss, [x, kernel]))])
+    for got, want in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_xla_cells_is_opt_in_and_tensorflow_only(monkeypatch):
+    monkeypatch.delenv("PREDRNN_XLA_CELLS", raising=False)
+    assert not xla_cells()
+    monkeypatch.setenv("PREDRNN_XLA_CELLS", "1")
+    assert xla_cells() == (BACKEND == "tensorflow")
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="PREDRNN_XLA_CELLS is TensorFlow-only (ignored elsewhere)")
+@pytest.mark.parametrize("cls, kwargs", [(PredRNN, dict(decoupling_weight=0.1, use_layer_norm=True)), (ConvLSTM, {})])
+def test_xla_cells_train_like_the_default(rng, monkeypatch, cls, kwargs):
+    """The same losses over three training steps, and the same rollout, from the same weights."""
+    frames = rng.random((2, 6, 12, 12, 2)).astype("float32")
+    inputs = {"frames": frames, "teacher_forcing_mask": (rng.random((2, 4)) < 0.5).astype("float32")}
+    runs = []
+    for flag in ("0", "1"):
+        monkeypatch.setenv("PREDRNN_XLA_CELLS", flag)
+        keras.utils.set_random_seed(5)
+        model = cls(filters=(4, 4), kernel_size=5, patch_size=2, **kwargs)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        losses = [float(np.asarray(model.train_on_batch(inputs, frames[:, 1:])).reshape(-1)[0]) for _ in range(3)]
+        runs.append((losses, model.rollout(frames[:, :3], 3)))
+        compiled = [bool(vars(cell).get("_xla_steps")) for cell in model.cells]
+        assert compiled == [flag == "1"] * 2
+    (want_losses, want_rollout), (losses, rollout) = runs
+    np.testing.assert_allclose(losses, want_losses, rtol=1e-4)
+    np.testing.assert_allclose(rollout, want_rollout, atol=1e-4)
+    assert losses[-1] < losses[0]
