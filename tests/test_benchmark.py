@@ -75,6 +75,11 @@ def test_parse_implementation():
     assert parse_implementation("tensorflow").bfc is None
     assert parse_implementation("tensorflow+xlacells").xla_cells is True
     assert (parse_implementation("tensorflow+noxlacells").xla_cells, parse_implementation("jax").xla_cells) == (False, None)
+    assert parse_implementation("torch+channels_first+fused+nobfc+xlacells").environment() == {
+        "PREDRNN_INTERNAL_LAYOUT": "channels_first", "PREDRNN_FUSED_GATES": "1",
+        "TF_CPU_ALLOCATOR_USE_BFC": "0", "PREDRNN_XLA_CELLS": "1",
+    }
+    assert parse_implementation("tensorflow").environment() == {}
     for bad, match in (("mxnet", "backend must be one of"), ("jax:float8", "Unknown precision"), ("jax+fast", "Unknown flag")):
         with pytest.raises(ValueError, match=match):
             parse_implementation(bad)

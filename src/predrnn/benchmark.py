@@ -220,6 +220,19 @@ class Implementation:
     bfc: bool | None = None
     xla_cells: bool | None = None
 
+    def environment(self) -> dict:
+        """The environment variables the flags set in the implementation's worker process."""
+        switches = {
+            "PREDRNN_INTERNAL_LAYOUT": self.layout,
+            "PREDRNN_FUSED_GATES": self.fused,
+            "TF_CPU_ALLOCATOR_USE_BFC": self.bfc,
+            "PREDRNN_XLA_CELLS": self.xla_cells,
+        }
+        return {
+            name: value if isinstance(value, str) else ("1" if value else "0")
+            for name, value in switches.items() if value is not None
+        }
+
 
 def parse_implementation(spec: str) -> Implementation:
     text = spec.strip()
@@ -649,14 +662,7 @@ class _SubprocessWorker:
         child_env = dict(os.environ)
         child_env.update(env or {})
         child_env["KERAS_BACKEND"] = impl.backend
-        if impl.layout:
-            child_env["PREDRNN_INTERNAL_LAYOUT"] = impl.layout
-        if impl.fused is not None:
-            child_env["PREDRNN_FUSED_GATES"] = "1" if impl.fused else "0"
-        if impl.bfc is not None:
-            child_env["TF_CPU_ALLOCATOR_USE_BFC"] = "1" if impl.bfc else "0"
-        if impl.xla_cells is not None:
-            child_env["PREDRNN_XLA_CELLS"] = "1" if impl.xla_cells else "0"
+        child_env.update(impl.environment())
         child_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         self.log = tempfile.NamedTemporaryFile("w+", prefix=f"predrnn-bench-{impl.backend}-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
@@ -821,7 +827,7 @@ def run_benchmark(
             start = time.perf_counter()
             if isolate:
                 worker = _SubprocessWorker(impl, config, seed, reference_path)
-            elif impl.layout or impl.fused is not None or impl.bfc is not None or impl.xla_cells is not None:
+            elif impl.environment():
                 raise ValueError(
                     f"{impl.spec}: +channels_first/+channels_last/+fused/+unfused/+bfc/+nobfc/+xlacells/+noxlacells "
                     "need isolate=True."

@@ -6,9 +6,9 @@ tile as ``A^T [(G g G^T) * (B^T d B)] A``: the multiply-adds over channels becom
 ``(m + k - 1)^2`` independent matrix products, one per transform coefficient, so F(4x4, 5x5)
 needs 64 multiplies per 16 outputs instead of 400 (6.25x fewer). The transforms are
 exact in real arithmetic; in float32 the result differs from the direct convolution by
-rounding (a few 1e-6 of the output scale for 5x5 kernels; ``python -m
-predrnn.layers.winograd`` checks the transforms and the convolution against
-``keras.ops.conv`` on the current backend). The kernels stay ``(k, k, in, out)``.
+rounding (a few 1e-6 of the output scale for 5x5 kernels; tests/test_winograd.py checks
+the transforms, the convolution in both layouts and its gradients). The kernels stay
+``(k, k, in, out)``.
 
 Used by the cells when ``PREDRNN_XLA_CELLS=1`` on TensorFlow (see
 ``predrnn.layers.common.xla_cells``): inside an XLA-compiled cell step, one 5x5 conv forward
@@ -114,22 +114,3 @@ def winograd_conv2d(x, kernel, tile=4, data_format="channels_last"):
     y = ops.reshape(y, (-1, m * tiles_h, m * tiles_w, out_channels))
     return y[:, :height, :width]
 
-
-if __name__ == "__main__":
-    rng = np.random.default_rng(0)
-    for tile, k in ((2, 3), (4, 3), (2, 5), (4, 5), (2, 7)):
-        a_t, g, b_t = winograd_matrices(tile, k)
-        d, w = rng.standard_normal(tile + k - 1), rng.standard_normal(k)
-        want = [np.dot(d[i : i + k], w) for i in range(tile)]
-        assert np.allclose(a_t @ ((g @ w) * (b_t @ d)), want, atol=1e-12), (tile, k)
-    for k, h, w, tile in ((5, 16, 16, 4), (5, 13, 7, 4), (3, 9, 10, 4), (7, 8, 8, 2)):
-        x = rng.standard_normal((2, h, w, 8)).astype("float32")
-        kernel = (rng.standard_normal((k, k, 8, 12)) / (k * 3)).astype("float32")
-        want = ops.convert_to_numpy(ops.conv(x, kernel, padding="same"))
-        got = ops.convert_to_numpy(winograd_conv2d(ops.convert_to_tensor(x), ops.convert_to_tensor(kernel), tile))
-        first = winograd_conv2d(ops.convert_to_tensor(x.transpose(0, 3, 1, 2)), ops.convert_to_tensor(kernel), tile, CHANNELS_FIRST)
-        first = ops.convert_to_numpy(first).transpose(0, 2, 3, 1)
-        error = max(np.abs(got - want).max(), np.abs(first - want).max()) / np.abs(want).max()
-        print(f"k={k} {h}x{w} tile={tile}: max error {error:.1e} of the output scale")
-        assert error < 2e-5
-    print("ok")
