@@ -1,13 +1,16 @@
 """Winograd convolution and ``PREDRNN_XLA_CELLS``: the transforms' identity, agreement with the
 direct convolution (values and gradients, both layouts), and models that train the same."""
 
+import functools
+
 import keras
 import numpy as np
 import pytest
 
 from predrnn import ConvLSTM, PredRNN
+from predrnn.layers import SpatioTemporalLSTMCell
 from predrnn.layers.common import xla_cells
-from predrnn.layers.winograd import winograd_conv2d, winograd_matrices
+from predrnn.layers.winograd import recomputing_winograd_conv2d, winograd_conv2d, winograd_matrices
 
 import numpy_reference as ref
 
@@ -51,20 +54,69 @@ def test_even_kernels_are_refused():
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="the gradient check uses tf.GradientTape")
-def test_gradients_match_the_direct_convolution(rng):
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("conv", [winograd_conv2d, recomputing_winograd_conv2d])
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_gradients_match_the_direct_convolution(rng, conv, data_format, jit_compile):
     import tensorflow as tf
 
     x = tf.constant(rng.standard_normal((2, 10, 9, 3)).astype("float32"))
     kernel = tf.constant((rng.standard_normal((5, 5, 3, 4)) / 5).astype("float32"))
     weights = tf.constant(rng.standard_normal((2, 10, 9, 4)).astype("float32"))
-    results = []
-    for conv in (lambda x, k: tf.nn.conv2d(x, k, 1, "SAME"), winograd_conv2d):
+    first = data_format == "channels_first"
+
+    def loss_and_gradients(conv, x, kernel):
         with tf.GradientTape() as tape:
             tape.watch([x, kernel])
-            loss = tf.reduce_sum(conv(x, kernel) * weights)
-        results.append([t.numpy() for t in (loss, *tape.gradient(loss, [x, kernel]))])
-    for got, want in zip(results[1], results[0]):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+            y = conv(tf.transpose(x, (0, 3, 1, 2)) if first else x, kernel)
+            loss = tf.reduce_sum((tf.transpose(y, (0, 2, 3, 1)) if first else y) * weights)
+        return (loss, *tape.gradient(loss, [x, kernel]))
+
+    def direct(x, kernel):  # NHWC only on CPU
+        x = tf.transpose(x, (0, 2, 3, 1)) if first else x
+        y = tf.nn.conv2d(x, kernel, 1, "SAME")
+        return tf.transpose(y, (0, 3, 1, 2)) if first else y
+
+    want = loss_and_gradients(direct, x, kernel)
+    winograd = functools.partial(conv, tile=4, data_format=data_format)
+    got = tf.function(loss_and_gradients, jit_compile=jit_compile)(winograd, x, kernel)
+    for got, want in zip(got, want):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-4 * np.abs(want.numpy()).max())
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="PREDRNN_XLA_CELLS is TensorFlow-only (ignored elsewhere)")
+def test_xla_cell_steps_keep_no_large_intermediates_for_the_gradient(rng, monkeypatch):
+    """What a compiled cell step returns for its backward pass is no larger than its own inputs.
+
+    The automatic gradient of ``winograd_conv2d`` kept the per-coefficient products and the
+    transforms' inputs (up to 28x a state each at PredRNN's shapes: 6x the default's peak
+    memory over 20 frames); the weights, read inside the step, were kept again per time step.
+    """
+    import tensorflow as tf
+
+    monkeypatch.setenv("PREDRNN_XLA_CELLS", "1")
+    cell = SpatioTemporalLSTMCell(16, 5)
+    cell.build((2, 12, 12, 4))
+    x = tf.constant(rng.standard_normal((2, 12, 12, 4)).astype("float32"))
+    h = tf.constant(rng.standard_normal((2, 12, 12, 16)).astype("float32"))
+
+    @tf.function
+    def gradients(x, h):
+        with tf.GradientTape() as tape:
+            tape.watch(h)
+            loss = tf.reduce_sum(cell.run_step(x, (h, h, h))[0])
+        return tape.gradient(loss, [h, *cell.trainable_weights])
+
+    graph = gradients.get_concrete_function(x, h).graph
+    calls = [op for op in graph.get_operations() if op.type in ("PartitionedCall", "StatefulPartitionedCall")]
+    forward = max(calls, key=lambda op: len(op.outputs))  # the step, rewritten to return what its gradient needs
+    largest_input = max(int(np.prod(t.shape)) for t in (x, h, *cell.weights))
+    kept = sorted(((int(np.prod(t.shape)), tuple(t.shape)) for t in forward.outputs[3:]), reverse=True)
+    assert kept[0][0] <= 2 * largest_input, kept[:5]  # 2x: the concatenation [c, m]
+    # Now: ~22 state-sized activations and two copies of the kernels (TensorFlow's function
+    # gradient returns the custom gradient's inputs again); before, 11x the kernels.
+    kernels = sum(int(np.prod(w.shape)) for w in cell.weights)
+    assert sum(size for size, _ in kept) <= 3 * kernels + 24 * int(np.prod(h.shape)), kept
 
 
 def test_xla_cells_is_opt_in_and_tensorflow_only(monkeypatch):

@@ -1029,8 +1029,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="mnist",
                         help="model and batch (mnist: 4x64/batch 8; paper: 4x128/batch 16; default mnist)")
     parser.add_argument("--impl", nargs="+", default=["reference", "tensorflow"], metavar="SPEC",
-                        help="implementations: reference, or BACKEND[+xla|+noxla][+remat][:PRECISION] with BACKEND in "
-                             "tensorflow/jax/torch, PRECISION float32/mixed_bfloat16 (default: reference tensorflow)")
+                        help="implementations: reference, or BACKEND[+FLAG...][:PRECISION] with BACKEND in "
+                             "tensorflow/jax/torch, FLAG in xla/noxla, remat, channels_first/channels_last, "
+                             "fused/unfused, bfc/nobfc, xlacells/noxlacells (benchmarks/README.md), PRECISION "
+                             "float32/mixed_bfloat16 (default: reference tensorflow)")
     parser.add_argument("--filters", type=int, nargs="+", help="override the preset's layer widths")
     parser.add_argument("--batch-size", type=int, help="override the preset's batch size")
     parser.add_argument("--frames", type=int, nargs=2, metavar=("INPUT", "OUTPUT"), help="override input/output lengths")

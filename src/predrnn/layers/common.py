@@ -5,7 +5,7 @@ import os
 import keras
 from keras import ops
 
-from predrnn.layers.winograd import winograd_conv2d
+from predrnn.layers.winograd import recomputing_winograd_conv2d
 
 LAYER_NORM_EPSILON = 1e-5  # the official PredRNN's nn.LayerNorm default
 
@@ -76,10 +76,11 @@ def xla_cells():
     Opt-in, ``PREDRNN_XLA_CELLS=1``; TensorFlow only (JAX compiles the whole step already,
     PyTorch runs eagerly: there the variable is ignored). Each cell's step becomes one
     ``tf.function(jit_compile=True)`` inside the otherwise uncompiled training step, and its
-    3x3-7x7 float32 convolutions run as :func:`predrnn.layers.winograd.winograd_conv2d`. On
+    3x3-7x7 float32 convolutions run as :func:`predrnn.layers.winograd.recomputing_winograd_conv2d`. On
     this project's 2-core AVX2 CPU that made the 4x64/batch-8 Moving MNIST training step
-    about 0.55x TensorFlow's default (benchmarks/README.md, "XLA cell steps"), with the
-    same losses up to float rounding. Compiling the whole unrolled step with XLA instead is
+    about 0.55x TensorFlow's default, and the paper's 4x128/batch-16 step 0.38x the
+    reference's, at about twice the peak memory (benchmarks/README.md, "XLA cell steps"),
+    with the same losses up to float rounding. Compiling the whole unrolled step with XLA instead is
     1.5x slower there, and Winograd without XLA is slower than the direct convolution.
     """
     return os.environ.get("PREDRNN_XLA_CELLS", "0") == "1" and keras.backend.backend() == "tensorflow"
@@ -100,7 +101,7 @@ def conv2d(x, kernel, data_format=CHANNELS_LAST):
     if data_format == CHANNELS_LAST and size == 1 and kernel.shape[1] == 1:
         return ops.matmul(x, kernel[0, 0])
     if 3 <= size <= 7 and xla_cells() and keras.backend.standardize_dtype(x.dtype) == "float32":
-        return winograd_conv2d(x, kernel, tile=4 if size <= 5 else 2, data_format=data_format)
+        return recomputing_winograd_conv2d(x, kernel, tile=4 if size <= 5 else 2, data_format=data_format)
     return ops.conv(x, kernel, strides=1, padding="same", data_format=data_format)
 
 
@@ -193,15 +194,20 @@ class ConvRecurrentCell(keras.layers.Layer):
         """
         if not xla_cells():
             return self.step(inputs, states, data_format, fused_kernels)
+        import tensorflow as tf
+
         compiled = self.__dict__.setdefault("_xla_steps", {})
         if data_format not in compiled:
-            import tensorflow as tf
-
-            def step(x, states, fused):
-                return self.step(x, states, data_format, fused)
+            def step(x, states, fused, values):
+                # The weights come in as arguments (read outside, no copy), not as variables
+                # read inside: what the compiled step reads itself, it must also return for
+                # the backward pass, one copy of every kernel per time step.
+                with keras.StatelessScope(state_mapping=list(zip(self.weights, values))):
+                    return self.step(x, states, data_format, fused)
 
             compiled[data_format] = tf.function(step, jit_compile=True)
-        return compiled[data_format](inputs, tuple(states), fused_kernels)
+        values = [tf.convert_to_tensor(weight.value) for weight in self.weights]
+        return compiled[data_format](inputs, tuple(states), fused_kernels, values)
 
     def _check_input_shape(self, input_shape):
         if len(input_shape) != 4:

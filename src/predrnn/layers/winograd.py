@@ -66,6 +66,55 @@ def winograd_conv2d(x, kernel, tile=4, data_format="channels_last"):
     rows, then to the tile columns; ``G g G^T`` and ``A^T M A`` each as one product with a
     Kronecker matrix. Compilers handle these far better than chains of small einsums.
     """
+    to_v, to_u, to_y = _transforms(x, kernel, tile, data_format)
+    return to_y(ops.matmul(to_v(x), to_u(kernel)))
+
+
+def recomputing_winograd_conv2d(x, kernel, tile=4, data_format="channels_last"):
+    """:func:`winograd_conv2d` whose gradient keeps only ``x`` and ``kernel`` (TensorFlow).
+
+    TensorFlow's automatic gradient of :func:`winograd_conv2d` keeps every intermediate for
+    the backward pass: the transformed tiles and kernels, the per-coefficient products and
+    the input of each transform matmul (for the unused gradient with respect to the
+    constant transform matrices): 80 MB per PredRNN cell step at 4x64/batch 8, 5x the
+    default's peak memory over 20 frames (benchmarks/README.md, "XLA cell steps"). This
+    gradient recomputes the cheap, linear transforms of ``x`` and ``kernel``
+    instead, and pulls the output gradient back through the (linear) output transform; the
+    two large products of the backward pass are the same as before. Same values and
+    gradients as :func:`winograd_conv2d` (``tests/test_winograd.py``).
+    """
+    import tensorflow as tf
+
+    to_v, to_u, to_y = _transforms(x, kernel, tile, data_format)
+
+    @tf.custom_gradient
+    def conv(x, kernel):
+        products = ops.matmul(to_v(x), to_u(kernel))
+
+        def grad(dy):
+            with tf.GradientTape() as tape:
+                tape.watch([x, kernel])
+                v, u = to_v(x), to_u(kernel)
+            zeros = tf.zeros_like(products)  # to_y is linear: its gradient does not depend on the point
+            with tf.GradientTape() as output_tape:
+                output_tape.watch(zeros)
+                y = to_y(zeros)
+            d_products = output_tape.gradient(y, zeros, output_gradients=dy)
+            d_v = tf.matmul(d_products, u, transpose_b=True)
+            d_u = tf.matmul(v, d_products, transpose_a=True)
+            return tape.gradient([v, u], [x, kernel], output_gradients=[d_v, d_u])
+
+        return to_y(products), grad
+
+    return conv(ops.convert_to_tensor(x), ops.convert_to_tensor(kernel))
+
+
+def _transforms(x, kernel, tile, data_format):
+    """The three linear maps of F(tile, k) for ``x``'s shape: ``(x -> v, kernel -> u, products -> y)``.
+
+    ``v`` is ``(n^2, tiles, in)``, ``u`` ``(n^2, in, out)``; the convolution is
+    ``to_y(v @ u)``.
+    """
     k = kernel.shape[0]
     if k != kernel.shape[1] or k % 2 == 0:
         raise ValueError(f"winograd_conv2d needs a square, odd kernel. Received: kernel shape {tuple(kernel.shape)}")
@@ -76,41 +125,45 @@ def winograd_conv2d(x, kernel, tile=4, data_format="channels_last"):
     tiles_h, tiles_w = -(-height // m), -(-width // m)
     a_t, g, b_t = winograd_matrices(m, k)
     b_t, g_g, a_a = (ops.convert_to_tensor(a.astype("float32"), dtype=x.dtype) for a in (b_t, np.kron(g, g), np.kron(a_t, a_t)))
-
     # Zero-pad by k // 2 (the "same" padding), plus whatever completes the last tile.
     lo = k // 2
     pads = [[lo, m * tiles_h + k - 1 - height - lo], [lo, m * tiles_w + k - 1 - width - lo]]
     pads = [[0, 0], [0, 0], *pads] if channels_first else [[0, 0], *pads, [0, 0]]
-    x = ops.pad(x, pads)
     span_h, span_w = m * (tiles_h - 1) + 1, m * (tiles_w - 1) + 1
 
     def transform(stacked):  # B^T along the leading axis of (n, ...)
         return ops.reshape(ops.matmul(b_t, ops.reshape(stacked, (n, -1))), ops.shape(stacked))
 
-    # Input transform of every n x n tile (tiles overlap by k - 1): rows, then columns.
-    # v[e * n + a] is coefficient (a, e) of B^T d B: a over rows, e over columns.
-    if channels_first:  # x: (batch, c, H, W)
-        rows = transform(ops.stack([x[:, :, r : r + span_h : m] for r in range(n)]))  # (n, b, c, th, W)
-        v = transform(ops.stack([rows[..., s : s + span_w : m] for s in range(n)]))  # (n, n, b, c, th, tw)
-        v = ops.transpose(v, (0, 1, 2, 4, 5, 3))
-    else:  # x: (batch, H, W, c)
-        rows = transform(ops.stack([x[:, r : r + span_h : m] for r in range(n)]))  # (n, b, th, W, c)
-        v = transform(ops.stack([rows[:, :, :, s : s + span_w : m] for s in range(n)]))  # (n, n, b, th, tw, c)
-    v = ops.reshape(v, (n * n, -1, in_channels))
+    def to_v(x):
+        """Input transform of every n x n tile (tiles overlap by k - 1): rows, then columns.
 
-    # u[e * n + a] = (G g G^T)[a, e]; then one (tiles x in) @ (in x out) product per coefficient.
-    kernel = ops.reshape(ops.transpose(kernel, (1, 0, 2, 3)), (k * k, in_channels * out_channels))
-    u = ops.reshape(ops.matmul(g_g, kernel), (n * n, in_channels, out_channels))
-    products = ops.matmul(v, u)  # (n^2, batch * th * tw, out)
+        ``v[e * n + a]`` is coefficient ``(a, e)`` of ``B^T d B``: ``a`` over rows, ``e`` over columns.
+        """
+        x = ops.pad(x, pads)
+        if channels_first:  # x: (batch, c, H, W)
+            rows = transform(ops.stack([x[:, :, r : r + span_h : m] for r in range(n)]))  # (n, b, c, th, W)
+            v = transform(ops.stack([rows[..., s : s + span_w : m] for s in range(n)]))  # (n, n, b, c, th, tw)
+            v = ops.transpose(v, (0, 1, 2, 4, 5, 3))
+        else:  # x: (batch, H, W, c)
+            rows = transform(ops.stack([x[:, r : r + span_h : m] for r in range(n)]))  # (n, b, th, W, c)
+            v = transform(ops.stack([rows[:, :, :, s : s + span_w : m] for s in range(n)]))  # (n, n, b, th, tw, c)
+        return ops.reshape(v, (n * n, -1, in_channels))
 
-    # A^T M A (rows j * m + i: output pixel (i, j) of the tile), tiles back in place, crop.
-    y = ops.matmul(a_a, ops.reshape(products, (n * n, -1)))
-    y = ops.reshape(y, (m, m, -1, tiles_h, tiles_w, out_channels))
-    if channels_first:
-        y = ops.transpose(y, (2, 5, 3, 1, 4, 0))
-        y = ops.reshape(y, (-1, out_channels, m * tiles_h, m * tiles_w))
-        return y[:, :, :height, :width]
-    y = ops.transpose(y, (2, 3, 1, 4, 0, 5))
-    y = ops.reshape(y, (-1, m * tiles_h, m * tiles_w, out_channels))
-    return y[:, :height, :width]
+    def to_u(kernel):
+        """``u[e * n + a] = (G g G^T)[a, e]``."""
+        kernel = ops.reshape(ops.transpose(kernel, (1, 0, 2, 3)), (k * k, in_channels * out_channels))
+        return ops.reshape(ops.matmul(g_g, kernel), (n * n, in_channels, out_channels))
 
+    def to_y(products):
+        """``A^T M A`` (rows ``j * m + i``: output pixel ``(i, j)`` of the tile), tiles back in place, crop."""
+        y = ops.matmul(a_a, ops.reshape(products, (n * n, -1)))
+        y = ops.reshape(y, (m, m, -1, tiles_h, tiles_w, out_channels))
+        if channels_first:
+            y = ops.transpose(y, (2, 5, 3, 1, 4, 0))
+            y = ops.reshape(y, (-1, out_channels, m * tiles_h, m * tiles_w))
+            return y[:, :, :height, :width]
+        y = ops.transpose(y, (2, 3, 1, 4, 0, 5))
+        y = ops.reshape(y, (-1, m * tiles_h, m * tiles_w, out_channels))
+        return y[:, :height, :width]
+
+    return to_v, to_u, to_y
