@@ -131,7 +131,11 @@ def test_xla_cells_is_opt_in_and_tensorflow_only(monkeypatch):
     "cls, kwargs",
     # One PredRNN layer: each cell step compiles on its own (twice: the zero initial states
     # and the rest), so a second layer adds XLA compile time, not coverage; ConvLSTM keeps two.
-    [(PredRNN, dict(filters=(4,), decoupling_weight=0.1, use_layer_norm=True)), (ConvLSTM, dict(filters=(4, 4)))],
+    [
+        (PredRNN, dict(filters=(4,), decoupling_weight=0.1, use_layer_norm=True)),
+        (ConvLSTM, dict(filters=(4, 4))),
+        (PredRNN, dict(filters=(4,), remat=True)),  # keras.remat recomputes the compiled steps
+    ],
 )
 def test_xla_cells_train_like_the_default(rng, monkeypatch, cls, kwargs):
     """The same losses over three training steps, and the same rollout, from the same weights."""
