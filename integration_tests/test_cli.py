@@ -18,6 +18,8 @@ BACKEND = keras.backend.backend()
 def run_cli(*args, cwd=None):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("KERAS_BACKEND", None)  # --backend must do the choosing
+    for switch in ("PREDRNN_XLA_CELLS", "PREDRNN_FUSED_GATES"):  # the defaults (run.json records them)
+        env.pop(switch, None)
     return subprocess.run(
         [sys.executable, "-m", "predrnn", *map(str, args)],
         capture_output=True, text=True, env=env, cwd=cwd, timeout=600,
@@ -28,7 +30,8 @@ def test_train_evaluate_predict_in_subprocesses(tmp_path):
     run = tmp_path / "run"
     result = run_cli("train", "smoke", "--workdir", run, "--backend", BACKEND, "--set", "train.steps=2")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads((run / "run.json").read_text())["backend"] == BACKEND
+    run_info = json.loads((run / "run.json").read_text())
+    assert run_info["backend"] == BACKEND and run_info["xla_cells"] is False and run_info["fused_gates"] is False
     assert (run / "checkpoints" / "last.keras").exists()
 
     result = run_cli("evaluate", run, "--num", 4, "--backend", BACKEND)

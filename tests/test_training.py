@@ -149,3 +149,14 @@ def test_bad_training_data_stops_the_run_with_the_data_error(tmp_path):
     np.save(tmp_path / "data.npy", frames)
     with pytest.raises(DataError, match="contains NaN"):
         train(config, tmp_path / "run")
+
+
+@pytest.mark.parametrize("flag", ["0", "1"])
+def test_run_json_records_the_performance_switches(monkeypatch, flag):
+    from predrnn.jobs.train import _run_info
+
+    monkeypatch.setenv("PREDRNN_XLA_CELLS", flag)
+    monkeypatch.setenv("PREDRNN_FUSED_GATES", flag)
+    info = json.loads(json.dumps(_run_info()))
+    assert info["xla_cells"] is (flag == "1" and keras.backend.backend() == "tensorflow")
+    assert info["fused_gates"] is (flag == "1")

@@ -2,7 +2,8 @@
 
 Run folder (``workdir``)::
 
-    config.json            the resolved config (and the backend and versions)
+    config.json            the resolved config
+    run.json               backend, versions, start time, performance switches in effect
     history.csv            one row per epoch: loss, sampling probabilities, validation metrics
     logs/                  TensorBoard logs
     checkpoints/last.keras weights + optimizer state after the last finished epoch
@@ -203,11 +204,17 @@ def _warn_slow_precision(precision: str) -> None:
 def _run_info():
     import keras
 
+    from predrnn.layers.common import fused_gates, xla_cells
+
     return {
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
         "python": platform.python_version(),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        # The environment's performance switches in effect (the same results up to float
+        # rounding, different speed and memory): PREDRNN_XLA_CELLS, PREDRNN_FUSED_GATES.
+        "xla_cells": xla_cells(),
+        "fused_gates": fused_gates(),
     }
 
 
