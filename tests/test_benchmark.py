@@ -80,6 +80,8 @@ def test_parse_implementation():
         "TF_CPU_ALLOCATOR_USE_BFC": "0", "PREDRNN_XLA_CELLS": "1",
     }
     assert parse_implementation("tensorflow").environment() == {}
+    with pytest.raises(ValueError, match=r"sets? PREDRNN_FUSED_GATES, TF_CPU_ALLOCATOR_USE_BFC .* need isolate=True"):
+        run_benchmark("tiny", ["tensorflow+fused+nobfc"], steps=1, isolate=False)
     for bad, match in (("mxnet", "backend must be one of"), ("jax:float8", "Unknown precision"), ("jax+fast", "Unknown flag")):
         with pytest.raises(ValueError, match=match):
             parse_implementation(bad)

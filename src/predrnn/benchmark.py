@@ -71,6 +71,11 @@ __all__ = [
 
 BACKENDS = ("tensorflow", "jax", "torch")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# The "+FLAG"s of an implementation spec (see Implementation); parse_implementation reads each.
+FLAGS = (
+    "xla", "noxla", "remat", "channels_first", "channels_last", "fused", "unfused", "bfc", "nobfc",
+    "xlacells", "noxlacells",
+)
 _PROTOCOL_PREFIX = "@@predrnn-benchmark@@ "
 
 
@@ -265,9 +270,7 @@ def parse_implementation(spec: str) -> Implementation:
         elif flag in ("xlacells", "noxlacells"):
             xla_cells = flag == "xlacells"
         else:
-            raise ValueError(
-                f"Unknown flag {flag!r} in {spec!r}. Flags: +xla, +noxla, +remat, +channels_first, +channels_last, +fused, +unfused, +bfc, +nobfc, +xlacells, +noxlacells."
-            )
+            raise ValueError(f"Unknown flag {flag!r} in {spec!r}. Flags: {', '.join('+' + f for f in FLAGS)}.")
     return Implementation(
         spec=text, kind="keras", backend=backend, precision=precision, xla=xla, remat=remat, layout=layout,
         fused=fused, bfc=bfc, xla_cells=xla_cells,
@@ -829,8 +832,8 @@ def run_benchmark(
                 worker = _SubprocessWorker(impl, config, seed, reference_path)
             elif impl.environment():
                 raise ValueError(
-                    f"{impl.spec}: +channels_first/+channels_last/+fused/+unfused/+bfc/+nobfc/+xlacells/+noxlacells "
-                    "need isolate=True."
+                    f"{impl.spec}: its flags set {', '.join(impl.environment())} in the worker's environment, "
+                    "so they need isolate=True."
                 )
             else:
                 worker = _InProcessWorker(impl, config, seed, reference_path)
@@ -1029,10 +1032,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="mnist",
                         help="model and batch (mnist: 4x64/batch 8; paper: 4x128/batch 16; default mnist)")
     parser.add_argument("--impl", nargs="+", default=["reference", "tensorflow"], metavar="SPEC",
-                        help="implementations: reference, or BACKEND[+FLAG...][:PRECISION] with BACKEND in "
-                             "tensorflow/jax/torch, FLAG in xla/noxla, remat, channels_first/channels_last, "
-                             "fused/unfused, bfc/nobfc, xlacells/noxlacells (benchmarks/README.md), PRECISION "
-                             "float32/mixed_bfloat16 (default: reference tensorflow)")
+                        help=f"implementations: reference, or BACKEND[+FLAG...][:PRECISION] with BACKEND in "
+                             f"{'/'.join(BACKENDS)}, FLAG in {', '.join(FLAGS)} (benchmarks/README.md), "
+                             f"PRECISION {'/'.join(PRECISIONS)} (default: reference tensorflow)")
     parser.add_argument("--filters", type=int, nargs="+", help="override the preset's layer widths")
     parser.add_argument("--batch-size", type=int, help="override the preset's batch size")
     parser.add_argument("--frames", type=int, nargs=2, metavar=("INPUT", "OUTPUT"), help="override input/output lengths")
