@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from predrnn import ConvLSTM, PredRNN
-from predrnn.layers import SpatioTemporalLSTMCell
+from predrnn.layers import ConvLSTMCell, SpatioTemporalLSTMCell
 from predrnn.layers.common import xla_cells
 from predrnn.layers.winograd import recomputing_winograd_conv2d, winograd_conv2d, winograd_matrices
 
@@ -85,12 +85,12 @@ def test_gradients_match_the_direct_convolution(rng, conv, data_format, jit_comp
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="PREDRNN_XLA_CELLS is TensorFlow-only (ignored elsewhere)")
-def test_xla_cell_steps_keep_no_large_intermediates_for_the_gradient(rng, monkeypatch):
-    """What a compiled cell step returns for its backward pass is no larger than its own inputs.
+def test_xla_cell_steps_keep_only_the_convolution_outputs_for_the_gradient(rng, monkeypatch):
+    """Between the compiled forward and backward step pass the convolutions' outputs, nothing else.
 
-    The automatic gradient of ``winograd_conv2d`` kept the per-coefficient products and the
-    transforms' inputs (up to 28x a state each at PredRNN's shapes: 6x the default's peak
-    memory over 20 frames); the weights, read inside the step, were kept again per time step.
+    TensorFlow's own gradient of one compiled step kept every gate activation, and returned
+    the step's inputs and kernels again (XLA copies them), per time step: 3x what is kept now
+    at PredRNN's shapes, 2.3x the default's peak memory over 20 frames.
     """
     import tensorflow as tf
 
@@ -109,14 +109,55 @@ def test_xla_cell_steps_keep_no_large_intermediates_for_the_gradient(rng, monkey
 
     graph = gradients.get_concrete_function(x, h).graph
     calls = [op for op in graph.get_operations() if op.type in ("PartitionedCall", "StatefulPartitionedCall")]
-    forward = max(calls, key=lambda op: len(op.outputs))  # the step, rewritten to return what its gradient needs
-    largest_input = max(int(np.prod(t.shape)) for t in (x, h, *cell.weights))
-    kept = sorted(((int(np.prod(t.shape)), tuple(t.shape)) for t in forward.outputs[3:]), reverse=True)
-    assert kept[0][0] <= 2 * largest_input, kept[:5]  # 2x: the concatenation [c, m]
-    # Now: ~22 state-sized activations and two copies of the kernels (TensorFlow's function
-    # gradient returns the custom gradient's inputs again); before, 11x the kernels.
-    kernels = sum(int(np.prod(w.shape)) for w in cell.weights)
-    assert sum(size for size, _ in kept) <= 3 * kernels + 24 * int(np.prod(h.shape)), kept
+    assert len(calls) == 2, calls
+    forward, backward = sorted(calls, key=lambda op: len(op.inputs))
+    kept = [tuple(t.shape) for t in backward.inputs if t.op is forward]
+    # conv_x, conv_h, conv_m, conv_o and conv_last: 7 + 4 + 3 + 1 + 1 filters' channels
+    assert sorted(kept) == sorted((2, 12, 12, 16 * c) for c in (7, 4, 3, 1, 1)), kept
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="PREDRNN_XLA_CELLS is TensorFlow-only (ignored elsewhere)")
+@pytest.mark.parametrize(
+    "cls, kwargs, fused, zero_states",
+    [
+        (SpatioTemporalLSTMCell, dict(use_layer_norm=True), "0", False),
+        (SpatioTemporalLSTMCell, dict(return_increments=True), "0", True),
+        (SpatioTemporalLSTMCell, dict(), "1", False),
+        (ConvLSTMCell, dict(), "1", True),
+    ],
+)
+def test_xla_cell_step_gradients_match_the_step(rng, monkeypatch, cls, kwargs, fused, zero_states):
+    """Outputs and gradients (inputs, states, every weight) of the two compiled halves equal ``step``'s."""
+    import tensorflow as tf
+
+    monkeypatch.setenv("PREDRNN_FUSED_GATES", fused)
+    cell = cls(8, 5, **kwargs)
+    cell.build((2, 10, 9, 3))
+    shape = (2, 10, 9, 8)
+    x = tf.constant(rng.standard_normal((2, 10, 9, 3)).astype("float32"))
+    count = 3 if cls is SpatioTemporalLSTMCell else 2
+    # Zero states (the first time step) are None: their convolutions are skipped.
+    states = [None if zero_states else tf.constant(rng.standard_normal(shape).astype("float32")) for _ in range(count)]
+    outputs = 5 if kwargs.get("return_increments") else count
+    # The last output is left out of the loss: its gradient reaches the step as None.
+    loss_weights = [tf.constant(rng.standard_normal(shape).astype("float32")) for _ in range(outputs - 1)]
+    sources = [x, *(s for s in states if s is not None), *cell.trainable_weights]
+
+    def loss_and_gradients(step):
+        with tf.GradientTape() as tape:
+            tape.watch(sources[: 1 + sum(s is not None for s in states)])
+            fused_kernels = cell.fused_kernels() if fused == "1" else None
+            outputs = step(x, tuple(states), fused_kernels=fused_kernels)
+            loss = sum(tf.reduce_sum(y * w) for y, w in zip(outputs, loss_weights))
+        return [loss, *tape.gradient(loss, sources)]
+
+    want = loss_and_gradients(cell.step)
+    monkeypatch.setenv("PREDRNN_XLA_CELLS", "1")
+    got = tf.function(loss_and_gradients)(cell.run_step)
+    assert [g is None for g in got] == [w is None for w in want]  # a zero state's kernel: no gradient
+    for got, want in zip(got, want):
+        if want is not None:
+            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-4 * np.abs(want.numpy()).max())
 
 
 def test_xla_cells_is_opt_in_and_tensorflow_only(monkeypatch):

@@ -1,6 +1,8 @@
 """Small building blocks shared by the recurrent cells (keras.ops only)."""
 
+import contextlib
 import os
+import threading
 
 import keras
 from keras import ops
@@ -189,25 +191,13 @@ class ConvRecurrentCell(keras.layers.Layer):
     def run_step(self, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None):
         """:meth:`step` as the models' time loop calls it: XLA-compiled per cell with ``PREDRNN_XLA_CELLS=1``.
 
-        One ``tf.function(jit_compile=True)`` per layout; the initial ``None`` states give
-        it a second trace. Otherwise (the default, other backends) it is :meth:`step` itself.
+        By default (and on other backends) this is :meth:`step` itself. With XLA cells it is
+        :func:`xla_step`: a forward and a backward ``tf.function(jit_compile=True)`` per
+        layout, the backward keeping only the step's inputs and its convolutions' outputs.
         """
         if not xla_cells():
             return self.step(inputs, states, data_format, fused_kernels)
-        import tensorflow as tf
-
-        compiled = self.__dict__.setdefault("_xla_steps", {})
-        if data_format not in compiled:
-            def step(x, states, fused, values):
-                # The weights come in as arguments, read outside the compiled step: read
-                # inside, they were among what the step returns for its backward pass, one
-                # more copy per time step (110 MB of peak at 4x64/batch 8, 20 frames).
-                with keras.StatelessScope(state_mapping=list(zip(self.weights, values))):
-                    return self.step(x, states, data_format, fused)
-
-            compiled[data_format] = tf.function(step, jit_compile=True)
-        values = [tf.convert_to_tensor(weight.value) for weight in self.weights]
-        return compiled[data_format](inputs, tuple(states), fused_kernels, values)
+        return xla_step(self, inputs, states, data_format, fused_kernels)
 
     def _check_input_shape(self, input_shape):
         if len(input_shape) != 4:
@@ -253,7 +243,7 @@ class ConvRecurrentCell(keras.layers.Layer):
             if data_format == CHANNELS_FIRST:
                 beta = ops.transpose(beta, (2, 0, 1))
             return ops.expand_dims(beta, 0)  # (1, ...): broadcasts over the batch
-        y = conv2d(x, kernel, data_format)
+        y = self._convolve(x, kernel, data_format)
         if norm is not None:
             y = spatial_layer_norm(y, *norm, data_format=data_format)
         return y
@@ -265,8 +255,13 @@ class ConvRecurrentCell(keras.layers.Layer):
         """
         axis = channel_axis(data_format)
         if state is None:
-            return conv2d(x, kernel[:, :, : x.shape[axis], :], data_format)
-        return conv2d(ops.concatenate([x, state], axis=axis), kernel, data_format)
+            return self._convolve(x, kernel[:, :, : x.shape[axis], :], data_format)
+        return self._convolve(ops.concatenate([x, state], axis=axis), kernel, data_format)
+
+    def _convolve(self, x, kernel, data_format):
+        """:func:`conv2d`, or what an XLA cell step substitutes for it (see :func:`xla_step`)."""
+        hook = getattr(_CONV_HOOK, "function", None)
+        return conv2d(x, kernel, data_format) if hook is None else hook(x, kernel, data_format)
 
     def get_config(self):
         config = super().get_config()
@@ -280,3 +275,110 @@ class ConvRecurrentCell(keras.layers.Layer):
             }
         )
         return config
+
+
+_CONV_HOOK = threading.local()  # what the cells' convolutions run as while a step is traced
+
+
+@contextlib.contextmanager
+def _conv_hook(function):
+    previous = getattr(_CONV_HOOK, "function", None)
+    _CONV_HOOK.function = function
+    try:
+        yield
+    finally:
+        _CONV_HOOK.function = previous
+
+
+def xla_step(cell, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None):
+    """``cell.step`` as two XLA-compiled functions, forward and backward (TensorFlow; ``PREDRNN_XLA_CELLS=1``).
+
+    The forward step returns the step's outputs and the outputs of its convolutions. The
+    backward step recomputes the rest of the step from those (gates, layer norms: elementwise
+    work) and pulls the output gradients back through the convolutions, which it does not
+    recompute. Only the step's inputs, the weights and the convolution outputs are kept
+    between the two: TensorFlow's automatic gradient of one compiled step kept every gate
+    activation and returned its inputs and the kernels again, copied by XLA, per time step
+    (25 MB per 4x64 layer-step at batch 8, against 8 MB here; benchmarks/README.md).
+    ``None`` states (exact zeros) are not arguments; they give the functions their own trace.
+    """
+    import tensorflow as tf
+
+    compiled = cell.__dict__.setdefault("_xla_steps", {})
+    if data_format not in compiled:
+        compiled[data_format] = _compile_xla_step(cell, data_format)
+    forward, backward = compiled[data_format]
+    # Everything the step is differentiated by, as one flat list of tensors.
+    weights = [tf.convert_to_tensor(weight.value) for weight in cell.weights]
+    arguments = (inputs, [s for s in states if s is not None], () if fused_kernels is None else fused_kernels, weights)
+    flat = [tf.convert_to_tensor(value) for value in tf.nest.flatten(arguments)]
+
+    def unflatten(flat):
+        x, given, fused, values = tf.nest.pack_sequence_as(arguments, list(flat))
+        given = iter(given)
+        return x, tuple(None if s is None else next(given) for s in states), None if fused_kernels is None else fused, values
+
+    @tf.custom_gradient
+    def step(*flat):
+        outputs, conv_outputs = forward(*unflatten(flat))
+
+        def grad(*output_gradients):  # None for an output the loss does not use
+            output_gradients = [tf.zeros_like(y) if g is None else g for y, g in zip(outputs, output_gradients)]
+            return backward(*unflatten(flat), conv_outputs, output_gradients)
+
+        return outputs, grad
+
+    return step(*flat)
+
+
+def _compile_xla_step(cell, data_format):
+    """The forward and backward ``tf.function(jit_compile=True)`` of :func:`xla_step`."""
+    import tensorflow as tf
+
+    def run(x, states, fused, values, conv):
+        with keras.StatelessScope(state_mapping=list(zip(cell.weights, values))), _conv_hook(conv):
+            return tuple(cell.step(x, states, data_format, fused))
+
+    def forward(x, states, fused, values):
+        conv_outputs = []
+
+        def record(x, kernel, data_format):
+            conv_outputs.append(conv2d(x, kernel, data_format))
+            return conv_outputs[-1]
+
+        return run(x, states, fused, values, record), tuple(conv_outputs)
+
+    def backward(x, states, fused, values, conv_outputs, output_gradients):
+        recorded = iter(conv_outputs)
+
+        def replay(x, kernel, data_format):
+            return _replayed_conv2d(x, kernel, next(recorded), data_format)
+
+        sources = (x, [s for s in states if s is not None], () if fused is None else fused, values)  # as in xla_step
+        with tf.GradientTape() as tape:
+            tape.watch(sources)
+            outputs = run(x, states, fused, values, replay)
+        gradients = tape.gradient(outputs, sources, output_gradients=list(output_gradients))
+        return tf.nest.flatten(gradients)  # None for a weight the step does not use (a zero state's kernel)
+
+    return tf.function(forward, jit_compile=True), tf.function(backward, jit_compile=True)
+
+
+def _replayed_conv2d(x, kernel, y, data_format):
+    """``y``, recorded as ``conv2d(x, kernel)``, with the convolution's gradient (TensorFlow).
+
+    The gradient is ``conv2d``'s own; its forward computation is unused, so XLA removes it.
+    """
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def replayed(x, kernel, y):
+        def grad(dy):
+            with tf.GradientTape() as tape:
+                tape.watch([x, kernel])
+                recomputed = conv2d(x, kernel, data_format)
+            return (*tape.gradient(recomputed, [x, kernel], output_gradients=dy), None)
+
+        return tf.identity(y), grad
+
+    return replayed(x, kernel, y)
