@@ -9,15 +9,19 @@ as for `predrnn train --set`.
     for t in 4 12 20; do python benchmarks/peak_memory.py $t 1; PREDRNN_XLA_CELLS=1 python benchmarks/peak_memory.py $t 1; done
     PREDRNN_XLA_CELLS=1 python benchmarks/peak_memory.py 20 2 model.remat=true
 
-Produced the T = 4 / 12 / 20 peak figures of benchmarks/README.md ("XLA cell steps",
-2026-11-29, session 5). Step times from this script are single steps, not medians of
-interleaved rounds: use `predrnn benchmark` for speed.
+TensorFlow's BFC allocator is on, as the `predrnn` command sets it (`TF_CPU_ALLOCATOR_USE_BFC=0`
+in the environment measures the system allocator). Produced the T = 4 / 12 / 20 peak figures
+of benchmarks/README.md ("XLA cell steps"). Step times from this script are medians of a few
+single steps, not of interleaved rounds: use `predrnn benchmark` for speed.
 """
+import os
 import resource
 import sys
 import time
 
 import numpy as np
+
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "1")  # before TensorFlow starts, as in predrnn.cli
 
 from predrnn.jobs.config import load_config
 from predrnn.jobs.train import _compile, build_model

@@ -76,13 +76,14 @@ def xla_cells():
     """Whether each cell step is compiled with XLA, its k x k convolutions as Winograd's (TensorFlow).
 
     Opt-in, ``PREDRNN_XLA_CELLS=1``; TensorFlow only (JAX compiles the whole step already,
-    PyTorch runs eagerly: there the variable is ignored). Each cell's step becomes one
-    ``tf.function(jit_compile=True)`` inside the otherwise uncompiled training step, and its
-    3x3-7x7 float32 convolutions run as :func:`predrnn.layers.winograd.recomputing_winograd_conv2d`. On
-    this project's 2-core AVX2 CPU that made the 4x64/batch-8 Moving MNIST training step
-    about 0.55x TensorFlow's default, and the paper's 4x128/batch-16 step 0.38x the
-    reference's, at about twice the peak memory (benchmarks/README.md, "XLA cell steps"),
-    with the same losses up to float rounding. Compiling the whole unrolled step with XLA instead is
+    PyTorch runs eagerly: there the variable is ignored). Each cell's step becomes a compiled
+    forward and backward ``tf.function(jit_compile=True)`` (:func:`xla_step`) inside the
+    otherwise uncompiled training step, and its 3x3-7x7 float32 convolutions run as
+    :func:`predrnn.layers.winograd.recomputing_winograd_conv2d`. On this project's 2-core AVX2
+    CPU that made the 4x64/batch-8 Moving MNIST training step 0.53x the reference's, and the
+    paper's 4x128/batch-16 step 0.41x, at 1.6x and 1.2x its peak memory (XLA's compiler and
+    code, about 0.8 GB; benchmarks/README.md, "XLA cell steps"), with the same losses up to
+    float rounding. Compiling the whole unrolled step with XLA instead is
     1.5x slower there, and Winograd without XLA is slower than the direct convolution.
     """
     return os.environ.get("PREDRNN_XLA_CELLS", "0") == "1" and keras.backend.backend() == "tensorflow"
