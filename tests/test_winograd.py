@@ -168,6 +168,23 @@ def test_xla_cells_is_opt_in_and_tensorflow_only(monkeypatch):
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="PREDRNN_XLA_CELLS is TensorFlow-only (ignored elsewhere)")
+def test_xla_cells_leave_mixed_precision_steps_to_the_default(rng, monkeypatch):
+    """Under mixed precision the cells run uncompiled: the XLA halves are float32-only.
+
+    The backward half is traced when the gradient is taken, outside the model's autocast
+    scope, where it read float32 weights against bfloat16 activations (a dtype error).
+    """
+    monkeypatch.setenv("PREDRNN_XLA_CELLS", "1")
+    frames = rng.random((2, 4, 8, 8, 1)).astype("float32")
+    inputs = {"frames": frames, "teacher_forcing_mask": np.ones((2, 2), "float32")}
+    model = PredRNN(filters=(4,), kernel_size=3, patch_size=2, dtype="mixed_bfloat16")
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    loss = float(np.asarray(model.train_on_batch(inputs, frames[:, 1:])).reshape(-1)[0])
+    assert np.isfinite(loss)
+    assert not vars(model.cells[0]).get("_xla_steps")
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="PREDRNN_XLA_CELLS is TensorFlow-only (ignored elsewhere)")
 @pytest.mark.parametrize(
     "cls, kwargs",
     # One PredRNN layer: each cell step compiles on its own (twice: the zero initial states

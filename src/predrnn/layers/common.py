@@ -83,7 +83,7 @@ def xla_cells():
     CPU that made the 4x64/batch-8 Moving MNIST training step 0.53x the reference's, and the
     paper's 4x128/batch-16 step 0.41x, at 1.6x and 1.2x its peak memory (XLA's compiler and
     code, about 0.8 GB; benchmarks/README.md, "XLA cell steps"), with the same losses up to
-    float rounding. Compiling the whole unrolled step with XLA instead is
+    float rounding. Float32 steps only: under mixed precision the cells run as by default. Compiling the whole unrolled step with XLA instead is
     1.5x slower there, and Winograd without XLA is slower than the direct convolution.
     """
     return os.environ.get("PREDRNN_XLA_CELLS", "0") == "1" and keras.backend.backend() == "tensorflow"
@@ -195,8 +195,11 @@ class ConvRecurrentCell(keras.layers.Layer):
         By default (and on other backends) this is :meth:`step` itself. With XLA cells it is
         :func:`xla_step`: a forward and a backward ``tf.function(jit_compile=True)`` per
         layout, the backward keeping only the step's inputs and its convolutions' outputs.
+        Float32 steps only: under mixed precision the step runs as :meth:`step` (the backward
+        half is traced outside the layer's autocast scope, and the Winograd convolutions are
+        float32-only anyway).
         """
-        if not xla_cells():
+        if not xla_cells() or keras.backend.standardize_dtype(inputs.dtype) != "float32":
             return self.step(inputs, states, data_format, fused_kernels)
         return xla_step(self, inputs, states, data_format, fused_kernels)
 
