@@ -83,8 +83,9 @@ def xla_cells():
     CPU that made the 4x64/batch-8 Moving MNIST training step 0.53x the reference's, and the
     paper's 4x128/batch-16 step 0.41x, at 1.6x and 1.2x its peak memory (XLA's compiler and
     code, about 0.8 GB; benchmarks/README.md, "XLA cell steps"), with the same losses up to
-    float rounding. Float32 steps only: under mixed precision the cells run as by default. Compiling the whole unrolled step with XLA instead is
-    1.5x slower there, and Winograd without XLA is slower than the direct convolution.
+    float rounding. Float32 steps only: under mixed precision the cells run as by default.
+    Compiling the whole unrolled step with XLA instead is 1.5x slower there, and Winograd
+    without XLA is slower than the direct convolution.
     """
     return os.environ.get("PREDRNN_XLA_CELLS", "0") == "1" and keras.backend.backend() == "tensorflow"
 
@@ -312,9 +313,8 @@ def xla_step(cell, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None
     if data_format not in compiled:
         compiled[data_format] = _compile_xla_step(cell, data_format)
     forward, backward = compiled[data_format]
-    # Everything the step is differentiated by, as one flat list of tensors.
     weights = [tf.convert_to_tensor(weight.value) for weight in cell.weights]
-    arguments = (inputs, [s for s in states if s is not None], () if fused_kernels is None else fused_kernels, weights)
+    arguments = _differentiable(inputs, states, fused_kernels, weights)
     flat = [tf.convert_to_tensor(value) for value in tf.nest.flatten(arguments)]
 
     def unflatten(flat):
@@ -333,6 +333,13 @@ def xla_step(cell, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None
         return outputs, grad
 
     return step(*flat)
+
+
+def _differentiable(x, states, fused_kernels, weights):
+    """What a step is differentiated by, in the order of :func:`xla_step`'s flat arguments
+    and of the backward step's gradients. ``None`` (zero) states are left out, and so are
+    the fused kernels when there are none."""
+    return x, [s for s in states if s is not None], () if fused_kernels is None else fused_kernels, weights
 
 
 def _compile_xla_step(cell, data_format):
@@ -358,7 +365,7 @@ def _compile_xla_step(cell, data_format):
         def replay(x, kernel, data_format):
             return _replayed_conv2d(x, kernel, next(recorded), data_format)
 
-        sources = (x, [s for s in states if s is not None], () if fused is None else fused, values)  # as in xla_step
+        sources = _differentiable(x, states, fused, values)
         with tf.GradientTape() as tape:
             tape.watch(sources)
             outputs = run(x, states, fused, values, replay)
