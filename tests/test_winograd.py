@@ -160,6 +160,62 @@ def test_xla_cell_step_gradients_match_the_step(rng, monkeypatch, cls, kwargs, f
             np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-4 * np.abs(want.numpy()).max())
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="PREDRNN_XLA_CELLS is TensorFlow-only (ignored elsewhere)")
+def test_cells_of_one_configuration_share_their_compiled_steps_not_their_weights(rng, monkeypatch):
+    """A model's layers 2-n (and the models of seeded runs) compile once: the weights are arguments.
+
+    Each cell still steps with its own weights (outputs and weight gradients equal its
+    ``step``'s); a cell of another configuration or other weight shapes compiles its own.
+    """
+    import tensorflow as tf
+
+    monkeypatch.setenv("PREDRNN_XLA_CELLS", "1")
+    cells = [SpatioTemporalLSTMCell(8, 3) for _ in range(2)] + [
+        SpatioTemporalLSTMCell(8, 3, forget_bias=0.0),  # another configuration
+        SpatioTemporalLSTMCell(8, 3),  # other input channels: other weight shapes
+    ]
+    for cell, channels in zip(cells, (8, 8, 8, 5)):
+        cell.build((2, 6, 6, channels))
+    assert not np.allclose(cells[0].kernel_x.numpy(), cells[1].kernel_x.numpy())
+    h = tf.constant(rng.standard_normal((2, 6, 6, 8)).astype("float32"))
+
+    def loss_and_gradients(cell, step):
+        x = h[..., : cell.kernel_x.shape[2]]
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(step(x, (h, h, h))[0] ** 2)
+        return [loss, *tape.gradient(loss, cell.trainable_weights)]
+
+    for cell in cells:
+        want = loss_and_gradients(cell, cell.step)
+        got = tf.function(loss_and_gradients)(cell, cell.run_step)
+        for got, want in zip(got, want):
+            np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-4 * np.abs(want.numpy()).max())
+    shared = [vars(cell)["_xla_steps"]["channels_last"] for cell in cells]
+    assert shared[0] is shared[1]
+    assert len({id(s) for s in shared}) == 3
+
+
+def test_a_cell_called_on_its_own_is_unaffected_by_xla_cells(rng, monkeypatch):
+    """Only the models' time loop compiles steps; a cell called eagerly under a tape runs as
+    usual (its Winograd convolutions once ran uncompiled there, and failed under a tape)."""
+    cell = SpatioTemporalLSTMCell(4, 3, use_layer_norm=True)
+    x = keras.ops.convert_to_tensor(rng.standard_normal((2, 6, 6, 3)).astype("float32"))
+    h = keras.ops.convert_to_tensor(rng.standard_normal((2, 6, 6, 4)).astype("float32"))
+    runs = []
+    for flag in ("0", "1"):
+        monkeypatch.setenv("PREDRNN_XLA_CELLS", flag)
+        if BACKEND == "tensorflow":
+            import tensorflow as tf
+
+            with tf.GradientTape() as tape:
+                loss = keras.ops.sum(cell(x, (h, h, h))[0] ** 2)
+            runs.append([loss, *tape.gradient(loss, cell.trainable_weights)])
+        else:
+            runs.append([keras.ops.sum(cell(x, (h, h, h))[0] ** 2)])
+    for got, want in zip(*runs):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want))
+
+
 def test_xla_cells_is_opt_in_and_tensorflow_only(monkeypatch):
     monkeypatch.delenv("PREDRNN_XLA_CELLS", raising=False)
     assert not xla_cells()

@@ -1,8 +1,10 @@
 """Small building blocks shared by the recurrent cells (keras.ops only)."""
 
 import contextlib
+import json
 import os
 import threading
+import weakref
 
 import keras
 from keras import ops
@@ -97,16 +99,27 @@ def channel_axis(data_format):
 def conv2d(x, kernel, data_format=CHANNELS_LAST):
     """Stride-1, "same"-padded, bias-free 2-D convolution; ``kernel`` is ``(k, k, in, out)``.
 
-    Channels-last 1x1 kernels run as a matmul over the channel axis (the same result, cheaper);
-    3x3-7x7 float32 kernels as Winograd convolutions with ``PREDRNN_XLA_CELLS=1`` (see
-    :func:`xla_cells`: the cells' k x k convolutions then run inside XLA-compiled steps).
+    Channels-last 1x1 kernels run as a matmul over the channel axis (the same result, cheaper).
+    Inside XLA cell steps the k x k kernels run as Winograd convolutions instead
+    (:func:`xla_conv2d`).
     """
     size = kernel.shape[0]
     if data_format == CHANNELS_LAST and size == 1 and kernel.shape[1] == 1:
         return ops.matmul(x, kernel[0, 0])
-    if 3 <= size <= 7 and xla_cells() and keras.backend.standardize_dtype(x.dtype) == "float32":
-        return recomputing_winograd_conv2d(x, kernel, tile=4 if size <= 5 else 2, data_format=data_format)
     return ops.conv(x, kernel, strides=1, padding="same", data_format=data_format)
+
+
+def xla_conv2d(x, kernel, data_format=CHANNELS_LAST):
+    """:func:`conv2d` as the XLA cell steps compute it (:func:`xla_step`; TensorFlow).
+
+    3x3-7x7 float32 kernels run as Winograd convolutions (4x4 output tiles up to 5x5, 2x2
+    above), which XLA fuses; the rest as :func:`conv2d`. Only inside XLA-compiled steps:
+    uncompiled, Winograd is slower than the direct convolution.
+    """
+    size = kernel.shape[0]
+    if 3 <= size <= 7 and keras.backend.standardize_dtype(x.dtype) == "float32":
+        return recomputing_winograd_conv2d(x, kernel, tile=4 if size <= 5 else 2, data_format=data_format)
+    return conv2d(x, kernel, data_format)
 
 
 def _is_low_precision(x):
@@ -306,13 +319,15 @@ def xla_step(cell, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None
     activation and returned its inputs and the kernels again, copied by XLA, per time step
     (25 MB per 4x64 layer-step at batch 8, against 8 MB here; benchmarks/README.md).
     ``None`` states (exact zeros) are not arguments; they give the functions their own trace.
+    Cells of one configuration and weight shapes share the two functions (the weights are
+    arguments): a model's layers 2 to n compile once.
     """
     import tensorflow as tf
 
     compiled = cell.__dict__.setdefault("_xla_steps", {})
     if data_format not in compiled:
-        compiled[data_format] = _compile_xla_step(cell, data_format)
-    forward, backward = compiled[data_format]
+        compiled[data_format] = _shared_xla_step(cell, data_format)
+    forward, backward = compiled[data_format].functions
     weights = [tf.convert_to_tensor(weight.value) for weight in cell.weights]
     arguments = _differentiable(inputs, states, fused_kernels, weights)
     flat = [tf.convert_to_tensor(value) for value in tf.nest.flatten(arguments)]
@@ -342,6 +357,32 @@ def _differentiable(x, states, fused_kernels, weights):
     return x, [s for s in states if s is not None], () if fused_kernels is None else fused_kernels, weights
 
 
+class _CompiledStep:
+    """The forward and backward functions of :func:`xla_step` for cells of one configuration."""
+
+    def __init__(self, functions):
+        self.functions = functions
+
+
+# Cells of one configuration (a model's layers 2 to n, or the models of several seeded runs
+# in one process) share their compiled functions: the weights are arguments, so only the
+# configuration and the shapes shape the computation. A model's 4 layers then compile 8
+# functions instead of 16. An entry lives while a cell that uses it does.
+_SHARED_XLA_STEPS = weakref.WeakValueDictionary()
+
+
+def _shared_xla_step(cell, data_format):
+    config = {k: v for k, v in cell.get_config().items() if k not in ("name", "trainable")}
+    weights = tuple((tuple(w.shape), str(w.dtype)) for w in cell.weights)
+    key = (type(cell), json.dumps(config, sort_keys=True, default=str), weights, data_format, fused_gates())
+    shared = _SHARED_XLA_STEPS.get(key)
+    if shared is None:
+        # The first cell of the configuration is the template its steps are traced with;
+        # StatelessScope maps its weights to the calling cell's values.
+        shared = _SHARED_XLA_STEPS[key] = _CompiledStep(_compile_xla_step(cell, data_format))
+    return shared
+
+
 def _compile_xla_step(cell, data_format):
     """The forward and backward ``tf.function(jit_compile=True)`` of :func:`xla_step`."""
     import tensorflow as tf
@@ -354,7 +395,7 @@ def _compile_xla_step(cell, data_format):
         conv_outputs = []
 
         def record(x, kernel, data_format):
-            conv_outputs.append(conv2d(x, kernel, data_format))
+            conv_outputs.append(xla_conv2d(x, kernel, data_format))
             return conv_outputs[-1]
 
         return run(x, states, fused, values, record), tuple(conv_outputs)
@@ -376,9 +417,9 @@ def _compile_xla_step(cell, data_format):
 
 
 def _replayed_conv2d(x, kernel, y, data_format):
-    """``y``, recorded as ``conv2d(x, kernel)``, with the convolution's gradient (TensorFlow).
+    """``y``, recorded as ``xla_conv2d(x, kernel)``, with the convolution's gradient (TensorFlow).
 
-    The gradient is ``conv2d``'s own; its forward computation is unused, so XLA removes it.
+    The gradient is ``xla_conv2d``'s own; its forward computation is unused, so XLA removes it.
     """
     import tensorflow as tf
 
@@ -387,7 +428,7 @@ def _replayed_conv2d(x, kernel, y, data_format):
         def grad(dy):
             with tf.GradientTape() as tape:
                 tape.watch([x, kernel])
-                recomputed = conv2d(x, kernel, data_format)
+                recomputed = xla_conv2d(x, kernel, data_format)
             return (*tape.gradient(recomputed, [x, kernel], output_gradients=dy), None)
 
         return tf.identity(y), grad
