@@ -2,12 +2,16 @@
 
 The `moving_mnist_predrnn` preset's model at 4x64 channels (kernel 5, patch 4), batch 8 of
 random 64x64 frames: one compiling `train_on_batch`, then STEPS more; prints the median step
-and the process's peak resident set (`getrusage`). Extra arguments are config overrides,
-as for `predrnn train --set`.
+and the process's peak resident set (`getrusage`), and apart from it the peak of the
+compiling first step and that of the later steps (Linux: `VmHWM`, restarted in between).
+Extra arguments are config overrides, as for `predrnn train --set`.
 
     python benchmarks/peak_memory.py FRAMES [STEPS] [section.key=value ...]
-    for t in 4 12 20; do python benchmarks/peak_memory.py $t 1; PREDRNN_XLA_CELLS=1 python benchmarks/peak_memory.py $t 1; done
-    PREDRNN_XLA_CELLS=1 python benchmarks/peak_memory.py 20 2 model.remat=true
+    for t in 4 12 20; do PREDRNN_XLA_CELLS=0 python benchmarks/peak_memory.py $t 2; python benchmarks/peak_memory.py $t 2; done
+    python benchmarks/peak_memory.py 20 2 model.remat=true
+
+This model's cells compile their steps with XLA by default (``PREDRNN_XLA_CELLS=auto``: 64
+filters, 5x5); ``PREDRNN_XLA_CELLS=0`` measures the uncompiled cells.
 
 TensorFlow's BFC allocator is on, as the `predrnn` command sets it (`TF_CPU_ALLOCATOR_USE_BFC=0`
 in the environment measures the system allocator). Produced the T = 4 / 12 / 20 peak figures
@@ -36,13 +40,31 @@ x = {
     "teacher_forcing_mask": np.ones((8, frames - 2), "float32"),
 }
 y = x["frames"][:, 1:]
+
+
+def status_mb(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":")) / 1024
+
+
+def high_water_mark_mb():
+    return status_mb("VmHWM")
+
+
 start = time.time()
 model.train_on_batch(x, y)
 first = time.time() - start
+compiled_peak = high_water_mark_mb()
+with open("/proc/self/clear_refs", "w") as clear:  # Linux: restart the high-water mark here
+    clear.write("5")
 times = []
 for _ in range(steps):
     start = time.time()
     model.train_on_batch(x, y)
     times.append(time.time() - start)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(f"T={frames} first {first:.1f}s step {np.median(times):.2f}s peak {peak:.0f} MB")
+print(
+    f"T={frames} first {first:.1f}s step {np.median(times):.2f}s peak {peak:.0f} MB "
+    f"(first step {compiled_peak:.0f} MB, later steps {high_water_mark_mb():.0f} MB); "
+    f"resident now: {status_mb('RssAnon'):.0f} MB allocated, {status_mb('RssFile'):.0f} MB of mapped files"
+)

@@ -151,12 +151,29 @@ def test_bad_training_data_stops_the_run_with_the_data_error(tmp_path):
         train(config, tmp_path / "run")
 
 
-@pytest.mark.parametrize("flag", ["0", "1"])
-def test_run_json_records_the_performance_switches(monkeypatch, flag):
+@pytest.mark.parametrize(
+    "flag, overrides, compiled",
+    [
+        ("0", ["model.filters=[64]", "model.kernel_size=5"], False),
+        ("1", [], True),
+        ("1", ["train.precision=mixed_bfloat16"], False),  # float32 steps only
+        ("auto", [], False),  # the smoke model: 8 filters, 3x3
+        ("auto", ["model.filters=[8, 64]", "model.kernel_size=5"], True),
+    ],
+)
+def test_run_json_records_the_performance_switches(monkeypatch, flag, overrides, compiled):
     from predrnn.jobs.train import _run_info
 
     monkeypatch.setenv("PREDRNN_XLA_CELLS", flag)
-    monkeypatch.setenv("PREDRNN_FUSED_GATES", flag)
-    info = json.loads(json.dumps(_run_info()))
-    assert info["xla_cells"] is (flag == "1" and keras.backend.backend() == "tensorflow")
+    monkeypatch.setenv("PREDRNN_FUSED_GATES", "1" if flag == "1" else "0")
+    info = json.loads(json.dumps(_run_info(load_config("smoke", overrides))))
+    assert info["xla_cells"] is (compiled and keras.backend.backend() == "tensorflow")
     assert info["fused_gates"] is (flag == "1")
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="PREDRNN_XLA_CELLS is ignored off TensorFlow")
+def test_an_unknown_xla_cells_setting_stops_training_before_it_writes(monkeypatch, tmp_path):
+    monkeypatch.setenv("PREDRNN_XLA_CELLS", "true")
+    with pytest.raises(ConfigError, match="PREDRNN_XLA_CELLS must be 0, 1 or auto"):
+        train(load_config("smoke", ["train.steps=2"]), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

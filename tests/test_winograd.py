@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from predrnn import ConvLSTM, PredRNN
+from predrnn.errors import ConfigError
 from predrnn.layers import ConvLSTMCell, SpatioTemporalLSTMCell
 from predrnn.layers.common import xla_cells
 from predrnn.layers.winograd import recomputing_winograd_conv2d, winograd_conv2d, winograd_matrices
@@ -195,6 +196,28 @@ def test_cells_of_one_configuration_share_their_compiled_steps_not_their_weights
     assert len({id(s) for s in shared}) == 3
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="PREDRNN_XLA_CELLS is TensorFlow-only (ignored elsewhere)")
+def test_seeded_runs_with_xla_cells_repeat_exactly_and_compile_once(rng, monkeypatch):
+    """Two runs from one seed: the same losses and rollouts, bit for bit. The second model's
+    cells reuse the first's compiled steps; here all three layers share one (8 filters, and
+    2x2 patches of 2 channels: 8 input channels too)."""
+    monkeypatch.setenv("PREDRNN_XLA_CELLS", "1")
+    frames = rng.random((2, 6, 12, 12, 2)).astype("float32")
+    inputs = {"frames": frames, "teacher_forcing_mask": (rng.random((2, 4)) < 0.5).astype("float32")}
+    runs, models = [], []
+    for _ in range(2):
+        keras.utils.set_random_seed(5)
+        model = PredRNN(filters=(8, 8, 8), kernel_size=5, patch_size=2)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        losses = [float(np.asarray(model.train_on_batch(inputs, frames[:, 1:])).reshape(-1)[0]) for _ in range(2)]
+        runs.append((losses, model.rollout(frames[:, :3], 3)))
+        models.append(model)
+    assert runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    compiled = {id(vars(cell)["_xla_steps"]["channels_last"]) for model in models for cell in model.cells}
+    assert len(compiled) == 1
+
+
 def test_a_cell_called_on_its_own_is_unaffected_by_xla_cells(rng, monkeypatch):
     """Only the models' time loop compiles steps; a cell called eagerly under a tape runs as
     usual (its Winograd convolutions once ran uncompiled there, and failed under a tape)."""
@@ -216,11 +239,26 @@ def test_a_cell_called_on_its_own_is_unaffected_by_xla_cells(rng, monkeypatch):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want))
 
 
-def test_xla_cells_is_opt_in_and_tensorflow_only(monkeypatch):
+def test_xla_cells_are_on_by_default_for_wide_cells_on_tensorflow(monkeypatch):
+    """``auto`` (the default): cells of >= 64 filters with 5x5-7x7 kernels, TensorFlow, no GPU
+    (measured faster there; the small quickstart model, 32 filters and 3x3, was slower)."""
     monkeypatch.delenv("PREDRNN_XLA_CELLS", raising=False)
+    tensorflow = BACKEND == "tensorflow"  # this machine has no GPU
+    assert [xla_cells(*cell) for cell in [(64, 5), (128, 7), (63, 5), (128, 3), (128, 9)]] == [tensorflow, tensorflow] + [False] * 3
     assert not xla_cells()
+    monkeypatch.setenv("PREDRNN_XLA_CELLS", "auto")
+    assert xla_cells(64, 5) == tensorflow
     monkeypatch.setenv("PREDRNN_XLA_CELLS", "1")
-    assert xla_cells() == (BACKEND == "tensorflow")
+    assert xla_cells(8, 3) == xla_cells() == tensorflow
+    monkeypatch.setenv("PREDRNN_XLA_CELLS", "0")
+    assert not xla_cells(128, 5)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="PREDRNN_XLA_CELLS is ignored off TensorFlow")
+def test_an_unknown_xla_cells_setting_is_refused(monkeypatch):
+    monkeypatch.setenv("PREDRNN_XLA_CELLS", "yes")
+    with pytest.raises(ConfigError, match="PREDRNN_XLA_CELLS must be 0, 1 or auto"):
+        xla_cells(64, 5)
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="PREDRNN_XLA_CELLS is TensorFlow-only (ignored elsewhere)")

@@ -211,7 +211,9 @@ class Implementation:
     TensorFlow's BFC CPU allocator on or off (``TF_CPU_ALLOCATOR_USE_BFC``, isolated workers
     only); ``None`` keeps the environment's setting. ``+xlacells``/``+noxlacells`` switch
     XLA-compiled cell steps with Winograd convolutions on or off (``PREDRNN_XLA_CELLS``,
-    TensorFlow, isolated workers only).
+    TensorFlow, isolated workers only); ``None`` keeps the environment's setting, by default
+    ``auto``: on for cells of at least 64 filters with 5x5-7x7 kernels, so ``tensorflow`` on
+    the ``mnist`` and ``paper`` presets has them and ``tensorflow+noxlacells`` does not.
     """
 
     spec: str

@@ -201,19 +201,21 @@ def _warn_slow_precision(precision: str) -> None:
         )
 
 
-def _run_info():
+def _run_info(config):
     import keras
 
     from predrnn.layers.common import fused_gates, xla_cells
 
+    m = config.model
     return {
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
         "python": platform.python_version(),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
-        # The environment's performance switches in effect (the same results up to float
-        # rounding, different speed and memory): PREDRNN_XLA_CELLS, PREDRNN_FUSED_GATES.
-        "xla_cells": xla_cells(),
+        # The performance switches in effect (the same results up to float rounding,
+        # different speed and memory): PREDRNN_XLA_CELLS (true when any layer's steps are
+        # compiled; float32 only), PREDRNN_FUSED_GATES.
+        "xla_cells": config.train.precision == "float32" and any(xla_cells(f, m.kernel_size) for f in m.filters),
         "fused_gates": fused_gates(),
     }
 
@@ -249,6 +251,7 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
     is_chief = cluster is None or cluster.worker_index == 0
     if is_chief:
         _check_workdir(workdir, resume, overwrite)
+    run_info = _run_info(config)  # before any file is written: it checks PREDRNN_XLA_CELLS
     checkpoints = workdir / "checkpoints"
     initial_epoch, best_value = 0, None
     if resume:
@@ -260,7 +263,7 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
     if is_chief:
         workdir.mkdir(parents=True, exist_ok=True)
         save_config(config, workdir / "config.json")
-        atomic_write_json(workdir / "run.json", _run_info())
+        atomic_write_json(workdir / "run.json", run_info)
 
     epochs = _num_epochs(t)
     keras.utils.set_random_seed(t.seed)

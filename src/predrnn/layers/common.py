@@ -1,6 +1,7 @@
 """Small building blocks shared by the recurrent cells (keras.ops only)."""
 
 import contextlib
+import functools
 import json
 import os
 import threading
@@ -9,6 +10,7 @@ import weakref
 import keras
 from keras import ops
 
+from predrnn.errors import ConfigError
 from predrnn.layers.winograd import recomputing_winograd_conv2d
 
 LAYER_NORM_EPSILON = 1e-5  # the official PredRNN's nn.LayerNorm default
@@ -74,22 +76,54 @@ def fused_gates():
     return os.environ.get("PREDRNN_FUSED_GATES", "0") == "1"
 
 
-def xla_cells():
-    """Whether each cell step is compiled with XLA, its k x k convolutions as Winograd's (TensorFlow).
+# Cells at least this wide, with 5x5 to 7x7 kernels, compile their steps by default on
+# TensorFlow without a GPU: measured faster there (see :func:`xla_cells`).
+XLA_CELLS_MIN_FILTERS = 64
+XLA_CELLS_KERNEL_SIZES = (5, 7)
 
-    Opt-in, ``PREDRNN_XLA_CELLS=1``; TensorFlow only (JAX compiles the whole step already,
-    PyTorch runs eagerly: there the variable is ignored). Each cell's step becomes a compiled
-    forward and backward ``tf.function(jit_compile=True)`` (:func:`xla_step`) inside the
-    otherwise uncompiled training step, and its 3x3-7x7 float32 convolutions run as
-    :func:`predrnn.layers.winograd.recomputing_winograd_conv2d`. On this project's 2-core AVX2
-    CPU that made the 4x64/batch-8 Moving MNIST training step 0.53x the reference's, and the
-    paper's 4x128/batch-16 step 0.41x, at 1.6x and 1.2x its peak memory (XLA's compiler and
-    code, about 0.8 GB; benchmarks/README.md, "XLA cell steps"), with the same losses up to
-    float rounding. Float32 steps only: under mixed precision the cells run as by default.
-    Compiling the whole unrolled step with XLA instead is 1.5x slower there, and Winograd
-    without XLA is slower than the direct convolution.
+
+def xla_cells(filters=None, kernel_size=None):
+    """Whether a cell's steps are compiled with XLA, its k x k convolutions as Winograd's (TensorFlow).
+
+    ``PREDRNN_XLA_CELLS``: ``auto`` (the default) for cells of at least 64 filters with a 5x5
+    to 7x7 kernel, on a TensorFlow that sees no GPU; ``1`` for every cell; ``0`` for none.
+    TensorFlow only (JAX compiles the whole step already, PyTorch runs eagerly: there the
+    variable is ignored). Each such cell's step becomes a compiled forward and backward
+    ``tf.function(jit_compile=True)`` (:func:`xla_step`) inside the otherwise uncompiled
+    training step, and its 3x3-7x7 float32 convolutions run as
+    :func:`predrnn.layers.winograd.recomputing_winograd_conv2d`, with the same results up to
+    float rounding. On this project's 2-core AVX2 CPU that made the 4x64/batch-8 Moving
+    MNIST training step 0.59x the reference's (0.55x the uncompiled cells'), and the paper's
+    4x128/batch-16 step 0.41x, for a fixed ~0.5 GB of memory and a compile of 50 s instead
+    of 25 s (benchmarks/README.md, "XLA cell steps"). The small quickstart model (32
+    filters, 3x3) trained slower with it, hence the width and kernel rule; GPUs are left
+    out as unmeasured (there Keras compiles the whole step with XLA already). Float32 steps
+    only: under mixed precision the cells run uncompiled. Compiling the whole unrolled step
+    with XLA instead is 1.5x slower on this CPU, and Winograd without XLA is slower than the
+    direct convolution.
+
+    ``filters`` and ``kernel_size`` are the cell's; without them ``auto`` is False.
+    Raises :class:`predrnn.errors.ConfigError` for another value of the variable.
     """
-    return os.environ.get("PREDRNN_XLA_CELLS", "0") == "1" and keras.backend.backend() == "tensorflow"
+    if keras.backend.backend() != "tensorflow":
+        return False
+    setting = os.environ.get("PREDRNN_XLA_CELLS", "auto").strip().lower() or "auto"
+    if setting not in ("0", "1", "auto"):
+        raise ConfigError(
+            f"PREDRNN_XLA_CELLS must be 0, 1 or auto (the default). Received: PREDRNN_XLA_CELLS={setting!r}"
+        )
+    if setting != "auto":
+        return setting == "1"
+    if filters is None or kernel_size is None or filters < XLA_CELLS_MIN_FILTERS:
+        return False
+    return XLA_CELLS_KERNEL_SIZES[0] <= kernel_size <= XLA_CELLS_KERNEL_SIZES[1] and not _tensorflow_sees_a_gpu()
+
+
+@functools.lru_cache(maxsize=None)
+def _tensorflow_sees_a_gpu():
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def channel_axis(data_format):
@@ -204,16 +238,17 @@ class ConvRecurrentCell(keras.layers.Layer):
         self._initializer = get_kernel_initializer(kernel_initializer)
 
     def run_step(self, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None):
-        """:meth:`step` as the models' time loop calls it: XLA-compiled per cell with ``PREDRNN_XLA_CELLS=1``.
+        """:meth:`step` as the models' time loop calls it: XLA-compiled where :func:`xla_cells` says so.
 
-        By default (and on other backends) this is :meth:`step` itself. With XLA cells it is
+        On TensorFlow, for cells of at least 64 filters with 5x5-7x7 kernels and no GPU
+        (``PREDRNN_XLA_CELLS=auto``, the default; ``1`` for every cell, ``0`` for none), it is
         :func:`xla_step`: a forward and a backward ``tf.function(jit_compile=True)`` per
         layout, the backward keeping only the step's inputs and its convolutions' outputs.
         Float32 steps only: under mixed precision the step runs as :meth:`step` (the backward
         half is traced outside the layer's autocast scope, and the Winograd convolutions are
-        float32-only anyway).
+        float32-only anyway). Otherwise, and on the other backends, it is :meth:`step` itself.
         """
-        if not xla_cells() or keras.backend.standardize_dtype(inputs.dtype) != "float32":
+        if not xla_cells(self.filters, self.kernel_size) or keras.backend.standardize_dtype(inputs.dtype) != "float32":
             return self.step(inputs, states, data_format, fused_kernels)
         return xla_step(self, inputs, states, data_format, fused_kernels)
 
@@ -309,7 +344,7 @@ def _conv_hook(function):
 
 
 def xla_step(cell, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None):
-    """``cell.step`` as two XLA-compiled functions, forward and backward (TensorFlow; ``PREDRNN_XLA_CELLS=1``).
+    """``cell.step`` as two XLA-compiled functions, forward and backward (TensorFlow; see :func:`xla_cells`).
 
     The forward step returns the step's outputs and the outputs of its convolutions. The
     backward step recomputes the rest of the step from those (gates, layer norms: elementwise

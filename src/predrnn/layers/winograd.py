@@ -10,8 +10,8 @@ rounding (a few 1e-6 of the output scale for 5x5 kernels; tests/test_winograd.py
 the transforms, the convolution in both layouts and its gradients). The kernels stay
 ``(k, k, in, out)``.
 
-Used by the cells, as :func:`recomputing_winograd_conv2d`, when ``PREDRNN_XLA_CELLS=1`` on TensorFlow (see
-``predrnn.layers.common.xla_cells``): inside an XLA-compiled cell step, one 5x5 conv forward
+Used by the cells, as :func:`recomputing_winograd_conv2d`, in their XLA-compiled steps on TensorFlow
+(see ``predrnn.layers.common.xla_cells``): inside an XLA-compiled cell step, one 5x5 conv forward
 + backward of PredRNN's shapes runs 2-3.6x faster than the direct convolution on a 2-core
 AVX2 CPU (``benchmarks/conv_kernels.py tfxlawino``); without XLA it is slower (the
 transforms stay separate kernels), so it is never used there.
