@@ -75,7 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = commands.add_parser("train", help="train a model from a TOML config or preset")
+    p = commands.add_parser(
+        "train",
+        help="train a model from a TOML config or preset",
+        description="Train a model from a TOML config or preset.",
+        epilog=(
+            "environment: PREDRNN_XLA_CELLS=auto|0|1 (TensorFlow): compile each cell step with XLA "
+            "and Winograd convolutions; auto, the default, does so for cells of at least 64 filters "
+            "with 5x5-7x7 kernels when no GPU is visible (faster on CPU, about 0.5 GB more memory; "
+            "run.json records it)."
+        ),
+    )
     p.add_argument("config", help="a .toml file or a preset name (see `predrnn presets`)")
     p.add_argument("--workdir", required=True, help="run folder (config, logs, checkpoints, samples)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key (repeatable)")

@@ -93,8 +93,8 @@ def xla_cells(filters=None, kernel_size=None):
     training step, and its 3x3-7x7 float32 convolutions run as
     :func:`predrnn.layers.winograd.recomputing_winograd_conv2d`, with the same results up to
     float rounding. On this project's 2-core AVX2 CPU that made the 4x64/batch-8 Moving
-    MNIST training step 0.59x the reference's (0.55x the uncompiled cells'), and the paper's
-    4x128/batch-16 step 0.41x, for a fixed ~0.5 GB of memory and a compile of 50 s instead
+    MNIST training step 0.59x the reference's (0.58x the uncompiled cells'), and the paper's
+    4x128/batch-16 step 0.39x, for a fixed ~0.5 GB of memory and a compile of 50 s instead
     of 25 s (benchmarks/README.md, "XLA cell steps"). The small quickstart model (32
     filters, 3x3) trained slower with it, hence the width and kernel rule; GPUs are left
     out as unmeasured (there Keras compiles the whole step with XLA already). Float32 steps
