@@ -3,7 +3,10 @@
 The shape is a fused PredRNN gate conv of the 4x64 Moving MNIST model (batch 8, 16x16
 patches, 128 -> 256 channels; ``CIN``/``COUT`` in the environment override the channels).
 Modes: tf (graph), tfxla, torch (channels-first), tfmm (im2col + matmul in TensorFlow),
-tfwino / tfxlawino (``predrnn.layers.winograd.winograd_conv2d``, F(4x4, 5x5), graph / XLA).
+tfwino / tfxlawino (``predrnn.layers.winograd.winograd_conv2d``, F(4x4, 5x5), graph / XLA),
+torchwino / torchwinorecompute / torchcompile / torchcompilewino (PyTorch channels-first:
+Winograd eager, with autograd's and with ``torch_winograd_conv2d``'s gradient, and
+``torch.compile`` of the direct and the Winograd convolution).
 Prints the median of 10 runs and GFLOP/s of the direct convolution's FLOPs (3x forward).
 
     for m in tf tfxla torch tfmm tfwino tfxlawino; do python benchmarks/conv_kernels.py $m; done
@@ -40,6 +43,26 @@ if which in ("tf", "tfxla", "tfwino", "tfxlawino"):
         gx, gw = tape.gradient(loss, [xt, wt])
         return gx[0, 0, 0, 0] + gw[0, 0, 0, 0]
     f = lambda: step().numpy()
+elif which in ("torchwino", "torchwinorecompute", "torchcompile", "torchcompilewino"):  # channels-first
+    os.environ["KERAS_BACKEND"] = "torch"
+    import torch
+    from predrnn.layers.winograd import torch_winograd_conv2d, winograd_conv2d
+    xt = torch.tensor(x).permute(0, 3, 1, 2).contiguous().requires_grad_(True)
+    wt = torch.tensor(w).requires_grad_(True)  # (k, k, in, out), as the library stores it
+    if which.endswith("wino"):
+        conv = lambda x, w: winograd_conv2d(x, w, data_format="channels_first")
+    elif which == "torchwinorecompute":
+        conv = lambda x, w: torch_winograd_conv2d(x, w, data_format="channels_first")
+    else:
+        conv = lambda x, w: torch.nn.functional.conv2d(x, w.permute(3, 2, 0, 1), padding=K // 2)
+    def loss(x, w):
+        y = conv(x, w)
+        return (y * y).sum()
+    if which.startswith("torchcompile"):
+        loss = torch.compile(loss)
+    def f():
+        loss(xt, wt).backward()
+        xt.grad = None; wt.grad = None
 elif which.startswith("torch"):
     import torch
     xt = torch.tensor(x).permute(0, 3, 1, 2).contiguous().requires_grad_(True)

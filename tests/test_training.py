@@ -166,9 +166,11 @@ def test_run_json_records_the_performance_switches(monkeypatch, flag, overrides,
 
     monkeypatch.setenv("PREDRNN_XLA_CELLS", flag)
     monkeypatch.setenv("PREDRNN_FUSED_GATES", "1" if flag == "1" else "0")
+    monkeypatch.setenv("PREDRNN_TORCH_WINOGRAD", "1" if flag == "1" else "0")
     info = json.loads(json.dumps(_run_info(load_config("smoke", overrides))))
     assert info["xla_cells"] is (compiled and keras.backend.backend() == "tensorflow")
     assert info["fused_gates"] is (flag == "1")
+    assert info["torch_winograd"] is (flag == "1" and keras.backend.backend() == "torch")
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="PREDRNN_XLA_CELLS is ignored off TensorFlow")

@@ -10,8 +10,8 @@ import pytest
 from predrnn import ConvLSTM, PredRNN
 from predrnn.errors import ConfigError
 from predrnn.layers import ConvLSTMCell, SpatioTemporalLSTMCell
-from predrnn.layers.common import xla_cells
-from predrnn.layers.winograd import recomputing_winograd_conv2d, winograd_conv2d, winograd_matrices
+from predrnn.layers.common import torch_winograd, xla_cells
+from predrnn.layers.winograd import recomputing_winograd_conv2d, torch_winograd_conv2d, winograd_conv2d, winograd_matrices
 
 import numpy_reference as ref
 
@@ -83,6 +83,68 @@ def test_gradients_match_the_direct_convolution(rng, conv, data_format, jit_comp
     got = tf.function(loss_and_gradients, jit_compile=jit_compile)(winograd, x, kernel)
     for got, want in zip(got, want):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-4 * np.abs(want.numpy()).max())
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="PyTorch's autograd.Function")
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("kernel_size, tile", [(5, 4), (7, 2)])
+def test_torch_winograd_matches_the_direct_convolution_and_keeps_only_its_inputs(rng, data_format, kernel_size, tile):
+    import torch
+
+    first = data_format == "channels_first"
+    x = torch.tensor(rng.standard_normal((2, 10, 9, 3)).astype("float32"), requires_grad=True)
+    kernel = torch.tensor((rng.standard_normal((kernel_size, kernel_size, 3, 4)) / kernel_size).astype("float32"), requires_grad=True)
+    weights = torch.tensor(rng.standard_normal((2, 10, 9, 4)).astype("float32"))
+
+    def loss_and_gradients(conv):
+        y = conv(x.permute(0, 3, 1, 2) if first else x, kernel)
+        saved = [tuple(t.shape) for t in getattr(y.grad_fn, "saved_tensors", ())]  # before the backward frees them
+        loss = ((y.permute(0, 2, 3, 1) if first else y) * weights).sum()
+        return [loss, *torch.autograd.grad(loss, [x, kernel])], saved
+
+    def direct(x, kernel):
+        x = x if first else x.permute(0, 3, 1, 2)
+        y = torch.nn.functional.conv2d(x, kernel.permute(3, 2, 0, 1), padding=kernel_size // 2)
+        return y if first else y.permute(0, 2, 3, 1)
+
+    want, _ = loss_and_gradients(direct)
+    got, saved = loss_and_gradients(functools.partial(torch_winograd_conv2d, tile=tile, data_format=data_format))
+    for got, want in zip(got, want):
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-4, atol=1e-4 * want.abs().max().item())
+    assert saved == [tuple((x.permute(0, 3, 1, 2) if first else x).shape), tuple(kernel.shape)]
+    constant = x.detach().permute(0, 3, 1, 2) if first else x.detach()  # no input gradient asked for
+    (kernel_gradient,) = torch.autograd.grad(torch_winograd_conv2d(constant, kernel, tile, data_format).sum(), [kernel])
+    np.testing.assert_allclose(kernel_gradient.numpy(), torch.autograd.grad(direct(constant, kernel).sum(), [kernel])[0].numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="PREDRNN_TORCH_WINOGRAD is PyTorch-only (ignored elsewhere)")
+def test_torch_winograd_trains_like_the_default(rng, monkeypatch):
+    """The same losses over three SGD steps and the same rollout; the channel floor is lowered
+    to this small model's widths (the real floor, 128, applies to the paper model)."""
+    import predrnn.layers.common as common
+
+    monkeypatch.setattr(common, "TORCH_WINOGRAD_MIN_CHANNELS", 4)
+    frames = rng.random((2, 6, 12, 12, 2)).astype("float32")
+    inputs = {"frames": frames, "teacher_forcing_mask": (rng.random((2, 4)) < 0.5).astype("float32")}
+    runs = []
+    for flag in ("0", "1"):
+        monkeypatch.setenv("PREDRNN_TORCH_WINOGRAD", flag)
+        keras.utils.set_random_seed(5)
+        model = PredRNN(filters=(8, 8), kernel_size=5, patch_size=2, decoupling_weight=0.1)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        losses = [float(np.asarray(model.train_on_batch(inputs, frames[:, 1:])).reshape(-1)[0]) for _ in range(3)]
+        runs.append((losses, model.rollout(frames[:, :3], 3)))
+    (want_losses, want_rollout), (losses, rollout) = runs
+    np.testing.assert_allclose(losses, want_losses, rtol=1e-4)
+    np.testing.assert_allclose(rollout, want_rollout, atol=1e-4)
+    assert losses[-1] < losses[0]
+
+
+def test_torch_winograd_is_opt_in_and_torch_only(monkeypatch):
+    monkeypatch.delenv("PREDRNN_TORCH_WINOGRAD", raising=False)
+    assert not torch_winograd()
+    monkeypatch.setenv("PREDRNN_TORCH_WINOGRAD", "1")
+    assert torch_winograd() == (BACKEND == "torch")
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="PREDRNN_XLA_CELLS is TensorFlow-only (ignored elsewhere)")

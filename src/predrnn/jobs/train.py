@@ -204,7 +204,7 @@ def _warn_slow_precision(precision: str) -> None:
 def _run_info(config):
     import keras
 
-    from predrnn.layers.common import fused_gates, xla_cells
+    from predrnn.layers.common import fused_gates, torch_winograd, xla_cells
 
     m = config.model
     return {
@@ -214,9 +214,10 @@ def _run_info(config):
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
         # The performance switches in effect (the same results up to float rounding,
         # different speed and memory): PREDRNN_XLA_CELLS (true when any layer's steps are
-        # compiled; float32 only), PREDRNN_FUSED_GATES.
+        # compiled; float32 only), PREDRNN_FUSED_GATES, PREDRNN_TORCH_WINOGRAD.
         "xla_cells": config.train.precision == "float32" and any(xla_cells(f, m.kernel_size) for f in m.filters),
         "fused_gates": fused_gates(),
+        "torch_winograd": torch_winograd(),
     }
 
 

@@ -11,7 +11,7 @@ import keras
 from keras import ops
 
 from predrnn.errors import ConfigError
-from predrnn.layers.winograd import recomputing_winograd_conv2d
+from predrnn.layers.winograd import recomputing_winograd_conv2d, torch_winograd_conv2d
 
 LAYER_NORM_EPSILON = 1e-5  # the official PredRNN's nn.LayerNorm default
 
@@ -126,6 +126,26 @@ def _tensorflow_sees_a_gpu():
     return bool(tf.config.list_physical_devices("GPU"))
 
 
+def torch_winograd():
+    """Whether the PyTorch backend runs wide 5x5-7x7 float32 convolutions as Winograd's.
+
+    Opt-in, ``PREDRNN_TORCH_WINOGRAD=1`` (ignored on the other backends), for convolutions
+    with at least 128 input and output channels, as
+    :func:`predrnn.layers.winograd.torch_winograd_conv2d` (eager; its gradient keeps only the
+    input and the kernel). A PredRNN 4x128, batch 8, 20-frame training step took 33.1 s
+    against 54.9 s (0.60x) at 3071 against 2520 MB peak (``KERAS_BACKEND=torch
+    PREDRNN_TORCH_WINOGRAD=0|1 python benchmarks/peak_memory.py 20 2
+    "model.filters=[128,128,128,128]"``, single steps, not interleaved). Narrower
+    convolutions gain little or lose (one 5x5 forward + backward at B 8, 16x16: 0.8x the
+    direct time at 64 -> 448 channels, 1.17x at 64 -> 256; the 4x64 model's step was 1.06x
+    with them included), hence the 128-channel floor.
+    """
+    return os.environ.get("PREDRNN_TORCH_WINOGRAD", "0") == "1" and keras.backend.backend() == "torch"
+
+
+TORCH_WINOGRAD_MIN_CHANNELS = 128
+
+
 def channel_axis(data_format):
     return 1 if data_format == CHANNELS_FIRST else -1
 
@@ -133,13 +153,21 @@ def channel_axis(data_format):
 def conv2d(x, kernel, data_format=CHANNELS_LAST):
     """Stride-1, "same"-padded, bias-free 2-D convolution; ``kernel`` is ``(k, k, in, out)``.
 
-    Channels-last 1x1 kernels run as a matmul over the channel axis (the same result, cheaper).
-    Inside XLA cell steps the k x k kernels run as Winograd convolutions instead
+    Channels-last 1x1 kernels run as a matmul over the channel axis (the same result, cheaper);
+    with ``PREDRNN_TORCH_WINOGRAD=1`` wide 5x5-7x7 kernels on PyTorch as Winograd convolutions
+    (:func:`torch_winograd`). Inside XLA cell steps the k x k kernels run as Winograd convolutions instead
     (:func:`xla_conv2d`).
     """
     size = kernel.shape[0]
     if data_format == CHANNELS_LAST and size == 1 and kernel.shape[1] == 1:
         return ops.matmul(x, kernel[0, 0])
+    if (
+        5 <= size <= 7
+        and min(kernel.shape[2], kernel.shape[3]) >= TORCH_WINOGRAD_MIN_CHANNELS
+        and torch_winograd()
+        and keras.backend.standardize_dtype(x.dtype) == "float32"
+    ):
+        return torch_winograd_conv2d(x, kernel, tile=4 if size <= 5 else 2, data_format=data_format)
     return ops.conv(x, kernel, strides=1, padding="same", data_format=data_format)
 
 
