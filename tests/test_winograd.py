@@ -124,20 +124,33 @@ def test_torch_winograd_trains_like_the_default(rng, monkeypatch):
     import predrnn.layers.common as common
 
     monkeypatch.setattr(common, "TORCH_WINOGRAD_MIN_CHANNELS", 4)
+    calls, winograd = [], common.torch_winograd_conv2d
+    monkeypatch.setattr(common, "torch_winograd_conv2d", lambda *args, **kwargs: calls.append(1) or winograd(*args, **kwargs))
+    make = lambda: PredRNN(filters=(8, 8), kernel_size=5, patch_size=2, decoupling_weight=0.1)
+    _train_with_the_switch_off_and_on(rng, monkeypatch, "PREDRNN_TORCH_WINOGRAD", make)
+    assert calls  # the second run's convolutions were Winograd's
+
+
+def _train_with_the_switch_off_and_on(rng, monkeypatch, variable, make_model):
+    """Three SGD steps and a rollout from one seed with ``variable`` at 0 and at 1: asserts the
+    same losses and rollouts (up to float rounding) and that training lowers the loss.
+    Returns the two models."""
     frames = rng.random((2, 6, 12, 12, 2)).astype("float32")
     inputs = {"frames": frames, "teacher_forcing_mask": (rng.random((2, 4)) < 0.5).astype("float32")}
-    runs = []
+    runs, models = [], []
     for flag in ("0", "1"):
-        monkeypatch.setenv("PREDRNN_TORCH_WINOGRAD", flag)
+        monkeypatch.setenv(variable, flag)
         keras.utils.set_random_seed(5)
-        model = PredRNN(filters=(8, 8), kernel_size=5, patch_size=2, decoupling_weight=0.1)
+        model = make_model()
         model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
         losses = [float(np.asarray(model.train_on_batch(inputs, frames[:, 1:])).reshape(-1)[0]) for _ in range(3)]
         runs.append((losses, model.rollout(frames[:, :3], 3)))
+        models.append(model)
     (want_losses, want_rollout), (losses, rollout) = runs
     np.testing.assert_allclose(losses, want_losses, rtol=1e-4)
     np.testing.assert_allclose(rollout, want_rollout, atol=1e-4)
     assert losses[-1] < losses[0]
+    return models
 
 
 def test_torch_winograd_is_opt_in_and_torch_only(monkeypatch):
@@ -353,19 +366,8 @@ def test_xla_cells_leave_mixed_precision_steps_to_the_default(rng, monkeypatch):
 )
 def test_xla_cells_train_like_the_default(rng, monkeypatch, cls, kwargs):
     """The same losses over three training steps, and the same rollout, from the same weights."""
-    frames = rng.random((2, 6, 12, 12, 2)).astype("float32")
-    inputs = {"frames": frames, "teacher_forcing_mask": (rng.random((2, 4)) < 0.5).astype("float32")}
-    runs = []
-    for flag in ("0", "1"):
-        monkeypatch.setenv("PREDRNN_XLA_CELLS", flag)
-        keras.utils.set_random_seed(5)
-        model = cls(kernel_size=5, patch_size=2, **kwargs)
-        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-        losses = [float(np.asarray(model.train_on_batch(inputs, frames[:, 1:])).reshape(-1)[0]) for _ in range(3)]
-        runs.append((losses, model.rollout(frames[:, :3], 3)))
+    make = lambda: cls(kernel_size=5, patch_size=2, **kwargs)
+    models = _train_with_the_switch_off_and_on(rng, monkeypatch, "PREDRNN_XLA_CELLS", make)
+    for model, flag in zip(models, ("0", "1")):
         compiled = [bool(vars(cell).get("_xla_steps")) for cell in model.cells]
         assert compiled == [flag == "1"] * len(kwargs["filters"])
-    (want_losses, want_rollout), (losses, rollout) = runs
-    np.testing.assert_allclose(losses, want_losses, rtol=1e-4)
-    np.testing.assert_allclose(rollout, want_rollout, atol=1e-4)
-    assert losses[-1] < losses[0]
