@@ -206,7 +206,7 @@ def _run_info(config):
 
     from predrnn.layers.common import fused_gates, torch_winograd, xla_cells
 
-    m = config.model
+    m, compute_dtype = config.model, keras.mixed_precision.Policy(config.train.precision).compute_dtype
     return {
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
@@ -214,8 +214,8 @@ def _run_info(config):
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
         # The performance switches in effect (the same results up to float rounding,
         # different speed and memory): PREDRNN_XLA_CELLS (true when any layer's steps are
-        # compiled; float32 only), PREDRNN_FUSED_GATES, PREDRNN_TORCH_WINOGRAD.
-        "xla_cells": config.train.precision == "float32" and any(xla_cells(f, m.kernel_size) for f in m.filters),
+        # compiled), PREDRNN_FUSED_GATES, PREDRNN_TORCH_WINOGRAD.
+        "xla_cells": any(xla_cells(f, m.kernel_size, compute_dtype) for f in m.filters),
         "fused_gates": fused_gates(),
         "torch_winograd": torch_winograd(),
     }

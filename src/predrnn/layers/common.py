@@ -82,7 +82,7 @@ XLA_CELLS_MIN_FILTERS = 64
 XLA_CELLS_KERNEL_SIZES = (5, 7)
 
 
-def xla_cells(filters=None, kernel_size=None):
+def xla_cells(filters=None, kernel_size=None, dtype="float32"):
     """Whether a cell's steps are compiled with XLA, its k x k convolutions as Winograd's (TensorFlow).
 
     ``PREDRNN_XLA_CELLS``: ``auto`` (the default) for cells of at least 64 filters with a 5x5
@@ -102,8 +102,8 @@ def xla_cells(filters=None, kernel_size=None):
     with XLA instead is 1.5x slower on this CPU, and Winograd without XLA is slower than the
     direct convolution.
 
-    ``filters`` and ``kernel_size`` are the cell's; without them ``auto`` is False.
-    Raises :class:`predrnn.errors.ConfigError` for another value of the variable.
+    ``filters`` and ``kernel_size`` are the cell's; without them ``auto`` is False. ``dtype``
+    is the step's compute dtype: anything but float32 is False. Raises :class:`predrnn.errors.ConfigError` for another value of the variable.
     """
     if keras.backend.backend() != "tensorflow":
         return False
@@ -112,6 +112,8 @@ def xla_cells(filters=None, kernel_size=None):
         raise ConfigError(
             f"PREDRNN_XLA_CELLS must be 0, 1 or auto (the default). Received: PREDRNN_XLA_CELLS={setting!r}"
         )
+    if keras.backend.standardize_dtype(dtype) != "float32":
+        return False
     if setting != "auto":
         return setting == "1"
     if filters is None or kernel_size is None or filters < XLA_CELLS_MIN_FILTERS:
@@ -276,7 +278,7 @@ class ConvRecurrentCell(keras.layers.Layer):
         half is traced outside the layer's autocast scope, and the Winograd convolutions are
         float32-only anyway). Otherwise, and on the other backends, it is :meth:`step` itself.
         """
-        if not xla_cells(self.filters, self.kernel_size) or keras.backend.standardize_dtype(inputs.dtype) != "float32":
+        if not xla_cells(self.filters, self.kernel_size, inputs.dtype):
             return self.step(inputs, states, data_format, fused_kernels)
         return xla_step(self, inputs, states, data_format, fused_kernels)
 
@@ -421,7 +423,8 @@ def _differentiable(x, states, fused_kernels, weights):
 
 
 class _CompiledStep:
-    """The forward and backward functions of :func:`xla_step` for cells of one configuration."""
+    """The forward and backward functions of :func:`xla_step` for cells of one configuration
+    (an object, not a tuple, so that the weak-valued cache below can refer to it)."""
 
     def __init__(self, functions):
         self.functions = functions

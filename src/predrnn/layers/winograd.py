@@ -121,10 +121,12 @@ def torch_winograd_conv2d(x, kernel, tile=4, data_format="channels_first"):
     ``torch.autograd.Function`` keeps what the direct convolution keeps, ``x`` and
     ``kernel``, and recomputes their (cheap, linear) transforms in the backward pass.
     """
-    return _TorchWinogradConv2d.apply(ops.convert_to_tensor(x), ops.convert_to_tensor(kernel), tile, data_format)
+    function = _torch_winograd_conv2d_class()
+    return function.apply(ops.convert_to_tensor(x), ops.convert_to_tensor(kernel), tile, data_format)
 
 
-def _torch_winograd_conv2d_class():
+@functools.lru_cache(maxsize=None)
+def _torch_winograd_conv2d_class():  # made at first use: torch is optional
     import torch
 
     class TorchWinogradConv2d(torch.autograd.Function):
@@ -153,18 +155,6 @@ def _torch_winograd_conv2d_class():
 
     return TorchWinogradConv2d
 
-
-class _LazyTorchFunction:  # the autograd.Function class, made at first use (torch is optional)
-    def __init__(self, make):
-        self._make, self._class = make, None
-
-    def apply(self, *args):
-        if self._class is None:
-            self._class = self._make()
-        return self._class.apply(*args)
-
-
-_TorchWinogradConv2d = _LazyTorchFunction(_torch_winograd_conv2d_class)
 
 
 def _transforms(x, kernel, tile, data_format):
