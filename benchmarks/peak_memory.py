@@ -47,14 +47,10 @@ def status_mb(field):
         return next(int(line.split()[1]) for line in status if line.startswith(field + ":")) / 1024
 
 
-def high_water_mark_mb():
-    return status_mb("VmHWM")
-
-
 start = time.time()
 model.train_on_batch(x, y)
 first = time.time() - start
-compiled_peak = high_water_mark_mb()
+compiled_peak = status_mb("VmHWM")
 with open("/proc/self/clear_refs", "w") as clear:  # Linux: restart the high-water mark here
     clear.write("5")
 times = []
@@ -65,6 +61,6 @@ for _ in range(steps):
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(
     f"T={frames} first {first:.1f}s step {np.median(times):.2f}s peak {peak:.0f} MB "
-    f"(first step {compiled_peak:.0f} MB, later steps {high_water_mark_mb():.0f} MB); "
+    f"(first step {compiled_peak:.0f} MB, later steps {status_mb('VmHWM'):.0f} MB); "
     f"resident now: {status_mb('RssAnon'):.0f} MB allocated, {status_mb('RssFile'):.0f} MB of mapped files"
 )
