@@ -31,7 +31,8 @@ def test_train_evaluate_predict_in_subprocesses(tmp_path):
     result = run_cli("train", "smoke", "--workdir", run, "--backend", BACKEND, "--set", "train.steps=2")
     assert result.returncode == 0, result.stderr[-2000:]
     run_info = json.loads((run / "run.json").read_text())
-    assert run_info["backend"] == BACKEND and run_info["xla_cells"] is False and run_info["fused_gates"] is False
+    # The smoke model (8 filters, 3x3) compiles XLA cells on JAX only (its scanned time loop).
+    assert run_info["backend"] == BACKEND and run_info["xla_cells"] is (BACKEND == "jax") and run_info["fused_gates"] is False
     assert (run / "checkpoints" / "last.keras").exists()
 
     result = run_cli("evaluate", run, "--num", 4, "--backend", BACKEND)

@@ -153,12 +153,13 @@ def test_bad_training_data_stops_the_run_with_the_data_error(tmp_path):
 
 @pytest.mark.parametrize(
     "flag, overrides, compiled",
-    [
-        ("0", ["model.filters=[64]", "model.kernel_size=5"], False),
-        ("1", [], True),
-        ("1", ["train.precision=mixed_bfloat16"], False),  # float32 steps only
-        ("auto", [], False),  # the smoke model: 8 filters, 3x3
-        ("auto", ["model.filters=[8, 64]", "model.kernel_size=5"], True),
+    [  # compiled: whether the model compiles XLA cells on (TensorFlow, JAX)
+        ("0", ["model.filters=[64]", "model.kernel_size=5"], (False, False)),
+        ("1", [], (True, True)),
+        ("1", ["train.precision=mixed_bfloat16"], (False, False)),  # float32 steps only
+        ("auto", [], (False, True)),  # the smoke model: 8 filters, 3x3 (JAX: every 3x3-7x7 model)
+        ("auto", ["model.filters=[8, 64]", "model.kernel_size=5"], (True, True)),
+        ("auto", ["model.filters=[64]", "model.kernel_size=9"], (False, False)),
     ],
 )
 def test_run_json_records_the_performance_switches(monkeypatch, flag, overrides, compiled):
@@ -168,12 +169,12 @@ def test_run_json_records_the_performance_switches(monkeypatch, flag, overrides,
     monkeypatch.setenv("PREDRNN_FUSED_GATES", "1" if flag == "1" else "0")
     monkeypatch.setenv("PREDRNN_TORCH_WINOGRAD", "1" if flag == "1" else "0")
     info = json.loads(json.dumps(_run_info(load_config("smoke", overrides))))
-    assert info["xla_cells"] is (compiled and keras.backend.backend() == "tensorflow")
+    assert info["xla_cells"] is dict(zip(("tensorflow", "jax"), compiled)).get(keras.backend.backend(), False)
     assert info["fused_gates"] is (flag == "1")
     assert info["torch_winograd"] is (flag == "1" and keras.backend.backend() == "torch")
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="PREDRNN_XLA_CELLS is ignored off TensorFlow")
+@pytest.mark.skipif(keras.backend.backend() == "torch", reason="PREDRNN_XLA_CELLS is ignored on PyTorch")
 def test_an_unknown_xla_cells_setting_stops_training_before_it_writes(monkeypatch, tmp_path):
     monkeypatch.setenv("PREDRNN_XLA_CELLS", "true")
     with pytest.raises(ConfigError, match="PREDRNN_XLA_CELLS must be 0, 1 or auto"):

@@ -2,6 +2,7 @@
 direct convolution (values and gradients, both layouts), and models that train the same."""
 
 import functools
+import os
 
 import keras
 import numpy as np
@@ -10,8 +11,15 @@ import pytest
 from predrnn import ConvLSTM, PredRNN
 from predrnn.errors import ConfigError
 from predrnn.layers import ConvLSTMCell, SpatioTemporalLSTMCell
-from predrnn.layers.common import torch_winograd, xla_cells
-from predrnn.layers.winograd import recomputing_winograd_conv2d, torch_winograd_conv2d, winograd_conv2d, winograd_matrices
+from predrnn.layers.common import conv2d, model_xla_cells, torch_winograd, xla_cells
+from predrnn.layers.winograd import (
+    recomputing_winograd_conv2d,
+    torch_winograd_conv2d,
+    transformed_winograd_conv2d,
+    winograd_conv2d,
+    winograd_kernel,
+    winograd_matrices,
+)
 
 import numpy_reference as ref
 
@@ -160,7 +168,7 @@ def test_torch_winograd_is_opt_in_and_torch_only(monkeypatch):
     assert torch_winograd() == (BACKEND == "torch")
 
 
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="PREDRNN_XLA_CELLS is TensorFlow-only (ignored elsewhere)")
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's XLA cells: compiled tf.function cell steps")
 def test_xla_cell_steps_keep_only_the_convolution_outputs_for_the_gradient(rng, monkeypatch):
     """Between the compiled forward and backward step pass the convolutions' outputs, nothing else.
 
@@ -192,7 +200,7 @@ def test_xla_cell_steps_keep_only_the_convolution_outputs_for_the_gradient(rng, 
     assert sorted(kept) == sorted((2, 12, 12, 16 * c) for c in (7, 4, 3, 1, 1)), kept
 
 
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="PREDRNN_XLA_CELLS is TensorFlow-only (ignored elsewhere)")
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's XLA cells: compiled tf.function cell steps")
 @pytest.mark.parametrize(
     "cls, kwargs, fused, zero_states",
     [
@@ -236,7 +244,7 @@ def test_xla_cell_step_gradients_match_the_step(rng, monkeypatch, cls, kwargs, f
             np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-4 * np.abs(want.numpy()).max())
 
 
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="PREDRNN_XLA_CELLS is TensorFlow-only (ignored elsewhere)")
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's XLA cells: compiled tf.function cell steps")
 def test_cells_of_one_configuration_share_their_compiled_steps_not_their_weights(rng, monkeypatch):
     """A model's layers 2-n (and the models of seeded runs) compile once: the weights are arguments.
 
@@ -271,7 +279,7 @@ def test_cells_of_one_configuration_share_their_compiled_steps_not_their_weights
     assert len({id(s) for s in shared}) == 3
 
 
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="PREDRNN_XLA_CELLS is TensorFlow-only (ignored elsewhere)")
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's XLA cells: compiled tf.function cell steps")
 def test_seeded_runs_with_xla_cells_repeat_exactly_and_compile_once(rng, monkeypatch):
     """Two runs from one seed: the same losses and rollouts, bit for bit. The second model's
     cells reuse the first's compiled steps; here all three layers share one (8 filters, and
@@ -314,29 +322,35 @@ def test_a_cell_called_on_its_own_is_unaffected_by_xla_cells(rng, monkeypatch):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want))
 
 
-def test_xla_cells_are_on_by_default_for_wide_cells_on_tensorflow(monkeypatch):
-    """``auto`` (the default): cells of >= 64 filters with 5x5-7x7 kernels, TensorFlow, no GPU
-    (measured faster there; the small quickstart model, 32 filters and 3x3, was slower)."""
+def test_xla_cells_are_on_by_default_for_wide_cells_on_tensorflow_and_3x3_to_7x7_cells_on_jax(monkeypatch):
+    """``auto`` (the default): on TensorFlow cells of >= 64 filters with 5x5-7x7 kernels, no GPU
+    (measured faster there; the small quickstart model, 32 filters and 3x3, was slower); on JAX
+    every 3x3-7x7 cell on the CPU, and the whole model or none of it (the scan is the model's)."""
     monkeypatch.delenv("PREDRNN_XLA_CELLS", raising=False)
-    tensorflow = BACKEND == "tensorflow"  # this machine has no GPU
-    assert [xla_cells(*cell) for cell in [(64, 5), (128, 7), (63, 5), (128, 3), (128, 9)]] == [tensorflow, tensorflow] + [False] * 3
+    tensorflow, jax = BACKEND == "tensorflow", BACKEND == "jax"  # this machine has no GPU
+    cells = [(64, 5), (128, 7), (63, 5), (32, 3), (128, 9), (128, 1)]
+    expected = {"tensorflow": [True, True, False, False, False, False], "jax": [True, True, True, True, False, False]}
+    assert [xla_cells(*cell) for cell in cells] == expected.get(BACKEND, [False] * len(cells))
     assert not xla_cells()
+    assert not xla_cells(64, 5, "bfloat16")
+    assert model_xla_cells((16, 64), 5) == (tensorflow or jax)  # TensorFlow: any layer; JAX: every layer
+    assert model_xla_cells((64, 64), 9) is False
     monkeypatch.setenv("PREDRNN_XLA_CELLS", "auto")
-    assert xla_cells(64, 5) == tensorflow
+    assert xla_cells(64, 5) == (tensorflow or jax)
     monkeypatch.setenv("PREDRNN_XLA_CELLS", "1")
-    assert xla_cells(8, 3) == xla_cells() == tensorflow
+    assert xla_cells(8, 3) == xla_cells() == (tensorflow or jax)
     monkeypatch.setenv("PREDRNN_XLA_CELLS", "0")
     assert not xla_cells(128, 5)
 
 
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="PREDRNN_XLA_CELLS is ignored off TensorFlow")
+@pytest.mark.skipif(BACKEND == "torch", reason="PREDRNN_XLA_CELLS is ignored on PyTorch")
 def test_an_unknown_xla_cells_setting_is_refused(monkeypatch):
     monkeypatch.setenv("PREDRNN_XLA_CELLS", "yes")
     with pytest.raises(ConfigError, match="PREDRNN_XLA_CELLS must be 0, 1 or auto"):
         xla_cells(64, 5)
 
 
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="PREDRNN_XLA_CELLS is TensorFlow-only (ignored elsewhere)")
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's XLA cells: compiled tf.function cell steps")
 def test_xla_cells_leave_mixed_precision_steps_to_the_default(rng, monkeypatch):
     """Under mixed precision the cells run uncompiled: the XLA halves are float32-only.
 
@@ -353,7 +367,7 @@ def test_xla_cells_leave_mixed_precision_steps_to_the_default(rng, monkeypatch):
     assert not vars(model.cells[0]).get("_xla_steps")
 
 
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="PREDRNN_XLA_CELLS is TensorFlow-only (ignored elsewhere)")
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's XLA cells: compiled tf.function cell steps")
 @pytest.mark.parametrize(
     "cls, kwargs",
     # One PredRNN layer: each cell step compiles on its own (twice: the zero initial states
@@ -371,3 +385,88 @@ def test_xla_cells_train_like_the_default(rng, monkeypatch, cls, kwargs):
     for model, flag in zip(models, ("0", "1")):
         compiled = [bool(vars(cell).get("_xla_steps")) for cell in model.cells]
         assert compiled == [flag == "1"] * len(kwargs["filters"])
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="jax.custom_vjp")
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("kernel_size, tile", [(3, 4), (5, 4), (7, 2)])
+def test_transformed_winograd_matches_the_direct_convolution_and_keeps_only_its_inputs(rng, data_format, kernel_size, tile):
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.asarray(rng.standard_normal((2, 10, 9, 3)).astype("float32"))
+    kernel = jnp.asarray((rng.standard_normal((kernel_size, kernel_size, 3, 4)) / kernel_size).astype("float32"))
+    weights = jnp.asarray(rng.standard_normal((2, 10, 9, 4)).astype("float32"))
+    first = data_format == "channels_first"
+
+    def loss(conv, x, kernel):
+        y = conv(jnp.transpose(x, (0, 3, 1, 2)) if first else x, kernel)
+        return jnp.sum((jnp.transpose(y, (0, 2, 3, 1)) if first else y) * weights)
+
+    def direct(x, kernel):
+        return keras.ops.conv(x, kernel, padding="same", data_format=data_format)
+
+    def winograd(x, kernel):  # the kernel transform is differentiated too, as in the models
+        return transformed_winograd_conv2d(x, winograd_kernel(kernel, tile), kernel_size, tile, data_format)
+
+    want = jax.value_and_grad(functools.partial(loss, direct), argnums=(0, 1))(x, kernel)
+    got = jax.jit(jax.value_and_grad(functools.partial(loss, winograd), argnums=(0, 1)))(x, kernel)
+    for got, want in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4 * np.abs(np.asarray(want)).max())
+    # What its gradient keeps: the input and the transformed kernel, not the (n / tile)^2
+    # times larger transformed input.
+    u = winograd_kernel(kernel, tile)
+    x_in = jnp.transpose(x, (0, 3, 1, 2)) if first else x
+    _, pullback = jax.vjp(lambda x, u: transformed_winograd_conv2d(x, u, kernel_size, tile, data_format), x_in, u)
+    assert sorted(leaf.shape for leaf in jax.tree_util.tree_leaves(pullback)) == sorted([x_in.shape, u.shape])
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="the scanned time loop is JAX's XLA cells")
+@pytest.mark.parametrize(
+    "cls, kwargs",
+    [
+        (PredRNN, dict(filters=(4, 4), decoupling_weight=0.1, use_layer_norm=True)),
+        (ConvLSTM, dict(filters=(4, 4))),
+        (PredRNN, dict(filters=(4,), kernel_size=3, remat=True)),
+        (PredRNN, dict(filters=(4, 4), kernel_size=7, fused=True)),  # the fused kernels are transformed in the loop
+    ],
+)
+def test_the_scanned_time_loop_trains_like_the_unrolled_one(rng, monkeypatch, cls, kwargs):
+    """JAX's XLA cells: the same losses (with PredRNN-V2's decoupling loss) over three training
+    steps and the same rollout as the unrolled loop with direct convolutions, from the same
+    weights; the scanned model's cell convolutions all ran as Winograd's."""
+    import predrnn.models.video_predictor as video_predictor
+
+    kwargs = dict(kwargs)
+    monkeypatch.setenv("PREDRNN_FUSED_GATES", "1" if kwargs.pop("fused", False) else "0")
+    kwargs.setdefault("kernel_size", 5)
+    calls = []  # (PREDRNN_XLA_CELLS, kind, tile or kernel size) of each convolution traced in the loop
+    flag = lambda: os.environ["PREDRNN_XLA_CELLS"]
+    winograd = video_predictor.transformed_winograd_conv2d
+    monkeypatch.setattr(
+        video_predictor, "transformed_winograd_conv2d", lambda *args: calls.append((flag(), "winograd", args[3])) or winograd(*args)
+    )
+    monkeypatch.setattr(video_predictor, "conv2d", lambda x, k, *args: calls.append((flag(), "direct", k.shape[0])) or conv2d(x, k, *args))
+    make = lambda: cls(patch_size=2, **kwargs)
+    _train_with_the_switch_off_and_on(rng, monkeypatch, "PREDRNN_XLA_CELLS", make)
+    tile = 4 if kwargs["kernel_size"] <= 5 else 2
+    scanned = {(kind, size) for setting, kind, size in calls if setting == "1"}
+    assert scanned == {("winograd", tile), ("direct", 1)}  # 1x1 (the head, conv_last): a matmul
+    assert {(kind, size) for setting, kind, size in calls if setting == "0"} == {("direct", 1)}  # only the head
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="the scanned time loop is JAX's XLA cells")
+def test_models_outside_the_rule_keep_the_unrolled_loop_on_jax(rng, monkeypatch):
+    """A 9x9 kernel (no Winograd transform; XLA:CPU runs direct convolutions in a loop several
+    times slower) and mixed precision (float32 Winograd only) keep the unrolled loop."""
+    monkeypatch.delenv("PREDRNN_XLA_CELLS", raising=False)
+    assert PredRNN(filters=(64,), kernel_size=5)._scans_its_time_loop()
+    assert not PredRNN(filters=(64,), kernel_size=9)._scans_its_time_loop()
+    model = PredRNN(filters=(4,), kernel_size=3, patch_size=2, dtype="mixed_bfloat16")
+    assert not model._scans_its_time_loop()
+    frames = rng.random((2, 4, 8, 8, 1)).astype("float32")
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    loss = model.train_on_batch({"frames": frames, "teacher_forcing_mask": np.ones((2, 2), "float32")}, frames[:, 1:])
+    assert np.isfinite(np.asarray(loss)).all()
+    monkeypatch.setenv("PREDRNN_XLA_CELLS", "0")
+    assert not PredRNN(filters=(64,), kernel_size=5)._scans_its_time_loop()

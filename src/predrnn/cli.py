@@ -80,11 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a model from a TOML config or preset",
         description="Train a model from a TOML config or preset.",
         epilog=(
-            "environment: PREDRNN_XLA_CELLS=auto|0|1 (TensorFlow): compile each cell step with XLA "
-            "and Winograd convolutions; auto, the default, does so for cells of at least 64 filters "
-            "with 5x5-7x7 kernels when no GPU is visible (faster on CPU, about 0.5 GB more memory; "
-            "run.json records it). PREDRNN_TORCH_WINOGRAD=1 (PyTorch, opt-in): 5x5-7x7 convolutions "
-            "of at least 128 channels as Winograd convolutions."
+            "environment: PREDRNN_XLA_CELLS=auto|0|1 (TensorFlow, JAX): compile the cell steps on "
+            "their own, with Winograd convolutions. TensorFlow: each cell step is an XLA function; "
+            "auto, the default, for cells of at least 64 filters with 5x5-7x7 kernels when no GPU is "
+            "visible (faster on CPU, about 0.5 GB more memory). JAX: the time loop is one scanned "
+            "step; auto for models whose kernels are all 3x3-7x7, on the CPU (faster, and far "
+            "shorter compiles). run.json records it. PREDRNN_TORCH_WINOGRAD=1 (PyTorch, opt-in): "
+            "5x5-7x7 convolutions of at least 128 channels as Winograd convolutions."
         ),
     )
     p.add_argument("config", help="a .toml file or a preset name (see `predrnn presets`)")

@@ -204,7 +204,7 @@ def _warn_slow_precision(precision: str) -> None:
 def _run_info(config):
     import keras
 
-    from predrnn.layers.common import fused_gates, torch_winograd, xla_cells
+    from predrnn.layers.common import fused_gates, model_xla_cells, torch_winograd
 
     m, compute_dtype = config.model, keras.mixed_precision.Policy(config.train.precision).compute_dtype
     return {
@@ -213,9 +213,9 @@ def _run_info(config):
         "python": platform.python_version(),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
         # The performance switches in effect (the same results up to float rounding,
-        # different speed and memory): PREDRNN_XLA_CELLS (true when any layer's steps are
-        # compiled), PREDRNN_FUSED_GATES, PREDRNN_TORCH_WINOGRAD.
-        "xla_cells": any(xla_cells(f, m.kernel_size, compute_dtype) for f in m.filters),
+        # different speed and memory): PREDRNN_XLA_CELLS (TensorFlow: any layer's steps are
+        # compiled; JAX: the time loop is scanned), PREDRNN_FUSED_GATES, PREDRNN_TORCH_WINOGRAD.
+        "xla_cells": model_xla_cells(m.filters, m.kernel_size, compute_dtype),
         "fused_gates": fused_gates(),
         "torch_winograd": torch_winograd(),
     }
@@ -245,6 +245,7 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
     from predrnn.jobs.callbacks import RolloutValidation, RunCheckpoint, SamplingProbabilityLogger, atomic_write_json
 
     from predrnn.jobs.distribution import distribution_scope, multi_worker_environment
+    from predrnn.layers.common import xla_cells
 
     workdir = Path(workdir)
     t = config.train
@@ -252,7 +253,7 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
     is_chief = cluster is None or cluster.worker_index == 0
     if is_chief:
         _check_workdir(workdir, resume, overwrite)
-    run_info = _run_info(config)  # before any file is written: it checks PREDRNN_XLA_CELLS
+    xla_cells()  # before any file is written: it checks PREDRNN_XLA_CELLS
     checkpoints = workdir / "checkpoints"
     initial_epoch, best_value = 0, None
     if resume:
@@ -264,7 +265,6 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
     if is_chief:
         workdir.mkdir(parents=True, exist_ok=True)
         save_config(config, workdir / "config.json")
-        atomic_write_json(workdir / "run.json", run_info)
 
     epochs = _num_epochs(t)
     keras.utils.set_random_seed(t.seed)
@@ -276,6 +276,9 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
         if info.is_distributed:
             print(f"Distribution: {info.describe()}", file=sys.stderr)
         if is_chief:
+            # In the scope: on JAX, whether a GPU is visible is only asked once the cluster is
+            # joined (jax.distributed.initialize must precede any use of the devices).
+            atomic_write_json(workdir / "run.json", _run_info(config))
             _warn_slow_precision(t.precision)
         if resume:
             from predrnn.models import load_model

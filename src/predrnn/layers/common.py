@@ -77,35 +77,48 @@ def fused_gates():
 
 
 # Cells at least this wide, with 5x5 to 7x7 kernels, compile their steps by default on
-# TensorFlow without a GPU: measured faster there (see :func:`xla_cells`).
+# TensorFlow without a GPU: measured faster there (see :func:`xla_cells`). On JAX every cell
+# with a 3x3 to 7x7 kernel qualifies.
 XLA_CELLS_MIN_FILTERS = 64
 XLA_CELLS_KERNEL_SIZES = (5, 7)
+JAX_XLA_CELLS_KERNEL_SIZES = (3, 7)
 
 
 def xla_cells(filters=None, kernel_size=None, dtype="float32"):
-    """Whether a cell's steps are compiled with XLA, its k x k convolutions as Winograd's (TensorFlow).
+    """Whether a cell's steps are compiled on their own, its k x k convolutions as Winograd's.
 
-    ``PREDRNN_XLA_CELLS``: ``auto`` (the default) for cells of at least 64 filters with a 5x5
-    to 7x7 kernel, on a TensorFlow that sees no GPU; ``1`` for every cell; ``0`` for none.
-    TensorFlow only (JAX compiles the whole step already, PyTorch runs eagerly: there the
-    variable is ignored). Each such cell's step becomes a compiled forward and backward
-    ``tf.function(jit_compile=True)`` (:func:`xla_step`) inside the otherwise uncompiled
-    training step, and its 3x3-7x7 float32 convolutions run as
-    :func:`predrnn.layers.winograd.recomputing_winograd_conv2d`, with the same results up to
-    float rounding. On this project's 2-core AVX2 CPU that made the 4x64/batch-8 Moving
-    MNIST training step 0.59x the reference's (0.58x the uncompiled cells'), and the paper's
-    4x128/batch-16 step 0.39x, for a fixed ~0.5 GB of memory and a compile of 50 s instead
-    of 25 s (benchmarks/README.md, "XLA cell steps"). The small quickstart model (32
-    filters, 3x3) trained slower with it, hence the width and kernel rule; GPUs are left
-    out as unmeasured (there Keras compiles the whole step with XLA already). Float32 steps
-    only: under mixed precision the cells run uncompiled. Compiling the whole unrolled step
-    with XLA instead is 1.5x slower on this CPU, and Winograd without XLA is slower than the
-    direct convolution.
+    ``PREDRNN_XLA_CELLS``: ``auto`` (the default), ``1`` for every cell, ``0`` for none.
+    Float32 steps only (under mixed precision the cells run as before); PyTorch ignores it.
+
+    - **TensorFlow** (``auto``: cells of at least 64 filters with a 5x5 to 7x7 kernel, no
+      visible GPU): each such cell's step becomes a compiled forward and backward
+      ``tf.function(jit_compile=True)`` (:func:`xla_step`) inside the otherwise uncompiled
+      training step, its 3x3-7x7 convolutions :func:`predrnn.layers.winograd.recomputing_winograd_conv2d`.
+      On this project's 2-core AVX2 CPU the 4x64/batch-8 Moving MNIST training step took
+      0.59x the reference's (0.58x the uncompiled cells'), the paper's 4x128/batch-16 step
+      0.39x, for a fixed ~0.5 GB of memory and a compile of 50 s instead of 25 s. The small
+      quickstart model (32 filters, 3x3) trained slower with it, hence the rule.
+    - **JAX** (``auto``: every cell has a 3x3 to 7x7 kernel, JAX runs on the CPU): the models'
+      time loop after the first step becomes one ``keras.ops.scan`` (``lax.scan``: one step
+      traced and compiled, instead of the whole unrolled sequence), its cells' k x k
+      convolutions :func:`predrnn.layers.winograd.transformed_winograd_conv2d` with the kernels
+      transformed once per sequence (``VideoPredictor._unroll``). A model-wide choice: one cell
+      that does not qualify keeps the unrolled loop. 4x64/batch 8, 20 frames: 10.1 s per step
+      instead of 25.5 s, compiled in ~20 s instead of ~150 s, 1854 instead of 2322 MB;
+      quickstart-sized (2x32, 3x3): 1.06 s instead of 1.82 s. XLA:CPU runs direct
+      convolutions inside a loop several times slower than unrolled (12.95 s against
+      1.82 s for the quickstart size), so the scan comes with Winograd only.
+
+    GPUs are left out as unmeasured (there XLA compiles whole steps with cuDNN's
+    convolutions). Results equal the default's up to float rounding (benchmarks/README.md,
+    "XLA cell steps").
 
     ``filters`` and ``kernel_size`` are the cell's; without them ``auto`` is False. ``dtype``
-    is the step's compute dtype: anything but float32 is False. Raises :class:`predrnn.errors.ConfigError` for another value of the variable.
+    is the step's compute dtype. Raises :class:`predrnn.errors.ConfigError` for another value
+    of the variable.
     """
-    if keras.backend.backend() != "tensorflow":
+    backend = keras.backend.backend()
+    if backend not in ("tensorflow", "jax"):
         return False
     setting = os.environ.get("PREDRNN_XLA_CELLS", "auto").strip().lower() or "auto"
     if setting not in ("0", "1", "auto"):
@@ -116,13 +129,30 @@ def xla_cells(filters=None, kernel_size=None, dtype="float32"):
         return False
     if setting != "auto":
         return setting == "1"
-    if filters is None or kernel_size is None or filters < XLA_CELLS_MIN_FILTERS:
+    if kernel_size is None or filters is None:
         return False
-    return XLA_CELLS_KERNEL_SIZES[0] <= kernel_size <= XLA_CELLS_KERNEL_SIZES[1] and not _tensorflow_sees_a_gpu()
+    if backend == "jax":
+        low, high = JAX_XLA_CELLS_KERNEL_SIZES
+        return low <= kernel_size <= high and not _sees_a_gpu(backend)
+    if filters < XLA_CELLS_MIN_FILTERS:
+        return False
+    return XLA_CELLS_KERNEL_SIZES[0] <= kernel_size <= XLA_CELLS_KERNEL_SIZES[1] and not _sees_a_gpu(backend)
+
+
+def model_xla_cells(filters, kernel_size, dtype="float32"):
+    """:func:`xla_cells` for a model of layers ``filters`` wide: on TensorFlow whether any
+    layer compiles its steps; on JAX whether every layer qualifies (the scanned time loop is
+    the model's)."""
+    chosen = [xla_cells(width, kernel_size, dtype) for width in filters]
+    return all(chosen) if keras.backend.backend() == "jax" else any(chosen)
 
 
 @functools.lru_cache(maxsize=None)
-def _tensorflow_sees_a_gpu():
+def _sees_a_gpu(backend):
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() != "cpu"
     import tensorflow as tf
 
     return bool(tf.config.list_physical_devices("GPU"))
@@ -276,9 +306,10 @@ class ConvRecurrentCell(keras.layers.Layer):
         layout, the backward keeping only the step's inputs and its convolutions' outputs.
         Float32 steps only: under mixed precision the step runs as :meth:`step` (the backward
         half is traced outside the layer's autocast scope, and the Winograd convolutions are
-        float32-only anyway). Otherwise, and on the other backends, it is :meth:`step` itself.
+        float32-only anyway). Otherwise, and on the other backends, it is :meth:`step` itself
+        (on JAX the models compile the cells inside their scanned time loop instead).
         """
-        if not xla_cells(self.filters, self.kernel_size, inputs.dtype):
+        if keras.backend.backend() != "tensorflow" or not xla_cells(self.filters, self.kernel_size, inputs.dtype):
             return self.step(inputs, states, data_format, fused_kernels)
         return xla_step(self, inputs, states, data_format, fused_kernels)
 

@@ -66,7 +66,7 @@ def winograd_conv2d(x, kernel, tile=4, data_format="channels_last"):
     rows, then to the tile columns; ``G g G^T`` and ``A^T M A`` each as one product with a
     Kronecker matrix. Compilers handle these far better than chains of small einsums.
     """
-    to_v, to_u, to_y = _transforms(x, kernel, tile, data_format)
+    to_v, to_u, to_y = _transforms(x, kernel.shape, tile, data_format)
     return to_y(ops.matmul(to_v(x), to_u(kernel)))
 
 
@@ -85,7 +85,7 @@ def recomputing_winograd_conv2d(x, kernel, tile=4, data_format="channels_last"):
     """
     import tensorflow as tf
 
-    to_v, to_u, to_y = _transforms(x, kernel, tile, data_format)
+    to_v, to_u, to_y = _transforms(x, kernel.shape, tile, data_format)
 
     @tf.custom_gradient
     def conv(x, kernel):
@@ -134,13 +134,13 @@ def _torch_winograd_conv2d_class():  # made at first use: torch is optional
         def forward(ctx, x, kernel, tile, data_format):
             ctx.save_for_backward(x, kernel)
             ctx.tile, ctx.data_format = tile, data_format
-            to_v, to_u, to_y = _transforms(x, kernel, tile, data_format)
+            to_v, to_u, to_y = _transforms(x, kernel.shape, tile, data_format)
             return to_y(torch.matmul(to_v(x), to_u(kernel)))
 
         @staticmethod
         def backward(ctx, dy):
             x, kernel = ctx.saved_tensors
-            to_v, to_u, to_y = _transforms(x, kernel, ctx.tile, ctx.data_format)
+            to_v, to_u, to_y = _transforms(x, kernel.shape, ctx.tile, ctx.data_format)
             wanted = [t.detach().requires_grad_(needed) for t, needed in zip((x, kernel), ctx.needs_input_grad[:2])]
             with torch.enable_grad():
                 v, u = to_v(wanted[0]), to_u(wanted[1])
@@ -157,18 +157,71 @@ def _torch_winograd_conv2d_class():  # made at first use: torch is optional
 
 
 
-def _transforms(x, kernel, tile, data_format):
-    """The three linear maps of F(tile, k) for ``x``'s shape: ``(x -> v, kernel -> u, products -> y)``.
+def winograd_kernel(kernel, tile=4):
+    """``kernel`` ``(k, k, in, out)`` transformed for F(tile, k): ``(n^2, in, out)``, n = tile + k - 1.
+
+    The operand of :func:`transformed_winograd_conv2d`. Computed once per sequence, outside
+    a time loop, its gradient is summed over the time steps before it is pulled back
+    through this transform once.
+    """
+    kernel = ops.convert_to_tensor(kernel)
+    return _transforms(kernel, kernel.shape, tile, "channels_last")[1](kernel)
+
+
+def transformed_winograd_conv2d(x, u, kernel_size, tile=4, data_format="channels_last"):
+    """:func:`winograd_conv2d` of ``x`` with the :func:`winograd_kernel` ``u`` (JAX).
+
+    Its gradient (a ``jax.custom_vjp``) keeps only ``x`` and ``u``, as the direct
+    convolution keeps ``x`` and the kernel, and recomputes the (cheap, linear) input
+    transform; JAX's automatic gradient would keep the transformed input, ``(n / tile)^2``
+    times larger than ``x`` (4x for 5x5 kernels), per convolution and time step.
+    """
+    return _jax_transformed_winograd(kernel_size, tile, data_format)(x, u)
+
+
+@functools.lru_cache(maxsize=None)
+def _jax_transformed_winograd(kernel_size, tile, data_format):  # made at first use: JAX is optional
+    import jax
+    import jax.numpy as jnp
+
+    def maps(x, u):
+        return _transforms(x, (kernel_size, kernel_size, u.shape[1], u.shape[2]), tile, data_format)
+
+    @jax.custom_vjp
+    def conv(x, u):
+        to_v, _, to_y = maps(x, u)
+        return to_y(jnp.matmul(to_v(x), u))
+
+    def forward(x, u):
+        return conv(x, u), (x, u)
+
+    def backward(saved, dy):
+        x, u = saved
+        to_v, _, to_y = maps(x, u)
+        v, v_transpose = jax.vjp(to_v, x)
+        # to_y is linear: its transpose, applied to dy, is its gradient at any point.
+        _, y_transpose = jax.vjp(to_y, jnp.zeros((v.shape[0], v.shape[1], u.shape[2]), dy.dtype))
+        (d_products,) = y_transpose(dy)
+        (d_x,) = v_transpose(jnp.matmul(d_products, jnp.swapaxes(u, 1, 2)))
+        return d_x, jnp.matmul(jnp.swapaxes(v, 1, 2), d_products)
+
+    conv.defvjp(forward, backward)
+    return conv
+
+
+def _transforms(x, kernel_shape, tile, data_format):
+    """The three linear maps of F(tile, k) for ``x``'s shape and a ``(k, k, in, out)`` kernel:
+    ``(x -> v, kernel -> u, products -> y)``.
 
     ``v`` is ``(n^2, tiles, in)``, ``u`` ``(n^2, in, out)``; the convolution is
     ``to_y(v @ u)``.
     """
-    k = kernel.shape[0]
-    if k != kernel.shape[1] or k % 2 == 0:
-        raise ValueError(f"winograd_conv2d needs a square, odd kernel. Received: kernel shape {tuple(kernel.shape)}")
+    k = kernel_shape[0]
+    if k != kernel_shape[1] or k % 2 == 0:
+        raise ValueError(f"winograd_conv2d needs a square, odd kernel. Received: kernel shape {tuple(kernel_shape)}")
     channels_first = data_format == CHANNELS_FIRST
     height, width = (x.shape[2], x.shape[3]) if channels_first else (x.shape[1], x.shape[2])
-    in_channels, out_channels = kernel.shape[2], kernel.shape[3]
+    in_channels, out_channels = kernel_shape[2], kernel_shape[3]
     m, n = tile, tile + k - 1
     tiles_h, tiles_w = -(-height // m), -(-width // m)
     a_t, g, b_t = winograd_matrices(m, k)

@@ -1,5 +1,7 @@
 """The shared frame loop of PredRNN and ConvLSTM: patching, teacher forcing, head, rollout."""
 
+import functools
+
 import keras
 import numpy as np
 from keras import ops
@@ -11,9 +13,12 @@ from predrnn.layers.common import (
     conv2d,
     fused_gates,
     get_kernel_initializer,
+    _conv_hook,
     internal_data_format,
+    model_xla_cells,
     serialize_kernel_initializer,
 )
+from predrnn.layers.winograd import transformed_winograd_conv2d, winograd_kernel
 from predrnn.patching import check_patchable, from_patches, to_patches
 from predrnn.schedules import inference_teacher_forcing_mask
 
@@ -31,6 +36,27 @@ def _frames_shape(input_shape):
             )
         return tuple(input_shape[FRAMES])
     return tuple(input_shape)
+
+
+def _winograd_tile(kernel_shape):
+    """The Winograd output tile for a square 3x3-7x7 kernel (4x4 up to 5x5, 2x2 above), else None."""
+    if len(kernel_shape) != 4 or kernel_shape[0] != kernel_shape[1] or not 3 <= kernel_shape[0] <= 7:
+        return None
+    return 4 if kernel_shape[0] <= 5 else 2
+
+
+def _winograd_conv2d_in_loop(transformed, x, kernel, data_format):
+    """A cell convolution in the scanned loop (``VideoPredictor._scanned_unroll``): Winograd's,
+    with the kernel from ``transformed`` (transformed once per sequence) or transformed here
+    (e.g. the fused kernels of ``PREDRNN_FUSED_GATES=1``); :func:`conv2d` for other shapes and
+    dtypes."""
+    tile = _winograd_tile(kernel.shape)
+    if tile is None or keras.backend.standardize_dtype(x.dtype) != "float32":
+        return conv2d(x, kernel, data_format)
+    u = transformed.get(id(kernel))
+    if u is None:
+        u = winograd_kernel(kernel, tile)
+    return transformed_winograd_conv2d(x, u, kernel.shape[0], tile, data_format)
 
 
 def _is_concrete(value):
@@ -227,6 +253,11 @@ class VideoPredictor(keras.Model):
         data_format = internal_data_format()
         if data_format == CHANNELS_FIRST:
             patches = ops.transpose(patches, (0, 1, 4, 2, 3))
+        if num_steps > 1 and self._scans_its_time_loop():
+            predictions, decoupling = self._scanned_unroll(patches, num_steps, context_length, mask, with_decoupling, data_format)
+            if data_format == CHANNELS_FIRST:
+                predictions = ops.transpose(predictions, (0, 1, 3, 4, 2))
+            return predictions, decoupling
         state = self._initial_state()  # None = exact zeros: the first step skips their convs
         remat_step = self._remat_step(with_decoupling, data_format) if self.remat else None
         constants = self._step_constants()
@@ -253,6 +284,72 @@ class VideoPredictor(keras.Model):
         if data_format == CHANNELS_FIRST:
             predictions = ops.transpose(predictions, (0, 1, 3, 4, 2))
         return predictions, decoupling
+
+    def _scans_its_time_loop(self):
+        """JAX with XLA cells (:func:`~predrnn.layers.common.xla_cells` for every cell): the
+        loop is :meth:`_scanned_unroll`, the cells' k x k convolutions Winograd's."""
+        return keras.backend.backend() == "jax" and model_xla_cells(self.filters, self.kernel_size, self.compute_dtype)
+
+    def _scanned_unroll(self, patches, num_steps, context_length, mask, with_decoupling, data_format):
+        """:meth:`_unroll` with steps ``1 .. num_steps - 1`` as one ``keras.ops.scan`` (JAX).
+
+        Step 0 (zero states, their convolutions skipped) runs on its own; the later steps
+        are one traced and compiled step that the loop repeats. Step ``t`` reads
+        ``w * patches[:, t] + (1 - w) * prediction``, ``w`` 1 in the context, the mask after
+        it, 0 without a mask. The cells' 3x3-7x7 kernels are transformed for Winograd once
+        per sequence (so their gradient is summed over the steps before it is pulled back
+        through the transform) and their convolutions run as
+        :func:`~predrnn.layers.winograd.transformed_winograd_conv2d`.
+        """
+        constants = self._step_constants()
+        convolve = functools.partial(_winograd_conv2d_in_loop, self._winograd_kernels())
+        with _conv_hook(convolve):
+            hidden, state, decoupling = self._step(patches[:, 0], self._initial_state(), with_decoupling, data_format, constants)
+        prediction = self._head(hidden, data_format)
+        batch = ops.shape(patches)[0]
+        columns = []
+        for t in range(1, num_steps):
+            if t < context_length:
+                columns.append(ops.ones((batch,), patches.dtype))
+            elif mask is not None:
+                columns.append(ops.cast(mask[:, t - 1], patches.dtype))
+            else:
+                columns.append(ops.zeros((batch,), patches.dtype))
+        weights = ops.stack(columns)  # (num_steps - 1, batch)
+        later_patches = ops.moveaxis(patches[:, 1:num_steps], 1, 0)
+        remat_step = self._remat_step(with_decoupling, data_format) if self.remat else None
+        no_term = ops.zeros((), "float32")
+
+        def body(carry, step_inputs):
+            prediction, state = carry
+            patch, weight = step_inputs
+            weight = ops.reshape(weight, (-1, 1, 1, 1))
+            x = weight * patch + (1.0 - weight) * prediction
+            with _conv_hook(convolve):
+                if remat_step is not None:
+                    hidden, state, term = remat_step(x, state)
+                else:
+                    hidden, state, term = self._step(x, state, with_decoupling, data_format, constants)
+            prediction = self._head(hidden, data_format)
+            return (prediction, state), (prediction, no_term if term is None else ops.cast(term, "float32"))
+
+        _, (later, terms) = ops.scan(body, (prediction, state), (later_patches, weights))
+        predictions = ops.moveaxis(ops.concatenate([ops.expand_dims(prediction, 0), later], axis=0), 0, 1)
+        if not with_decoupling:
+            return predictions, None
+        terms = ops.concatenate([ops.reshape(ops.cast(decoupling, "float32"), (1,)), terms], axis=0)
+        return predictions, ops.mean(terms)
+
+    def _winograd_kernels(self):
+        """``{id(kernel variable): winograd_kernel(kernel)}`` for the cells' float32 3x3-7x7 kernels."""
+        table = {}
+        if keras.backend.standardize_dtype(self.compute_dtype) != "float32":
+            return table
+        for cell in self.cells:
+            for weight in cell.weights:
+                if _winograd_tile(weight.shape) is not None:
+                    table[id(weight)] = winograd_kernel(weight, _winograd_tile(weight.shape))
+        return table
 
     def _forward(self, frames, mask, with_decoupling):
         patches = to_patches(frames, self.patch_size)
