@@ -11,7 +11,7 @@ import keras
 from keras import ops
 
 from predrnn.errors import ConfigError
-from predrnn.layers.winograd import recomputing_winograd_conv2d, torch_winograd_conv2d
+from predrnn.layers.winograd import recomputing_winograd_conv2d, torch_winograd_conv2d, winograd_tile
 
 LAYER_NORM_EPSILON = 1e-5  # the official PredRNN's nn.LayerNorm default
 
@@ -199,7 +199,7 @@ def conv2d(x, kernel, data_format=CHANNELS_LAST):
         and torch_winograd()
         and keras.backend.standardize_dtype(x.dtype) == "float32"
     ):
-        return torch_winograd_conv2d(x, kernel, tile=4 if size <= 5 else 2, data_format=data_format)
+        return torch_winograd_conv2d(x, kernel, tile=winograd_tile(size), data_format=data_format)
     return ops.conv(x, kernel, strides=1, padding="same", data_format=data_format)
 
 
@@ -212,7 +212,7 @@ def xla_conv2d(x, kernel, data_format=CHANNELS_LAST):
     """
     size = kernel.shape[0]
     if 3 <= size <= 7 and keras.backend.standardize_dtype(x.dtype) == "float32":
-        return recomputing_winograd_conv2d(x, kernel, tile=4 if size <= 5 else 2, data_format=data_format)
+        return recomputing_winograd_conv2d(x, kernel, tile=winograd_tile(size), data_format=data_format)
     return conv2d(x, kernel, data_format)
 
 
@@ -395,7 +395,9 @@ _CONV_HOOK = threading.local()  # what the cells' convolutions run as while a st
 
 
 @contextlib.contextmanager
-def _conv_hook(function):
+def conv_hook(function):
+    """Within it, the cells' convolutions run as ``function(x, kernel, data_format)`` (used while
+    a compiled step is traced: XLA cell steps, JAX's scanned loop)."""
     previous = getattr(_CONV_HOOK, "function", None)
     _CONV_HOOK.function = function
     try:
@@ -485,7 +487,7 @@ def _compile_xla_step(cell, data_format):
     import tensorflow as tf
 
     def run(x, states, fused, values, conv):
-        with keras.StatelessScope(state_mapping=list(zip(cell.weights, values))), _conv_hook(conv):
+        with keras.StatelessScope(state_mapping=list(zip(cell.weights, values))), conv_hook(conv):
             return tuple(cell.step(x, states, data_format, fused))
 
     def forward(x, states, fused, values):

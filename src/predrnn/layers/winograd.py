@@ -14,7 +14,9 @@ Used by the cells, as :func:`recomputing_winograd_conv2d`, in their XLA-compiled
 (see ``predrnn.layers.common.xla_cells``): inside an XLA-compiled cell step, one 5x5 conv forward
 + backward of PredRNN's shapes runs 2-3.6x faster than the direct convolution on a 2-core
 AVX2 CPU (``benchmarks/conv_kernels.py tfxlawino``); without XLA it is slower (the
-transforms stay separate kernels), so it is never used there.
+transforms stay separate kernels), so it is never used there. On JAX, as
+:func:`transformed_winograd_conv2d` inside the models' scanned time loop; on PyTorch, opt-in,
+as :func:`torch_winograd_conv2d`.
 """
 
 import functools
@@ -27,6 +29,12 @@ CHANNELS_FIRST = "channels_first"
 # Interpolation points of the Toom-Cook construction, smallest first (plus the point at
 # infinity): small points keep the transforms' coefficients, and the rounding error, small.
 _POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -3.0, 1.0 / 3.0, -1.0 / 3.0)
+
+
+def winograd_tile(kernel_size):
+    """The output tile used for a k x k kernel: 4x4 up to 5x5 (F(4x4, 5x5): 6.25x fewer
+    multiplies), 2x2 above (larger tiles need more interpolation points, and more rounding)."""
+    return 4 if kernel_size <= 5 else 2
 
 
 @functools.lru_cache(maxsize=None)

@@ -12,13 +12,13 @@ from predrnn.layers.common import (
     check_positive_int,
     conv2d,
     fused_gates,
+    conv_hook,
     get_kernel_initializer,
-    _conv_hook,
     internal_data_format,
     model_xla_cells,
     serialize_kernel_initializer,
 )
-from predrnn.layers.winograd import transformed_winograd_conv2d, winograd_kernel
+from predrnn.layers.winograd import transformed_winograd_conv2d, winograd_kernel, winograd_tile
 from predrnn.patching import check_patchable, from_patches, to_patches
 from predrnn.schedules import inference_teacher_forcing_mask
 
@@ -39,10 +39,10 @@ def _frames_shape(input_shape):
 
 
 def _winograd_tile(kernel_shape):
-    """The Winograd output tile for a square 3x3-7x7 kernel (4x4 up to 5x5, 2x2 above), else None."""
+    """The Winograd output tile for a square 3x3-7x7 kernel, else None."""
     if len(kernel_shape) != 4 or kernel_shape[0] != kernel_shape[1] or not 3 <= kernel_shape[0] <= 7:
         return None
-    return 4 if kernel_shape[0] <= 5 else 2
+    return winograd_tile(kernel_shape[0])
 
 
 def _winograd_conv2d_in_loop(transformed, x, kernel, data_format):
@@ -73,6 +73,10 @@ class VideoPredictor(keras.Model):
     term or ``None``; ``constants`` are the per-cell fused kernels of
     ``_step_constants()``, computed once per sequence, or ``None``). The loop runs in :func:`~predrnn.layers.common.internal_data_format`
     (channels-first on the torch backend); inputs and outputs are always channels-last.
+
+    On JAX with XLA cells (``PREDRNN_XLA_CELLS``, by default on the CPU for 3x3-7x7 kernels)
+    the steps after the first run as one ``keras.ops.scan`` with Winograd convolutions
+    (:meth:`_scanned_unroll`); elsewhere the loop is unrolled in Python.
 
     ``remat=True`` rematerialises each time step in the backward pass (``keras.remat``):
     only the step's inputs and states are kept per time step, the rest is recomputed
@@ -303,7 +307,7 @@ class VideoPredictor(keras.Model):
         """
         constants = self._step_constants()
         convolve = functools.partial(_winograd_conv2d_in_loop, self._winograd_kernels())
-        with _conv_hook(convolve):
+        with conv_hook(convolve):
             hidden, state, decoupling = self._step(patches[:, 0], self._initial_state(), with_decoupling, data_format, constants)
         prediction = self._head(hidden, data_format)
         batch = ops.shape(patches)[0]
@@ -325,7 +329,7 @@ class VideoPredictor(keras.Model):
             patch, weight = step_inputs
             weight = ops.reshape(weight, (-1, 1, 1, 1))
             x = weight * patch + (1.0 - weight) * prediction
-            with _conv_hook(convolve):
+            with conv_hook(convolve):
                 if remat_step is not None:
                     hidden, state, term = remat_step(x, state)
                 else:
@@ -347,8 +351,9 @@ class VideoPredictor(keras.Model):
             return table
         for cell in self.cells:
             for weight in cell.weights:
-                if _winograd_tile(weight.shape) is not None:
-                    table[id(weight)] = winograd_kernel(weight, _winograd_tile(weight.shape))
+                tile = _winograd_tile(weight.shape)
+                if tile is not None:
+                    table[id(weight)] = winograd_kernel(weight, tile)
         return table
 
     def _forward(self, frames, mask, with_decoupling):
