@@ -3,6 +3,7 @@
 import argparse
 import dataclasses
 import json
+import os
 
 import keras
 import numpy as np
@@ -122,6 +123,28 @@ def test_command_refuses_to_overwrite(tmp_path, capsys):
     assert existing.read_text() == "{}"
     args = parser.parse_args(["benchmark", "--impl", "tensorflow:float64"])
     assert run_benchmark_command(args) == 2
+
+
+def test_the_workers_get_the_bfc_allocator_of_the_predrnn_command(tmp_path, monkeypatch):
+    """`python -m predrnn.benchmark` measures what `predrnn benchmark` does: the workers inherit
+    TF_CPU_ALLOCATOR_USE_BFC=1 unless the environment sets it (it ran the system allocator)."""
+    import predrnn.benchmark as benchmark
+
+    seen = []
+
+    def fake_run(*args, **kwargs):
+        seen.append(os.environ.get("TF_CPU_ALLOCATOR_USE_BFC"))
+        raise KeyboardInterrupt  # stop before anything runs
+
+    monkeypatch.setattr(benchmark, "run_benchmark", fake_run)
+    for environment, expected in ((None, "1"), ("0", "0")):
+        if environment is None:
+            monkeypatch.delenv("TF_CPU_ALLOCATOR_USE_BFC", raising=False)
+        else:
+            monkeypatch.setenv("TF_CPU_ALLOCATOR_USE_BFC", environment)
+        with pytest.raises(KeyboardInterrupt):
+            benchmark.main(["--preset", "tiny", "--impl", BACKEND, "--output", str(tmp_path / "r.json")])
+        assert seen[-1] == expected
 
 
 # ------------------------------------------------------------------ speed options keep the numerics
