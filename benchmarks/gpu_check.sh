@@ -32,7 +32,9 @@ for name in ("tensorflow", "jax", "torch", "keras"):
         print(name, "unavailable:", error)
 PY
 
-IMPLS=(tensorflow+xla tensorflow+xla:mixed_bfloat16 jax jax:mixed_bfloat16)
+# jax+xlacells: the scanned time loop with Winograd convolutions (JAX's CPU default), forced on
+# the GPU to see whether it also pays there (float32 only; compiles one step, not 19).
+IMPLS=(tensorflow+xla tensorflow+xla:mixed_bfloat16 jax jax:mixed_bfloat16 jax+xlacells)
 if python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
     IMPLS=(reference "${IMPLS[@]}")
 fi
