@@ -470,3 +470,29 @@ def test_models_outside_the_rule_keep_the_unrolled_loop_on_jax(rng, monkeypatch)
     assert np.isfinite(np.asarray(loss)).all()
     monkeypatch.setenv("PREDRNN_XLA_CELLS", "0")
     assert not PredRNN(filters=(64,), kernel_size=5)._scans_its_time_loop()
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="the scanned time loop is JAX's XLA cells")
+def test_eager_jax_calls_keep_the_unrolled_loop(rng, monkeypatch):
+    """Only traced calls scan (eager JAX dispatches and compiles each small Winograd operation
+    on its own): an eager call and a jitted one of the same model agree up to rounding."""
+    import jax
+
+    import predrnn.models.video_predictor as video_predictor
+
+    monkeypatch.setenv("PREDRNN_XLA_CELLS", "1")
+    calls, winograd = [], video_predictor.transformed_winograd_conv2d
+    monkeypatch.setattr(video_predictor, "transformed_winograd_conv2d", lambda *args: calls.append(1) or winograd(*args))
+    model = PredRNN(filters=(4,), kernel_size=3, patch_size=2)
+    inputs = {"frames": rng.random((2, 5, 8, 8, 1)).astype("float32"), "teacher_forcing_mask": np.ones((2, 3), "float32")}
+    eager = np.asarray(model(inputs))
+    assert not calls
+    values = [v.value for v in model.variables]
+
+    def call(values, inputs):
+        with keras.StatelessScope(state_mapping=list(zip(model.variables, values))):
+            return model(inputs)
+
+    traced = np.asarray(jax.jit(call)(values, inputs))
+    assert calls
+    np.testing.assert_allclose(traced, eager, atol=1e-5)

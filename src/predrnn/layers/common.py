@@ -103,9 +103,9 @@ def xla_cells(filters=None, kernel_size=None, dtype="float32"):
       traced and compiled, instead of the whole unrolled sequence), its cells' k x k
       convolutions :func:`predrnn.layers.winograd.transformed_winograd_conv2d` with the kernels
       transformed once per sequence (``VideoPredictor._unroll``). A model-wide choice: one cell
-      that does not qualify keeps the unrolled loop. 4x64/batch 8, 20 frames: 10.1 s per step
-      instead of 25.5 s, compiled in ~20 s instead of ~150 s, 1854 instead of 2322 MB;
-      quickstart-sized (2x32, 3x3): 1.06 s instead of 1.82 s. XLA:CPU runs direct
+      that does not qualify keeps the unrolled loop. 4x64/batch 8, 20 frames: 9.0-10.1 s per
+      step instead of 24.9-25.5 s (1.28x TensorFlow's default), compiled in ~20 s instead of
+      ~100 s, 1854 instead of 2322 MB; quickstart-sized (2x32, 3x3): 1.06 s instead of 1.82 s. XLA:CPU runs direct
       convolutions inside a loop several times slower than unrolled (12.95 s against
       1.82 s for the quickstart size), so the scan comes with Winograd only.
 

@@ -59,6 +59,18 @@ def _winograd_conv2d_in_loop(transformed, x, kernel, data_format):
     return transformed_winograd_conv2d(x, u, kernel.shape[0], tile, data_format)
 
 
+def _is_traced(x):
+    """Whether ``x`` is a JAX tracer (inside ``jit``, as in ``fit``, ``predict`` and ``rollout``).
+
+    Eager JAX calls keep the unrolled loop: there every operation is dispatched and compiled
+    on its own, and Winograd's many small operations cost more than they save (the JAX
+    pass of ``tests/test_models.py``, all eager calls, took 197 s with the scan against 105 s).
+    """
+    import jax
+
+    return isinstance(x, jax.core.Tracer)
+
+
 def _is_concrete(value):
     return isinstance(value, (np.ndarray, np.generic, list, tuple))
 
@@ -76,7 +88,8 @@ class VideoPredictor(keras.Model):
 
     On JAX with XLA cells (``PREDRNN_XLA_CELLS``, by default on the CPU for 3x3-7x7 kernels)
     the steps after the first run as one ``keras.ops.scan`` with Winograd convolutions
-    (:meth:`_scanned_unroll`); elsewhere the loop is unrolled in Python.
+    (:meth:`_scanned_unroll`) when the call is traced (``fit``, ``predict``, ``rollout``, any
+    ``jax.jit``); elsewhere, and in eager calls, the loop is unrolled in Python.
 
     ``remat=True`` rematerialises each time step in the backward pass (``keras.remat``):
     only the step's inputs and states are kept per time step, the rest is recomputed
@@ -257,7 +270,7 @@ class VideoPredictor(keras.Model):
         data_format = internal_data_format()
         if data_format == CHANNELS_FIRST:
             patches = ops.transpose(patches, (0, 1, 4, 2, 3))
-        if num_steps > 1 and self._scans_its_time_loop():
+        if num_steps > 1 and self._scans_its_time_loop() and _is_traced(patches):
             predictions, decoupling = self._scanned_unroll(patches, num_steps, context_length, mask, with_decoupling, data_format)
             if data_format == CHANNELS_FIRST:
                 predictions = ops.transpose(predictions, (0, 1, 3, 4, 2))
