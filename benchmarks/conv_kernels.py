@@ -4,9 +4,10 @@ The shape is a fused PredRNN gate conv of the 4x64 Moving MNIST model (batch 8, 
 patches, 128 -> 256 channels; ``CIN``/``COUT`` in the environment override the channels).
 Modes: tf (graph), tfxla, torch (channels-first), tfmm (im2col + matmul in TensorFlow),
 tfwino / tfxlawino (``predrnn.layers.winograd.winograd_conv2d``, F(4x4, 5x5), graph / XLA),
-torchwino / torchwinorecompute / torchcompile / torchcompilewino (PyTorch channels-first:
-Winograd eager, with autograd's and with ``torch_winograd_conv2d``'s gradient, and
-``torch.compile`` of the direct and the Winograd convolution).
+torchwino / torchtransformed / torchcompile / torchcompilewino (PyTorch channels-first:
+Winograd eager, with autograd's gradient and as the models run it, ``transformed_winograd_conv2d``
+of a kernel transformed beforehand, as once per sequence, whose gradient it returns; and
+``torch.compile`` of the direct and the Winograd convolution). ``K`` sets the kernel size.
 Prints the median of 10 runs and GFLOP/s of the direct convolution's FLOPs (3x forward).
 
     for m in tf tfxla torch tfmm tfwino tfxlawino; do python benchmarks/conv_kernels.py $m; done
@@ -17,7 +18,7 @@ the Winograd comparison there.
 import os, sys, time, statistics
 import numpy as np
 which = sys.argv[1]
-B, S, K = 8, 16, 5
+B, S, K = 8, 16, int(os.environ.get("K", 5))
 CIN, COUT = int(os.environ.get("CIN", 128)), int(os.environ.get("COUT", 256))
 x = np.random.rand(B, S, S, CIN).astype("float32")
 w = (np.random.rand(K, K, CIN, COUT).astype("float32") - 0.5) * 0.05
@@ -43,16 +44,17 @@ if which in ("tf", "tfxla", "tfwino", "tfxlawino"):
         gx, gw = tape.gradient(loss, [xt, wt])
         return gx[0, 0, 0, 0] + gw[0, 0, 0, 0]
     f = lambda: step().numpy()
-elif which in ("torchwino", "torchwinorecompute", "torchcompile", "torchcompilewino"):  # channels-first
+elif which in ("torchwino", "torchtransformed", "torchcompile", "torchcompilewino"):  # channels-first
     os.environ["KERAS_BACKEND"] = "torch"
     import torch
-    from predrnn.layers.winograd import torch_winograd_conv2d, winograd_conv2d
+    from predrnn.layers.winograd import transformed_winograd_conv2d, winograd_conv2d, winograd_kernel, winograd_tile
     xt = torch.tensor(x).permute(0, 3, 1, 2).contiguous().requires_grad_(True)
     wt = torch.tensor(w).requires_grad_(True)  # (k, k, in, out), as the library stores it
-    if which.endswith("wino"):
-        conv = lambda x, w: winograd_conv2d(x, w, data_format="channels_first")
-    elif which == "torchwinorecompute":
-        conv = lambda x, w: torch_winograd_conv2d(x, w, data_format="channels_first")
+    if which == "torchtransformed":  # the kernel transformed beforehand: its gradient is u's
+        wt = winograd_kernel(wt, winograd_tile(K)).detach().requires_grad_(True)
+        conv = lambda x, u: transformed_winograd_conv2d(x, u, K, winograd_tile(K), "channels_first")
+    elif which.endswith("wino"):
+        conv = lambda x, w: winograd_conv2d(x, w, tile=winograd_tile(K), data_format="channels_first")
     else:
         conv = lambda x, w: torch.nn.functional.conv2d(x, w.permute(3, 2, 0, 1), padding=K // 2)
     def loss(x, w):

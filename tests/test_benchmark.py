@@ -76,10 +76,11 @@ def test_parse_implementation():
     assert parse_implementation("tensorflow").bfc is None
     assert parse_implementation("tensorflow+xlacells").xla_cells is True
     assert (parse_implementation("tensorflow+noxlacells").xla_cells, parse_implementation("jax").xla_cells) == (False, None)
-    assert parse_implementation("torch+channels_first+fused+nobfc+xlacells").environment() == {
+    assert parse_implementation("torch+channels_first+fused+nobfc+xlacells+nowinograd").environment() == {
         "PREDRNN_INTERNAL_LAYOUT": "channels_first", "PREDRNN_FUSED_GATES": "1",
-        "TF_CPU_ALLOCATOR_USE_BFC": "0", "PREDRNN_XLA_CELLS": "1",
+        "TF_CPU_ALLOCATOR_USE_BFC": "0", "PREDRNN_XLA_CELLS": "1", "PREDRNN_TORCH_WINOGRAD": "0",
     }
+    assert (parse_implementation("torch+winograd").torch_winograd, parse_implementation("torch").torch_winograd) == (True, None)
     assert parse_implementation("tensorflow").environment() == {}
     with pytest.raises(ValueError, match=r"sets? PREDRNN_FUSED_GATES, TF_CPU_ALLOCATOR_USE_BFC .* need isolate=True"):
         run_benchmark("tiny", ["tensorflow+fused+nobfc"], steps=1, isolate=False)

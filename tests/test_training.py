@@ -153,13 +153,14 @@ def test_bad_training_data_stops_the_run_with_the_data_error(tmp_path):
 
 @pytest.mark.parametrize(
     "flag, overrides, compiled",
-    [  # compiled: whether the model compiles XLA cells on (TensorFlow, JAX)
-        ("0", ["model.filters=[64]", "model.kernel_size=5"], (False, False)),
-        ("1", [], (True, True)),
-        ("1", ["train.precision=mixed_bfloat16"], (False, False)),  # float32 steps only
-        ("auto", [], (False, True)),  # the smoke model: 8 filters, 3x3 (JAX: every 3x3-7x7 model)
-        ("auto", ["model.filters=[8, 64]", "model.kernel_size=5"], (True, True)),
-        ("auto", ["model.filters=[64]", "model.kernel_size=9"], (False, False)),
+    [  # compiled: XLA cells on TensorFlow, on JAX; Winograd convolutions on PyTorch
+        ("0", ["model.filters=[64]", "model.kernel_size=5"], (False, False, False)),
+        ("1", [], (True, True, True)),
+        ("1", ["train.precision=mixed_bfloat16"], (False, False, False)),  # float32 steps only
+        ("auto", [], (False, True, False)),  # the smoke model: 8 filters, 3x3 (JAX: every 3x3-7x7 model)
+        ("auto", ["model.filters=[8, 64]", "model.kernel_size=5"], (True, True, True)),  # PyTorch: 7 x 64 outputs
+        ("auto", ["model.architecture=convlstm", "model.filters=[16, 16]", "model.kernel_size=5"], (False, True, False)),
+        ("auto", ["model.filters=[64]", "model.kernel_size=9"], (False, False, False)),
     ],
 )
 def test_run_json_records_the_performance_switches(monkeypatch, flag, overrides, compiled):
@@ -167,16 +168,25 @@ def test_run_json_records_the_performance_switches(monkeypatch, flag, overrides,
 
     monkeypatch.setenv("PREDRNN_XLA_CELLS", flag)
     monkeypatch.setenv("PREDRNN_FUSED_GATES", "1" if flag == "1" else "0")
-    monkeypatch.setenv("PREDRNN_TORCH_WINOGRAD", "1" if flag == "1" else "0")
+    monkeypatch.setenv("PREDRNN_TORCH_WINOGRAD", flag)
     info = json.loads(json.dumps(_run_info(load_config("smoke", overrides))))
-    assert info["xla_cells"] is dict(zip(("tensorflow", "jax"), compiled)).get(keras.backend.backend(), False)
+    backend = keras.backend.backend()
+    assert info["xla_cells"] is dict(zip(("tensorflow", "jax"), compiled[:2])).get(backend, False)
     assert info["fused_gates"] is (flag == "1")
-    assert info["torch_winograd"] is (flag == "1" and keras.backend.backend() == "torch")
+    assert info["torch_winograd"] is (compiled[2] and backend == "torch")
 
 
 @pytest.mark.skipif(keras.backend.backend() == "torch", reason="PREDRNN_XLA_CELLS is ignored on PyTorch")
 def test_an_unknown_xla_cells_setting_stops_training_before_it_writes(monkeypatch, tmp_path):
     monkeypatch.setenv("PREDRNN_XLA_CELLS", "true")
     with pytest.raises(ConfigError, match="PREDRNN_XLA_CELLS must be 0, 1 or auto"):
+        train(load_config("smoke", ["train.steps=2"]), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="PREDRNN_TORCH_WINOGRAD is read on PyTorch only")
+def test_an_unknown_torch_winograd_setting_stops_training_before_it_writes(monkeypatch, tmp_path):
+    monkeypatch.setenv("PREDRNN_TORCH_WINOGRAD", "yes")
+    with pytest.raises(ConfigError, match="PREDRNN_TORCH_WINOGRAD must be 0, 1 or auto"):
         train(load_config("smoke", ["train.steps=2"]), tmp_path / "run")
     assert not (tmp_path / "run").exists()

@@ -14,8 +14,8 @@ from predrnn.layers import ConvLSTMCell, SpatioTemporalLSTMCell
 from predrnn.layers.common import conv2d, model_xla_cells, torch_winograd, xla_cells
 from predrnn.layers.winograd import (
     recomputing_winograd_conv2d,
-    torch_winograd_conv2d,
     transformed_winograd_conv2d,
+    winograd_applies,
     winograd_conv2d,
     winograd_kernel,
     winograd_matrices,
@@ -95,8 +95,11 @@ def test_gradients_match_the_direct_convolution(rng, conv, data_format, jit_comp
 
 @pytest.mark.skipif(BACKEND != "torch", reason="PyTorch's autograd.Function")
 @pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
-@pytest.mark.parametrize("kernel_size, tile", [(5, 4), (7, 2)])
-def test_torch_winograd_matches_the_direct_convolution_and_keeps_only_its_inputs(rng, data_format, kernel_size, tile):
+@pytest.mark.parametrize("kernel_size, tile", [(3, 4), (5, 4), (7, 2)])
+def test_torch_transformed_winograd_matches_the_direct_convolution_and_keeps_only_its_inputs(rng, data_format, kernel_size, tile):
+    """Values and gradients (the kernel transform included, as in the models) against the
+    direct convolution, on a 10x9 input (tiles padded and cropped); what the backward keeps:
+    the input and the transformed kernel; and each gradient alone."""
     import torch
 
     first = data_format == "channels_first"
@@ -104,39 +107,73 @@ def test_torch_winograd_matches_the_direct_convolution_and_keeps_only_its_inputs
     kernel = torch.tensor((rng.standard_normal((kernel_size, kernel_size, 3, 4)) / kernel_size).astype("float32"), requires_grad=True)
     weights = torch.tensor(rng.standard_normal((2, 10, 9, 4)).astype("float32"))
 
-    def loss_and_gradients(conv):
-        y = conv(x.permute(0, 3, 1, 2) if first else x, kernel)
-        saved = [tuple(t.shape) for t in getattr(y.grad_fn, "saved_tensors", ())]  # before the backward frees them
-        loss = ((y.permute(0, 2, 3, 1) if first else y) * weights).sum()
-        return [loss, *torch.autograd.grad(loss, [x, kernel])], saved
+    def winograd(x, kernel):
+        return transformed_winograd_conv2d(x, winograd_kernel(kernel, tile), kernel_size, tile, data_format)
 
     def direct(x, kernel):
         x = x if first else x.permute(0, 3, 1, 2)
         y = torch.nn.functional.conv2d(x, kernel.permute(3, 2, 0, 1), padding=kernel_size // 2)
         return y if first else y.permute(0, 2, 3, 1)
 
-    want, _ = loss_and_gradients(direct)
-    got, saved = loss_and_gradients(functools.partial(torch_winograd_conv2d, tile=tile, data_format=data_format))
-    for got, want in zip(got, want):
-        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-4, atol=1e-4 * want.abs().max().item())
-    assert saved == [tuple((x.permute(0, 3, 1, 2) if first else x).shape), tuple(kernel.shape)]
-    constant = x.detach().permute(0, 3, 1, 2) if first else x.detach()  # no input gradient asked for
-    (kernel_gradient,) = torch.autograd.grad(torch_winograd_conv2d(constant, kernel, tile, data_format).sum(), [kernel])
-    np.testing.assert_allclose(kernel_gradient.numpy(), torch.autograd.grad(direct(constant, kernel).sum(), [kernel])[0].numpy(), rtol=1e-4, atol=1e-4)
+    def loss_and_gradients(conv, wrt):
+        y = conv(x.permute(0, 3, 1, 2) if first else x, kernel)
+        loss = ((y.permute(0, 2, 3, 1) if first else y) * weights).sum()
+        return [loss, *torch.autograd.grad(loss, wrt)]
+
+    for wrt in ([x, kernel], [x], [kernel]):
+        want, got = loss_and_gradients(direct, wrt), loss_and_gradients(winograd, wrt)
+        for got, want in zip(got, want):
+            np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-4, atol=1e-4 * want.abs().max().item())
+    u = winograd_kernel(kernel, tile)
+    x_in = x.permute(0, 3, 1, 2).contiguous() if first else x
+    y = transformed_winograd_conv2d(x_in, u, kernel_size, tile, data_format)
+    function = y.grad_fn if first else y.grad_fn.next_functions[0][0]  # channels-last: behind the output transpose
+    saved = sorted(tuple(t.shape) for t in function.saved_tensors)
+    assert saved == sorted([(2, 3, 10, 9), tuple(u.shape)])
 
 
-@pytest.mark.skipif(BACKEND != "torch", reason="PREDRNN_TORCH_WINOGRAD is PyTorch-only (ignored elsewhere)")
-def test_torch_winograd_trains_like_the_default(rng, monkeypatch):
-    """The same losses over three SGD steps and the same rollout; the channel floor is lowered
-    to this small model's widths (the real floor, 128, applies to the paper model)."""
-    import predrnn.layers.common as common
+@pytest.mark.skipif(BACKEND != "torch", reason="PREDRNN_TORCH_WINOGRAD is PyTorch's")
+@pytest.mark.parametrize(
+    "cls, kwargs",
+    [
+        (PredRNN, dict(filters=(4, 4), decoupling_weight=0.1, use_layer_norm=True)),
+        (ConvLSTM, dict(filters=(4, 4))),
+        (PredRNN, dict(filters=(4,), kernel_size=3, remat=True)),
+        (PredRNN, dict(filters=(4, 4), kernel_size=7, fused=True)),  # the fused kernels are transformed once too
+    ],
+)
+def test_torch_winograd_trains_like_the_direct_convolution(rng, monkeypatch, cls, kwargs):
+    """``PREDRNN_TORCH_WINOGRAD=1``: the same losses (with PredRNN-V2's decoupling loss) over
+    three SGD steps and the same rollout as ``0``, from the same weights; every k x k cell
+    convolution of the second run was Winograd's, with a kernel transformed once per sequence
+    (none transformed inside the loop but the first step's slices of fused kernels)."""
+    import predrnn.models.video_predictor as video_predictor
 
-    monkeypatch.setattr(common, "TORCH_WINOGRAD_MIN_CHANNELS", 4)
-    calls, winograd = [], common.torch_winograd_conv2d
-    monkeypatch.setattr(common, "torch_winograd_conv2d", lambda *args, **kwargs: calls.append(1) or winograd(*args, **kwargs))
-    make = lambda: PredRNN(filters=(8, 8), kernel_size=5, patch_size=2, decoupling_weight=0.1)
-    _train_with_the_switch_off_and_on(rng, monkeypatch, "PREDRNN_TORCH_WINOGRAD", make)
-    assert calls  # the second run's convolutions were Winograd's
+    kwargs = dict(kwargs)
+    fused = kwargs.pop("fused", False)
+    monkeypatch.setenv("PREDRNN_FUSED_GATES", "1" if fused else "0")
+    kwargs.setdefault("kernel_size", 5)
+    calls = []  # (PREDRNN_TORCH_WINOGRAD, kind, size) of each convolution in the loop
+    flag = lambda: os.environ["PREDRNN_TORCH_WINOGRAD"]
+    winograd, transform = video_predictor.transformed_winograd_conv2d, video_predictor.winograd_kernel
+    monkeypatch.setattr(
+        video_predictor, "transformed_winograd_conv2d", lambda *args: calls.append((flag(), "winograd", args[2])) or winograd(*args)
+    )
+    monkeypatch.setattr(video_predictor, "winograd_kernel", lambda *args: calls.append((flag(), "transform", None)) or transform(*args))
+    tables, make_table = [], video_predictor.VideoPredictor._winograd_kernels
+    monkeypatch.setattr(video_predictor.VideoPredictor, "_winograd_kernels", lambda *args: tables.append(make_table(*args)) or tables[-1])
+    make = lambda: cls(patch_size=2, **kwargs)
+    models = _train_with_the_switch_off_and_on(rng, monkeypatch, "PREDRNN_TORCH_WINOGRAD", make)
+    assert not [call for call in calls if call[0] == "0"]
+    assert {size for _, kind, size in calls if kind == "winograd"} == {kwargs["kernel_size"]}
+    # One table per sequence: every k x k kernel variable, and the fused kernels (2 per cell).
+    # Nothing else is transformed but, with fused gates, the first step's slices of the fused
+    # kernels for its zero states: layer 1's hidden state and memory, layer 2's hidden state
+    # (its memory comes from layer 1 in the same step).
+    kernels = sum(1 for cell in models[1].cells for w in cell.weights if len(w.shape) == 4 and w.shape[0] > 1)
+    assert tables and {len(table) for table in tables} == {kernels + (2 * len(kwargs["filters"]) if fused else 0)}
+    transforms = sum(1 for call in calls if call[1] == "transform")
+    assert transforms == len(tables) * (len(tables[0]) + (3 if fused else 0))
 
 
 def _train_with_the_switch_off_and_on(rng, monkeypatch, variable, make_model):
@@ -161,11 +198,37 @@ def _train_with_the_switch_off_and_on(rng, monkeypatch, variable, make_model):
     return models
 
 
-def test_torch_winograd_is_opt_in_and_torch_only(monkeypatch):
+def test_torch_winograd_rule(monkeypatch):
+    """``auto``: 5x5-7x7 float32 kernels with at least 128 output channels (PyTorch on the CPU);
+    ``1``: every 3x3-7x7 float32 kernel; ``0``: none; the other backends: never."""
+    torch = BACKEND == "torch"
     monkeypatch.delenv("PREDRNN_TORCH_WINOGRAD", raising=False)
-    assert not torch_winograd()
+    assert torch_winograd() is torch
+    assert torch_winograd((5, 5, 64, 448)) is torch
+    assert torch_winograd((7, 7, 16, 128)) is torch
+    assert torch_winograd((5, 5, 128, 64)) is False  # narrow outputs measured slower
+    assert torch_winograd((3, 3, 64, 448)) is False
+    assert torch_winograd((5, 5, 64, 448), "bfloat16") is False
     monkeypatch.setenv("PREDRNN_TORCH_WINOGRAD", "1")
-    assert torch_winograd() == (BACKEND == "torch")
+    assert torch_winograd((3, 3, 4, 4)) is torch
+    assert torch_winograd((9, 9, 64, 448)) is False  # no transform defined
+    assert torch_winograd((1, 1, 64, 448)) is False
+    monkeypatch.setenv("PREDRNN_TORCH_WINOGRAD", "0")
+    assert torch_winograd() is False
+    assert torch_winograd((5, 5, 64, 448)) is False
+
+
+def test_winograd_applies_to_float32_3x3_to_7x7_kernels():
+    assert [winograd_applies((k, k, 2, 2), "float32") for k in (1, 3, 5, 7, 9)] == [None, 4, 4, 2, None]
+    assert winograd_applies((5, 3, 2, 2), "float32") is None
+    assert winograd_applies((5, 5, 2, 2), "bfloat16") is None
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="PREDRNN_TORCH_WINOGRAD is read on PyTorch only")
+def test_an_unknown_torch_winograd_setting_is_refused(monkeypatch):
+    monkeypatch.setenv("PREDRNN_TORCH_WINOGRAD", "yes")
+    with pytest.raises(ConfigError, match="PREDRNN_TORCH_WINOGRAD must be 0, 1 or auto"):
+        torch_winograd((5, 5, 64, 448))
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's XLA cells: compiled tf.function cell steps")

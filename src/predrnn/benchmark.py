@@ -74,7 +74,7 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # The "+FLAG"s of an implementation spec (see Implementation); parse_implementation reads each.
 FLAGS = (
     "xla", "noxla", "remat", "channels_first", "channels_last", "fused", "unfused", "bfc", "nobfc",
-    "xlacells", "noxlacells",
+    "xlacells", "noxlacells", "winograd", "nowinograd",
 )
 _PROTOCOL_PREFIX = "@@predrnn-benchmark@@ "
 
@@ -214,6 +214,9 @@ class Implementation:
     TensorFlow, isolated workers only); ``None`` keeps the environment's setting, by default
     ``auto``: on for cells of at least 64 filters with 5x5-7x7 kernels, so ``tensorflow`` on
     the ``mnist`` and ``paper`` presets has them and ``tensorflow+noxlacells`` does not.
+    ``+winograd``/``+nowinograd`` do the same for PyTorch's Winograd convolutions
+    (``PREDRNN_TORCH_WINOGRAD``; ``auto`` by default: 5x5-7x7 kernels with at least 128
+    output channels, so ``torch`` on those presets has them and ``torch+nowinograd`` does not).
     """
 
     spec: str
@@ -226,6 +229,7 @@ class Implementation:
     fused: bool | None = None
     bfc: bool | None = None
     xla_cells: bool | None = None
+    torch_winograd: bool | None = None
 
     def environment(self) -> dict:
         """The environment variables the flags set in the implementation's worker process."""
@@ -234,6 +238,7 @@ class Implementation:
             "PREDRNN_FUSED_GATES": self.fused,
             "TF_CPU_ALLOCATOR_USE_BFC": self.bfc,
             "PREDRNN_XLA_CELLS": self.xla_cells,
+            "PREDRNN_TORCH_WINOGRAD": self.torch_winograd,
         }
         return {
             name: value if isinstance(value, str) else ("1" if value else "0")
@@ -255,7 +260,7 @@ def parse_implementation(spec: str) -> Implementation:
             f"Unknown implementation {spec!r}: the backend must be one of {', '.join(BACKENDS)} "
             "(or 'reference' for the PyTorch re-implementation of the official code)."
         )
-    xla, remat, layout, fused, bfc, xla_cells = None, False, None, None, None, None
+    xla, remat, layout, fused, bfc, xla_cells, torch_winograd = None, False, None, None, None, None, None
     for flag in flags:
         if flag == "xla":
             xla = True
@@ -271,11 +276,13 @@ def parse_implementation(spec: str) -> Implementation:
             bfc = flag == "bfc"
         elif flag in ("xlacells", "noxlacells"):
             xla_cells = flag == "xlacells"
+        elif flag in ("winograd", "nowinograd"):
+            torch_winograd = flag == "winograd"
         else:
             raise ValueError(f"Unknown flag {flag!r} in {spec!r}. Flags: {', '.join('+' + f for f in FLAGS)}.")
     return Implementation(
         spec=text, kind="keras", backend=backend, precision=precision, xla=xla, remat=remat, layout=layout,
-        fused=fused, bfc=bfc, xla_cells=xla_cells,
+        fused=fused, bfc=bfc, xla_cells=xla_cells, torch_winograd=torch_winograd,
     )
 
 

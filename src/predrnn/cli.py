@@ -85,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
             "auto, the default, for cells of at least 64 filters with 5x5-7x7 kernels when no GPU is "
             "visible (faster on CPU, about 0.5 GB more memory). JAX: the time loop is one scanned "
             "step; auto for models whose kernels are all 3x3-7x7, on the CPU (faster, and far "
-            "shorter compiles). run.json records it. PREDRNN_TORCH_WINOGRAD=1 (PyTorch, opt-in): "
-            "5x5-7x7 convolutions of at least 128 channels as Winograd convolutions."
+            "shorter compiles). run.json records it. PREDRNN_TORCH_WINOGRAD=auto|0|1 (PyTorch): the "
+            "models' 5x5-7x7 convolutions with at least 128 output channels run as Winograd "
+            "convolutions (auto, the default, on the CPU; 1: every 3x3-7x7 kernel; 0: none)."
         ),
     )
     p.add_argument("config", help="a .toml file or a preset name (see `predrnn presets`)")

@@ -204,7 +204,7 @@ def _warn_slow_precision(precision: str) -> None:
 def _run_info(config):
     import keras
 
-    from predrnn.layers.common import fused_gates, model_xla_cells, torch_winograd
+    from predrnn.layers.common import fused_gates, model_xla_cells
 
     m, compute_dtype = config.model, keras.mixed_precision.Policy(config.train.precision).compute_dtype
     return {
@@ -217,8 +217,18 @@ def _run_info(config):
         # compiled; JAX: the time loop is scanned), PREDRNN_FUSED_GATES, PREDRNN_TORCH_WINOGRAD.
         "xla_cells": model_xla_cells(m.filters, m.kernel_size, compute_dtype),
         "fused_gates": fused_gates(),
-        "torch_winograd": torch_winograd(),
+        "torch_winograd": _torch_winograd(m, compute_dtype),
     }
+
+
+def _torch_winograd(model_config, compute_dtype):
+    """Whether PyTorch runs any of the model's cell convolutions as Winograd's
+    (:func:`predrnn.layers.common.torch_winograd`): its widest, the input's gate convolution
+    (7 gates per filter in PredRNN, 4 in ConvLSTM), decides."""
+    from predrnn.layers.common import torch_winograd
+
+    k, gates = model_config.kernel_size, 7 if model_config.architecture == "predrnn" else 4
+    return any(torch_winograd((k, k, 1, gates * width), compute_dtype) for width in model_config.filters)
 
 
 def _compile(model, train_config):
@@ -245,7 +255,7 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
     from predrnn.jobs.callbacks import RolloutValidation, RunCheckpoint, SamplingProbabilityLogger, atomic_write_json
 
     from predrnn.jobs.distribution import distribution_scope, multi_worker_environment
-    from predrnn.layers.common import xla_cells
+    from predrnn.layers.common import torch_winograd, xla_cells
 
     workdir = Path(workdir)
     t = config.train
@@ -253,7 +263,7 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
     is_chief = cluster is None or cluster.worker_index == 0
     if is_chief:
         _check_workdir(workdir, resume, overwrite)
-    xla_cells()  # before any file is written: it checks PREDRNN_XLA_CELLS
+    xla_cells(), torch_winograd()  # before any file is written: they check PREDRNN_XLA_CELLS, PREDRNN_TORCH_WINOGRAD
     checkpoints = workdir / "checkpoints"
     initial_epoch, best_value = 0, None
     if resume:

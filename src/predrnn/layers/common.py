@@ -11,7 +11,7 @@ import keras
 from keras import ops
 
 from predrnn.errors import ConfigError
-from predrnn.layers.winograd import recomputing_winograd_conv2d, torch_winograd_conv2d, winograd_tile
+from predrnn.layers.winograd import recomputing_winograd_conv2d, winograd_applies
 
 LAYER_NORM_EPSILON = 1e-5  # the official PredRNN's nn.LayerNorm default
 
@@ -153,29 +153,56 @@ def _sees_a_gpu(backend):
         import jax
 
         return jax.default_backend() != "cpu"
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
     import tensorflow as tf
 
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def torch_winograd():
-    """Whether the PyTorch backend runs wide 5x5-7x7 float32 convolutions as Winograd's.
+# PyTorch's models run a cell's 5x5 to 7x7 convolutions as Winograd's by default where they
+# have at least this many output channels (see :func:`torch_winograd`).
+TORCH_WINOGRAD_MIN_OUT_CHANNELS = 128
+TORCH_WINOGRAD_KERNEL_SIZES = (5, 7)
 
-    Opt-in, ``PREDRNN_TORCH_WINOGRAD=1`` (ignored on the other backends), for convolutions
-    with at least 128 input and output channels, as
-    :func:`predrnn.layers.winograd.torch_winograd_conv2d` (eager; its gradient keeps only the
-    input and the kernel). A PredRNN 4x128, batch 8, 20-frame training step took 33.1 s
-    against 54.9 s (0.60x) at 3071 against 2520 MB peak (``KERAS_BACKEND=torch
-    PREDRNN_TORCH_WINOGRAD=0|1 python benchmarks/peak_memory.py 20 2
-    "model.filters=[128,128,128,128]"``, single steps, not interleaved). Narrower
-    convolutions gain little or lose (one 5x5 forward + backward at B 8, 16x16: 0.8x the
-    direct time at 64 -> 448 channels, 1.17x at 64 -> 256; the 4x64 model's step was 1.06x
-    with them included), hence the 128-channel floor.
+
+def torch_winograd(kernel_shape=None, dtype="float32"):
+    """Whether the PyTorch models' time loop runs a cell convolution with a ``(k, k, in, out)``
+    kernel as a Winograd convolution.
+
+    ``PREDRNN_TORCH_WINOGRAD``: ``auto`` (the default), ``1`` for every 3x3-7x7 float32
+    kernel, ``0`` for none; the other backends ignore it. ``auto``: 5x5-7x7 kernels with at
+    least 128 output channels, float32, no CUDA device. The models transform those kernels
+    once per sequence (:func:`predrnn.layers.winograd.winograd_kernel`) and run the
+    convolutions eagerly as :func:`predrnn.layers.winograd.transformed_winograd_conv2d`,
+    whose gradient keeps what the direct convolution's keeps. One forward + backward, batch
+    8, 16x16, 5x5, on a 2-core AVX2 CPU (``benchmarks/conv_kernels.py torch|torchtransformed``)
+    took 0.46-0.65x the direct convolution's time from 64 -> 192 to 128 -> 512 channels,
+    0.73-0.88x at 16 -> 448, 32 -> 128 and 256 -> 128, but 1.07x at 128 -> 64 and 2x at
+    64 -> 32: hence the floor on the output channels. 3x3 kernels gained less (0.6-0.9x) and
+    lost on narrow outputs, so ``auto`` leaves them out. CUDA's cuDNN picks its own
+    algorithms (unmeasured here). Results equal the direct convolution's up to float rounding.
+
+    Without ``kernel_shape``: whether the setting allows Winograd at all. Raises
+    :class:`predrnn.errors.ConfigError` for another value of the variable.
     """
-    return os.environ.get("PREDRNN_TORCH_WINOGRAD", "0") == "1" and keras.backend.backend() == "torch"
-
-
-TORCH_WINOGRAD_MIN_CHANNELS = 128
+    if keras.backend.backend() != "torch":
+        return False
+    setting = os.environ.get("PREDRNN_TORCH_WINOGRAD", "auto").strip().lower() or "auto"
+    if setting not in ("0", "1", "auto"):
+        raise ConfigError(
+            f"PREDRNN_TORCH_WINOGRAD must be 0, 1 or auto (the default). Received: PREDRNN_TORCH_WINOGRAD={setting!r}"
+        )
+    if kernel_shape is None:
+        return setting != "0"
+    if winograd_applies(kernel_shape, dtype) is None or setting == "0":
+        return False
+    if setting == "1":
+        return True
+    low, high = TORCH_WINOGRAD_KERNEL_SIZES
+    return low <= kernel_shape[0] <= high and kernel_shape[3] >= TORCH_WINOGRAD_MIN_OUT_CHANNELS and not _sees_a_gpu("torch")
 
 
 def channel_axis(data_format):
@@ -185,21 +212,14 @@ def channel_axis(data_format):
 def conv2d(x, kernel, data_format=CHANNELS_LAST):
     """Stride-1, "same"-padded, bias-free 2-D convolution; ``kernel`` is ``(k, k, in, out)``.
 
-    Channels-last 1x1 kernels run as a matmul over the channel axis (the same result, cheaper);
-    with ``PREDRNN_TORCH_WINOGRAD=1`` wide 5x5-7x7 kernels on PyTorch as Winograd convolutions
-    (:func:`torch_winograd`). Inside XLA cell steps the k x k kernels run as Winograd convolutions instead
-    (:func:`xla_conv2d`).
+    Channels-last 1x1 kernels run as a matmul over the channel axis (the same result, cheaper).
+    Inside XLA cell steps the k x k kernels run as Winograd convolutions instead
+    (:func:`xla_conv2d`), and so do those of the JAX and PyTorch models' time loops where
+    :func:`xla_cells` or :func:`torch_winograd` say so (``VideoPredictor._unroll``).
     """
     size = kernel.shape[0]
     if data_format == CHANNELS_LAST and size == 1 and kernel.shape[1] == 1:
         return ops.matmul(x, kernel[0, 0])
-    if (
-        5 <= size <= 7
-        and min(kernel.shape[2], kernel.shape[3]) >= TORCH_WINOGRAD_MIN_CHANNELS
-        and torch_winograd()
-        and keras.backend.standardize_dtype(x.dtype) == "float32"
-    ):
-        return torch_winograd_conv2d(x, kernel, tile=winograd_tile(size), data_format=data_format)
     return ops.conv(x, kernel, strides=1, padding="same", data_format=data_format)
 
 
@@ -210,9 +230,9 @@ def xla_conv2d(x, kernel, data_format=CHANNELS_LAST):
     above), which XLA fuses; the rest as :func:`conv2d`. Only inside XLA-compiled steps:
     uncompiled, Winograd is slower than the direct convolution.
     """
-    size = kernel.shape[0]
-    if 3 <= size <= 7 and keras.backend.standardize_dtype(x.dtype) == "float32":
-        return recomputing_winograd_conv2d(x, kernel, tile=winograd_tile(size), data_format=data_format)
+    tile = winograd_applies(kernel.shape, x.dtype)
+    if tile is not None:
+        return recomputing_winograd_conv2d(x, kernel, tile=tile, data_format=data_format)
     return conv2d(x, kernel, data_format)
 
 

@@ -14,13 +14,14 @@ Used by the cells, as :func:`recomputing_winograd_conv2d`, in their XLA-compiled
 (see ``predrnn.layers.common.xla_cells``): inside an XLA-compiled cell step, one 5x5 conv forward
 + backward of PredRNN's shapes runs 2-3.6x faster than the direct convolution on a 2-core
 AVX2 CPU (``benchmarks/conv_kernels.py tfxlawino``); without XLA it is slower (the
-transforms stay separate kernels), so it is never used there. On JAX, as
-:func:`transformed_winograd_conv2d` inside the models' scanned time loop; on PyTorch, opt-in,
-as :func:`torch_winograd_conv2d`.
+transforms stay separate kernels), so it is never used there. On JAX (inside the models'
+scanned time loop) and on PyTorch (the models' eager loop), as :func:`transformed_winograd_conv2d`
+with the kernels transformed once per sequence by :func:`winograd_kernel`.
 """
 
 import functools
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -31,10 +32,25 @@ CHANNELS_FIRST = "channels_first"
 _POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -3.0, 1.0 / 3.0, -1.0 / 3.0)
 
 
+WINOGRAD_KERNEL_SIZES = (3, 7)  # the square kernels the library runs as Winograd's (smallest, largest)
+
+
 def winograd_tile(kernel_size):
     """The output tile used for a k x k kernel: 4x4 up to 5x5 (F(4x4, 5x5): 6.25x fewer
     multiplies), 2x2 above (larger tiles need more interpolation points, and more rounding)."""
     return 4 if kernel_size <= 5 else 2
+
+
+def winograd_applies(kernel_shape, dtype):
+    """The output tile for a ``(k, k, in, out)`` kernel convolving ``dtype`` inputs, or None
+    where the library keeps the direct convolution: a square 3x3 to 7x7 kernel and float32
+    (the transforms' rounding is checked in float32 only)."""
+    low, high = WINOGRAD_KERNEL_SIZES
+    if len(kernel_shape) != 4 or kernel_shape[0] != kernel_shape[1] or not low <= kernel_shape[0] <= high:
+        return None
+    if keras.backend.standardize_dtype(dtype) != "float32":
+        return None
+    return winograd_tile(kernel_shape[0])
 
 
 @functools.lru_cache(maxsize=None)
@@ -117,54 +133,6 @@ def recomputing_winograd_conv2d(x, kernel, tile=4, data_format="channels_last"):
     return conv(ops.convert_to_tensor(x), ops.convert_to_tensor(kernel))
 
 
-def torch_winograd_conv2d(x, kernel, tile=4, data_format="channels_first"):
-    """:func:`winograd_conv2d` whose gradient keeps only ``x`` and ``kernel`` (PyTorch, eager).
-
-    Unlike TensorFlow's graph mode, eager PyTorch runs Winograd faster than its direct
-    convolution at PredRNN's shapes when both channel counts are large (one 5x5
-    forward + backward, B 8, 16x16, in ms: 64 -> 448 55 against 94, 128 -> 896 164 against
-    360; slower at 16 -> 448: 40 against 26; ``benchmarks/conv_kernels.py torch|torchwino``).
-    PyTorch's autograd of :func:`winograd_conv2d` would keep every transform and product
-    for the backward pass (tens of MB per convolution and time step); this
-    ``torch.autograd.Function`` keeps what the direct convolution keeps, ``x`` and
-    ``kernel``, and recomputes their (cheap, linear) transforms in the backward pass.
-    """
-    function = _torch_winograd_conv2d_class()
-    return function.apply(ops.convert_to_tensor(x), ops.convert_to_tensor(kernel), tile, data_format)
-
-
-@functools.lru_cache(maxsize=None)
-def _torch_winograd_conv2d_class():  # made at first use: torch is optional
-    import torch
-
-    class TorchWinogradConv2d(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x, kernel, tile, data_format):
-            ctx.save_for_backward(x, kernel)
-            ctx.tile, ctx.data_format = tile, data_format
-            to_v, to_u, to_y = _transforms(x, kernel.shape, tile, data_format)
-            return to_y(torch.matmul(to_v(x), to_u(kernel)))
-
-        @staticmethod
-        def backward(ctx, dy):
-            x, kernel = ctx.saved_tensors
-            to_v, to_u, to_y = _transforms(x, kernel.shape, ctx.tile, ctx.data_format)
-            wanted = [t.detach().requires_grad_(needed) for t, needed in zip((x, kernel), ctx.needs_input_grad[:2])]
-            with torch.enable_grad():
-                v, u = to_v(wanted[0]), to_u(wanted[1])
-                # to_y is linear: its adjoint, applied to dy, is the gradient of to_y at any point.
-                zeros = torch.zeros((v.shape[0], v.shape[1], u.shape[2]), dtype=dy.dtype, requires_grad=True)
-                (d_products,) = torch.autograd.grad(to_y(zeros), zeros, dy)
-                targets = [(v, d_products @ u.detach().transpose(1, 2)), (u, v.detach().transpose(1, 2) @ d_products)]
-                targets = [(out, grad) for (out, grad), needed in zip(targets, ctx.needs_input_grad[:2]) if needed]
-                sources = [t for t, needed in zip(wanted, ctx.needs_input_grad[:2]) if needed]
-                grads = iter(torch.autograd.grad([o for o, _ in targets], sources, [g for _, g in targets]))
-            return (*(next(grads) if needed else None for needed in ctx.needs_input_grad[:2]), None, None)
-
-    return TorchWinogradConv2d
-
-
-
 def winograd_kernel(kernel, tile=4):
     """``kernel`` ``(k, k, in, out)`` transformed for F(tile, k): ``(n^2, in, out)``, n = tile + k - 1.
 
@@ -173,18 +141,33 @@ def winograd_kernel(kernel, tile=4):
     through this transform once.
     """
     kernel = ops.convert_to_tensor(kernel)
-    return _transforms(kernel, kernel.shape, tile, "channels_last")[1](kernel)
+    return _kernel_transform(kernel.shape, tile, kernel.dtype)(kernel)
 
 
 def transformed_winograd_conv2d(x, u, kernel_size, tile=4, data_format="channels_last"):
-    """:func:`winograd_conv2d` of ``x`` with the :func:`winograd_kernel` ``u`` (JAX).
+    """:func:`winograd_conv2d` of ``x`` with the :func:`winograd_kernel` ``u`` (JAX, PyTorch).
 
-    Its gradient (a ``jax.custom_vjp``) keeps only ``x`` and ``u``, as the direct
-    convolution keeps ``x`` and the kernel, and recomputes the (cheap, linear) input
-    transform; JAX's automatic gradient would keep the transformed input, ``(n / tile)^2``
-    times larger than ``x`` (4x for 5x5 kernels), per convolution and time step.
+    Its gradient keeps only ``x`` and ``u``, as the direct convolution keeps ``x`` and the
+    kernel, and recomputes the (cheap, linear) input transform; an automatic gradient would
+    keep the transformed input, ``(n / tile)^2`` times larger than ``x`` (4x for 5x5
+    kernels), per convolution and time step. JAX: a ``jax.custom_vjp``. PyTorch: a
+    ``torch.autograd.Function`` with every transform and its adjoint written out (one
+    unfold or fold and one matrix product each), which runs 0.46-0.65x the direct
+    convolution's forward + backward time at PredRNN's wide gate convolutions, eagerly,
+    on a 2-core AVX2 CPU (``benchmarks/conv_kernels.py torchtransformed``). TensorFlow
+    differentiates the plain composition (its models use :func:`recomputing_winograd_conv2d`).
     """
-    return _jax_transformed_winograd(kernel_size, tile, data_format)(x, u)
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return _jax_transformed_winograd(kernel_size, tile, data_format)(x, u)
+    if backend == "torch":
+        function = _torch_transformed_winograd()
+        if data_format == CHANNELS_FIRST:
+            return function.apply(x, u, kernel_size, tile)
+        y = function.apply(ops.transpose(x, (0, 3, 1, 2)), u, kernel_size, tile)
+        return ops.transpose(y, (0, 2, 3, 1))
+    to_v, to_y = _data_transforms(x, kernel_size, u.shape[2], tile, data_format)
+    return to_y(ops.matmul(to_v(x), u))
 
 
 @functools.lru_cache(maxsize=None)
@@ -193,11 +176,11 @@ def _jax_transformed_winograd(kernel_size, tile, data_format):  # made at first 
     import jax.numpy as jnp
 
     def maps(x, u):
-        return _transforms(x, (kernel_size, kernel_size, u.shape[1], u.shape[2]), tile, data_format)
+        return _data_transforms(x, kernel_size, u.shape[2], tile, data_format)
 
     @jax.custom_vjp
     def conv(x, u):
-        to_v, _, to_y = maps(x, u)
+        to_v, to_y = maps(x, u)
         return to_y(jnp.matmul(to_v(x), u))
 
     def forward(x, u):
@@ -205,7 +188,7 @@ def _jax_transformed_winograd(kernel_size, tile, data_format):  # made at first 
 
     def backward(saved, dy):
         x, u = saved
-        to_v, _, to_y = maps(x, u)
+        to_v, to_y = maps(x, u)
         v, v_transpose = jax.vjp(to_v, x)
         # to_y is linear: its transpose, applied to dy, is its gradient at any point.
         _, y_transpose = jax.vjp(to_y, jnp.zeros((v.shape[0], v.shape[1], u.shape[2]), dy.dtype))
@@ -217,6 +200,91 @@ def _jax_transformed_winograd(kernel_size, tile, data_format):  # made at first 
     return conv
 
 
+@functools.lru_cache(maxsize=None)
+def _torch_kron_maps(tile, kernel_size, dtype, device):
+    """F(tile, k)'s input and output transforms as single matrices, for PyTorch:
+    ``(BB (n^2, n^2), AA (tile^2, n^2))``.
+
+    ``BB[e * n + a, r * n + s] = B^T[a, r] B^T[e, s]`` maps an n x n input tile ``d[r, s]``
+    to the coefficients ``v[e * n + a] = (B^T d B)[a, e]``; ``AA[j * tile + i, e * n + a] =
+    A^T[i, a] A^T[j, e]`` maps the products to output pixel ``(i, j)``: the order of
+    :func:`winograd_kernel`'s ``u``.
+    """
+    import torch
+
+    a_t, _, b_t = winograd_matrices(tile, kernel_size)
+    n = tile + kernel_size - 1
+    bb = np.einsum("ar,es->ears", b_t, b_t).reshape(n * n, n * n)
+    aa = np.einsum("ia,je->jiea", a_t, a_t).reshape(tile * tile, n * n)
+    return tuple(torch.tensor(m, dtype=dtype, device=device) for m in (bb, aa))
+
+
+@functools.lru_cache(maxsize=None)
+def _torch_transformed_winograd():  # made at first use: torch is optional
+    import torch
+    import torch.nn.functional as F
+
+    def geometry(shape, tile, k):
+        """Batch, channels, height, width, tile rows and columns, and the ``F.pad`` amounts
+        (the "same" padding, plus what completes the last tile) of a channels-first input."""
+        b, c, h, w = shape
+        th, tw = -(-h // tile), -(-w // tile)
+        lo = k // 2
+        return b, c, h, w, th, tw, (lo, tile * tw + k - 1 - w - lo, lo, tile * th + k - 1 - h - lo)
+
+    def to_v(x, bb, tile, k):  # (b, c, H, W) -> (n^2, b * th * tw, c)
+        n = tile + k - 1
+        b, c, _, _, th, tw, pads = geometry(x.shape, tile, k)
+        tiles = F.unfold(F.pad(x, pads), n, stride=tile)  # (b, c * n^2, th * tw): every n x n input tile
+        v = torch.matmul(bb, tiles.view(b, c, n * n, th * tw))
+        return v.permute(2, 0, 3, 1).reshape(n * n, b * th * tw, c)
+
+    def to_v_adjoint(d_v, shape, bb, tile, k):  # (n^2, b * th * tw, c) -> (b, c, H, W)
+        n = tile + k - 1
+        b, c, h, w, th, tw, pads = geometry(shape, tile, k)
+        d_tiles = torch.matmul(bb.T, d_v.view(n * n, b, th * tw, c).permute(1, 3, 0, 2))
+        d_padded = F.fold(d_tiles.reshape(b, c * n * n, th * tw), (tile * th + k - 1, tile * tw + k - 1), n, stride=tile)
+        return d_padded[:, :, pads[2] : pads[2] + h, pads[0] : pads[0] + w]
+
+    def to_y(products, aa, shape, tile):  # (n^2, b * th * tw, out) -> (b, out, H, W)
+        b, out, h, w, th, tw = shape
+        y = torch.mm(aa, products.view(products.shape[0], -1)).view(tile, tile, b, th, tw, out)  # (j, i, ...)
+        return y.permute(2, 5, 3, 1, 4, 0).reshape(b, out, tile * th, tile * tw)[:, :, :h, :w]
+
+    def to_y_adjoint(d_y, aa, shape, tile):  # (b, out, H, W) -> (n^2, b * th * tw, out)
+        b, out, h, w, th, tw = shape
+        d_y = F.pad(d_y, (0, tile * tw - w, 0, tile * th - h))
+        d_y = d_y.reshape(b, out, th, tile, tw, tile).permute(5, 3, 0, 2, 4, 1).reshape(tile * tile, -1)
+        return torch.mm(aa.T, d_y).view(aa.shape[1], b * th * tw, out)
+
+    class TransformedWinogradConv2d(torch.autograd.Function):
+        """Channels-first ``x`` ``(b, c, H, W)``, ``u`` ``(n^2, c, out)`` -> ``(b, out, H, W)``."""
+
+        @staticmethod
+        def forward(ctx, x, u, kernel_size, tile):
+            ctx.save_for_backward(x, u)
+            ctx.kernel_size, ctx.tile = kernel_size, tile
+            bb, aa = _torch_kron_maps(tile, kernel_size, x.dtype, x.device)
+            b, _, h, w, th, tw, _ = geometry(x.shape, tile, kernel_size)
+            return to_y(torch.bmm(to_v(x, bb, tile, kernel_size), u), aa, (b, u.shape[2], h, w, th, tw), tile)
+
+        @staticmethod
+        def backward(ctx, d_y):
+            x, u = ctx.saved_tensors
+            k, tile = ctx.kernel_size, ctx.tile
+            bb, aa = _torch_kron_maps(tile, k, x.dtype, x.device)
+            b, _, h, w, th, tw, _ = geometry(x.shape, tile, k)
+            d_products = to_y_adjoint(d_y.contiguous(), aa, (b, u.shape[2], h, w, th, tw), tile)
+            d_x = d_u = None
+            if ctx.needs_input_grad[0]:
+                d_x = to_v_adjoint(torch.bmm(d_products, u.transpose(1, 2)), x.shape, bb, tile, k)
+            if ctx.needs_input_grad[1]:
+                d_u = torch.bmm(to_v(x, bb, tile, k).transpose(1, 2), d_products)
+            return d_x, d_u, None, None
+
+    return TransformedWinogradConv2d
+
+
 def _transforms(x, kernel_shape, tile, data_format):
     """The three linear maps of F(tile, k) for ``x``'s shape and a ``(k, k, in, out)`` kernel:
     ``(x -> v, kernel -> u, products -> y)``.
@@ -224,16 +292,41 @@ def _transforms(x, kernel_shape, tile, data_format):
     ``v`` is ``(n^2, tiles, in)``, ``u`` ``(n^2, in, out)``; the convolution is
     ``to_y(v @ u)``.
     """
-    k = kernel_shape[0]
-    if k != kernel_shape[1] or k % 2 == 0:
+    to_v, to_y = _data_transforms(x, kernel_shape[0], kernel_shape[3], tile, data_format)
+    return to_v, _kernel_transform(kernel_shape, tile, x.dtype), to_y
+
+
+def _check_kernel_shape(kernel_shape):
+    if len(kernel_shape) != 4 or kernel_shape[0] != kernel_shape[1] or kernel_shape[0] % 2 == 0:
         raise ValueError(f"winograd_conv2d needs a square, odd kernel. Received: kernel shape {tuple(kernel_shape)}")
+
+
+def _kernel_transform(kernel_shape, tile, dtype):
+    """``kernel -> u`` of F(tile, k) for a ``(k, k, in, out)`` kernel: ``u[e * n + a] = (G g G^T)[a, e]``."""
+    _check_kernel_shape(kernel_shape)
+    k, in_channels, out_channels = kernel_shape[0], kernel_shape[2], kernel_shape[3]
+    n = tile + k - 1
+    _, g, _ = winograd_matrices(tile, k)
+    g_g = ops.convert_to_tensor(np.kron(g, g).astype("float32"), dtype=dtype)
+
+    def to_u(kernel):
+        kernel = ops.reshape(ops.transpose(kernel, (1, 0, 2, 3)), (k * k, in_channels * out_channels))
+        return ops.reshape(ops.matmul(g_g, kernel), (n * n, in_channels, out_channels))
+
+    return to_u
+
+
+def _data_transforms(x, kernel_size, out_channels, tile, data_format):
+    """``(x -> v, products -> y)`` of F(tile, k) for ``x``'s shape and ``out_channels`` outputs."""
+    _check_kernel_shape((kernel_size, kernel_size, 1, out_channels))
+    k = kernel_size
     channels_first = data_format == CHANNELS_FIRST
     height, width = (x.shape[2], x.shape[3]) if channels_first else (x.shape[1], x.shape[2])
-    in_channels, out_channels = kernel_shape[2], kernel_shape[3]
+    in_channels = x.shape[1] if channels_first else x.shape[3]
     m, n = tile, tile + k - 1
     tiles_h, tiles_w = -(-height // m), -(-width // m)
-    a_t, g, b_t = winograd_matrices(m, k)
-    b_t, g_g, a_a = (ops.convert_to_tensor(a.astype("float32"), dtype=x.dtype) for a in (b_t, np.kron(g, g), np.kron(a_t, a_t)))
+    a_t, _, b_t = winograd_matrices(m, k)
+    b_t, a_a = (ops.convert_to_tensor(a.astype("float32"), dtype=x.dtype) for a in (b_t, np.kron(a_t, a_t)))
     # Zero-pad by k // 2 (the "same" padding), plus whatever completes the last tile.
     lo = k // 2
     pads = [[lo, m * tiles_h + k - 1 - height - lo], [lo, m * tiles_w + k - 1 - width - lo]]
@@ -258,11 +351,6 @@ def _transforms(x, kernel_shape, tile, data_format):
             v = transform(ops.stack([rows[:, :, :, s : s + span_w : m] for s in range(n)]))  # (n, n, b, th, tw, c)
         return ops.reshape(v, (n * n, -1, in_channels))
 
-    def to_u(kernel):
-        """``u[e * n + a] = (G g G^T)[a, e]``."""
-        kernel = ops.reshape(ops.transpose(kernel, (1, 0, 2, 3)), (k * k, in_channels * out_channels))
-        return ops.reshape(ops.matmul(g_g, kernel), (n * n, in_channels, out_channels))
-
     def to_y(products):
         """``A^T M A`` (rows ``j * m + i``: output pixel ``(i, j)`` of the tile), tiles back in place, crop."""
         y = ops.matmul(a_a, ops.reshape(products, (n * n, -1)))
@@ -275,4 +363,4 @@ def _transforms(x, kernel_shape, tile, data_format):
         y = ops.reshape(y, (-1, m * tiles_h, m * tiles_w, out_channels))
         return y[:, :height, :width]
 
-    return to_v, to_u, to_y
+    return to_v, to_y

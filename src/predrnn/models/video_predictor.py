@@ -17,8 +17,9 @@ from predrnn.layers.common import (
     internal_data_format,
     model_xla_cells,
     serialize_kernel_initializer,
+    torch_winograd,
 )
-from predrnn.layers.winograd import transformed_winograd_conv2d, winograd_kernel, winograd_tile
+from predrnn.layers.winograd import transformed_winograd_conv2d, winograd_applies, winograd_kernel
 from predrnn.patching import check_patchable, from_patches, to_patches
 from predrnn.schedules import inference_teacher_forcing_mask
 
@@ -38,20 +39,22 @@ def _frames_shape(input_shape):
     return tuple(input_shape)
 
 
-def _winograd_tile(kernel_shape):
-    """The Winograd output tile for a square 3x3-7x7 kernel, else None."""
-    if len(kernel_shape) != 4 or kernel_shape[0] != kernel_shape[1] or not 3 <= kernel_shape[0] <= 7:
+def _loop_winograd_tile(kernel_shape, dtype):
+    """The Winograd tile of a cell convolution in a loop that runs Winograd's (JAX's scanned
+    loop: every 3x3-7x7 float32 kernel; PyTorch's loop: where :func:`torch_winograd` says),
+    or None for the direct convolution."""
+    if keras.backend.backend() == "torch" and not torch_winograd(kernel_shape, dtype):
         return None
-    return winograd_tile(kernel_shape[0])
+    return winograd_applies(kernel_shape, dtype)
 
 
 def _winograd_conv2d_in_loop(transformed, x, kernel, data_format):
-    """A cell convolution in the scanned loop (``VideoPredictor._scanned_unroll``): Winograd's,
+    """A cell convolution in a time loop that runs Winograd's (``VideoPredictor._loop_convolution``):
     with the kernel from ``transformed`` (transformed once per sequence) or transformed here
-    (e.g. the fused kernels of ``PREDRNN_FUSED_GATES=1``); :func:`conv2d` for other shapes and
-    dtypes."""
-    tile = _winograd_tile(kernel.shape)
-    if tile is None or keras.backend.standardize_dtype(x.dtype) != "float32":
+    (e.g. the first step's slices of fused kernels); :func:`conv2d` where
+    :func:`_loop_winograd_tile` says so."""
+    tile = _loop_winograd_tile(kernel.shape, x.dtype)
+    if tile is None:
         return conv2d(x, kernel, data_format)
     u = transformed.get(id(kernel))
     if u is None:
@@ -233,15 +236,18 @@ class VideoPredictor(keras.Model):
     def _head(self, hidden, data_format="channels_last"):
         return conv2d(hidden, self.head_kernel, data_format)
 
-    def _remat_step(self, with_decoupling, data_format):
-        """``_step`` wrapped in ``keras.remat`` over a flat list of tensors."""
+    def _remat_step(self, with_decoupling, data_format, convolve=None):
+        """``_step`` wrapped in ``keras.remat`` over a flat list of tensors; its convolutions
+        run under the :func:`conv_hook` ``convolve`` also when PyTorch recomputes the step
+        in the backward pass, outside the loop's own hook."""
         structure = {}
 
         def flat_step(x, *flat_state):
             state = keras.tree.pack_sequence_as(structure["state"], list(flat_state))
             # The fused kernels are rebuilt inside: a rematerialised function must read the
             # variables itself (tf.recompute_grad differentiates only inputs and variables).
-            hidden, new_state, decoupling = self._step(x, state, with_decoupling, data_format)
+            with conv_hook(convolve):
+                hidden, new_state, decoupling = self._step(x, state, with_decoupling, data_format)
             outputs = [hidden] + keras.tree.flatten(new_state)
             if decoupling is not None:
                 outputs.append(decoupling)
@@ -270,14 +276,24 @@ class VideoPredictor(keras.Model):
         data_format = internal_data_format()
         if data_format == CHANNELS_FIRST:
             patches = ops.transpose(patches, (0, 1, 4, 2, 3))
-        if num_steps > 1 and self._scans_its_time_loop() and _is_traced(patches):
-            predictions, decoupling = self._scanned_unroll(patches, num_steps, context_length, mask, with_decoupling, data_format)
-            if data_format == CHANNELS_FIRST:
-                predictions = ops.transpose(predictions, (0, 1, 3, 4, 2))
-            return predictions, decoupling
-        state = self._initial_state()  # None = exact zeros: the first step skips their convs
-        remat_step = self._remat_step(with_decoupling, data_format) if self.remat else None
         constants = self._step_constants()
+        if num_steps > 1 and self._scans_its_time_loop() and _is_traced(patches):
+            predictions, decoupling = self._scanned_unroll(patches, num_steps, context_length, mask, with_decoupling, data_format, constants)
+        else:
+            convolve = self._loop_convolution(constants)
+            with conv_hook(convolve):
+                predictions, decoupling = self._unrolled(
+                    patches, num_steps, context_length, mask, with_decoupling, data_format, constants, convolve
+                )
+        if data_format == CHANNELS_FIRST:
+            predictions = ops.transpose(predictions, (0, 1, 3, 4, 2))
+        return predictions, decoupling
+
+    def _unrolled(self, patches, num_steps, context_length, mask, with_decoupling, data_format, constants, convolve):
+        """:meth:`_unroll`'s loop as a Python loop, in ``data_format`` (``convolve``: the
+        convolution hook it runs under, for the rematerialised steps)."""
+        state = self._initial_state()  # None = exact zeros: the first step skips their convs
+        remat_step = self._remat_step(with_decoupling, data_format, convolve) if self.remat else None
         predictions, decoupling_terms = [], []
         prediction = None
         for t in range(num_steps):
@@ -297,17 +313,24 @@ class VideoPredictor(keras.Model):
             if decoupling is not None:
                 decoupling_terms.append(decoupling)
         decoupling = ops.mean(ops.stack(decoupling_terms)) if decoupling_terms else None
-        predictions = ops.stack(predictions, axis=1)
-        if data_format == CHANNELS_FIRST:
-            predictions = ops.transpose(predictions, (0, 1, 3, 4, 2))
-        return predictions, decoupling
+        return ops.stack(predictions, axis=1), decoupling
 
     def _scans_its_time_loop(self):
         """JAX with XLA cells (:func:`~predrnn.layers.common.xla_cells` for every cell): the
         loop is :meth:`_scanned_unroll`, the cells' k x k convolutions Winograd's."""
         return keras.backend.backend() == "jax" and model_xla_cells(self.filters, self.kernel_size, self.compute_dtype)
 
-    def _scanned_unroll(self, patches, num_steps, context_length, mask, with_decoupling, data_format):
+    def _loop_convolution(self, constants=None, scanned=False):
+        """What the time loop's cell convolutions run as (a :func:`conv_hook` function), or None
+        for :func:`conv2d`: in JAX's scanned loop (``scanned``, :meth:`_scanned_unroll`),
+        Winograd's for every float32 3x3-7x7 kernel; on PyTorch, Winograd's where
+        :func:`torch_winograd` says so. The kernels are transformed once per sequence
+        (:meth:`_winograd_kernels`)."""
+        if not scanned and not (keras.backend.backend() == "torch" and torch_winograd()):
+            return None
+        return functools.partial(_winograd_conv2d_in_loop, self._winograd_kernels(constants))
+
+    def _scanned_unroll(self, patches, num_steps, context_length, mask, with_decoupling, data_format, constants):
         """:meth:`_unroll` with steps ``1 .. num_steps - 1`` as one ``keras.ops.scan`` (JAX).
 
         Step 0 (zero states, their convolutions skipped) runs on its own; the later steps
@@ -318,8 +341,7 @@ class VideoPredictor(keras.Model):
         through the transform) and their convolutions run as
         :func:`~predrnn.layers.winograd.transformed_winograd_conv2d`.
         """
-        constants = self._step_constants()
-        convolve = functools.partial(_winograd_conv2d_in_loop, self._winograd_kernels())
+        convolve = self._loop_convolution(constants, scanned=True)
         with conv_hook(convolve):
             hidden, state, decoupling = self._step(patches[:, 0], self._initial_state(), with_decoupling, data_format, constants)
         prediction = self._head(hidden, data_format)
@@ -334,7 +356,7 @@ class VideoPredictor(keras.Model):
                 columns.append(ops.zeros((batch,), patches.dtype))
         weights = ops.stack(columns)  # (num_steps - 1, batch)
         later_patches = ops.moveaxis(patches[:, 1:num_steps], 1, 0)
-        remat_step = self._remat_step(with_decoupling, data_format) if self.remat else None
+        remat_step = self._remat_step(with_decoupling, data_format, convolve) if self.remat else None
         no_term = ops.zeros((), "float32")
 
         def body(carry, step_inputs):
@@ -357,16 +379,16 @@ class VideoPredictor(keras.Model):
         terms = ops.concatenate([ops.reshape(ops.cast(decoupling, "float32"), (1,)), terms], axis=0)
         return predictions, ops.mean(terms)
 
-    def _winograd_kernels(self):
-        """``{id(kernel variable): winograd_kernel(kernel)}`` for the cells' float32 3x3-7x7 kernels."""
+    def _winograd_kernels(self, constants=None):
+        """``{id(kernel): winograd_kernel(kernel)}`` for the cells' kernels (variables, and the
+        fused kernels of ``constants``) that the loop runs as Winograd's (:func:`_loop_winograd_tile`)."""
+        kernels = [weight for cell in self.cells for weight in cell.weights]
+        kernels += [kernel for fused in constants or () if fused is not None for kernel in fused]
         table = {}
-        if keras.backend.standardize_dtype(self.compute_dtype) != "float32":
-            return table
-        for cell in self.cells:
-            for weight in cell.weights:
-                tile = _winograd_tile(weight.shape)
-                if tile is not None:
-                    table[id(weight)] = winograd_kernel(weight, tile)
+        for kernel in kernels:
+            tile = _loop_winograd_tile(kernel.shape, self.compute_dtype)
+            if tile is not None:
+                table[id(kernel)] = winograd_kernel(kernel, tile)
         return table
 
     def _forward(self, frames, mask, with_decoupling):
