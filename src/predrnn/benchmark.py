@@ -215,7 +215,7 @@ class Implementation:
     ``auto``: on for cells of at least 64 filters with 5x5-7x7 kernels, so ``tensorflow`` on
     the ``mnist`` and ``paper`` presets has them and ``tensorflow+noxlacells`` does not.
     ``+winograd``/``+nowinograd`` do the same for PyTorch's Winograd convolutions
-    (``PREDRNN_TORCH_WINOGRAD``; ``auto`` by default: 5x5-7x7 kernels with at least 128
+    (``PREDRNN_TORCH_WINOGRAD``; ``auto`` by default: 5x5 kernels with at least 128
     output channels, so ``torch`` on those presets has them and ``torch+nowinograd`` does not).
     """
 

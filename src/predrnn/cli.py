@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
             "visible (faster on CPU, about 0.5 GB more memory). JAX: the time loop is one scanned "
             "step; auto for models whose kernels are all 3x3-7x7, on the CPU (faster, and far "
             "shorter compiles). run.json records it. PREDRNN_TORCH_WINOGRAD=auto|0|1 (PyTorch): the "
-            "models' 5x5-7x7 convolutions with at least 128 output channels run as Winograd "
+            "models' 5x5 convolutions with at least 128 output channels run as Winograd "
             "convolutions (auto, the default, on the CPU; 1: every 3x3-7x7 kernel; 0: none)."
         ),
     )

@@ -11,7 +11,7 @@ import keras
 from keras import ops
 
 from predrnn.errors import ConfigError
-from predrnn.layers.winograd import recomputing_winograd_conv2d, winograd_applies
+from predrnn.layers.winograd import WINOGRAD_KERNEL_SIZES, recomputing_winograd_conv2d, winograd_applies
 
 LAYER_NORM_EPSILON = 1e-5  # the official PredRNN's nn.LayerNorm default
 
@@ -81,7 +81,7 @@ def fused_gates():
 # with a 3x3 to 7x7 kernel qualifies.
 XLA_CELLS_MIN_FILTERS = 64
 XLA_CELLS_KERNEL_SIZES = (5, 7)
-JAX_XLA_CELLS_KERNEL_SIZES = (3, 7)
+JAX_XLA_CELLS_KERNEL_SIZES = WINOGRAD_KERNEL_SIZES  # the scanned loop needs every kernel to be Winograd's
 
 
 def xla_cells(filters=None, kernel_size=None, dtype="float32"):
@@ -162,10 +162,10 @@ def _sees_a_gpu(backend):
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-# PyTorch's models run a cell's 5x5 to 7x7 convolutions as Winograd's by default where they
-# have at least this many output channels (see :func:`torch_winograd`).
+# PyTorch's models run a cell's 5x5 convolutions as Winograd's by default where they have at
+# least this many output channels (see :func:`torch_winograd`).
 TORCH_WINOGRAD_MIN_OUT_CHANNELS = 128
-TORCH_WINOGRAD_KERNEL_SIZES = (5, 7)
+TORCH_WINOGRAD_KERNEL_SIZES = (5,)
 
 
 def torch_winograd(kernel_shape=None, dtype="float32"):
@@ -173,17 +173,23 @@ def torch_winograd(kernel_shape=None, dtype="float32"):
     kernel as a Winograd convolution.
 
     ``PREDRNN_TORCH_WINOGRAD``: ``auto`` (the default), ``1`` for every 3x3-7x7 float32
-    kernel, ``0`` for none; the other backends ignore it. ``auto``: 5x5-7x7 kernels with at
+    kernel, ``0`` for none; the other backends ignore it. ``auto``: 5x5 kernels with at
     least 128 output channels, float32, no CUDA device. The models transform those kernels
     once per sequence (:func:`predrnn.layers.winograd.winograd_kernel`) and run the
     convolutions eagerly as :func:`predrnn.layers.winograd.transformed_winograd_conv2d`,
-    whose gradient keeps what the direct convolution's keeps. One forward + backward, batch
-    8, 16x16, 5x5, on a 2-core AVX2 CPU (``benchmarks/conv_kernels.py torch|torchtransformed``)
-    took 0.46-0.65x the direct convolution's time from 64 -> 192 to 128 -> 512 channels,
-    0.73-0.88x at 16 -> 448, 32 -> 128 and 256 -> 128, but 1.07x at 128 -> 64 and 2x at
-    64 -> 32: hence the floor on the output channels. 3x3 kernels gained less (0.6-0.9x) and
-    lost on narrow outputs, so ``auto`` leaves them out. CUDA's cuDNN picks its own
-    algorithms (unmeasured here). Results equal the direct convolution's up to float rounding.
+    whose gradient keeps what the direct convolution's keeps.
+
+    One forward + backward, batch 8, 16x16, on a 2-core AVX2 CPU, against the direct
+    convolution (``K=.. CIN=.. COUT=.. python benchmarks/conv_kernels.py
+    torch|torchtransformed``, single runs, ms): 5x5 16 -> 448 23.5 / 19.8, 64 -> 448
+    68.7 / 46.1, 64 -> 256 42.6 / 25.2, 64 -> 192 35.8 / 15.6, 128 -> 128 39.3 / 29.2,
+    256 -> 128 89.4 / 57.2, 128 -> 512 143.0 / 69.7, 128 -> 896 279.6 / 86.7; but 128 -> 64
+    17.6 / 24.7 and 32 -> 128 9.0 / 13.2 (nearer 1 in other runs): the products, which
+    Winograd makes cheaper, grow with the output channels, the transforms with the input.
+    7x7 (F(2x2, 7x7): 16 products per output pixel, against 4 for 5x5) lost everywhere:
+    64 -> 448 124.0 / 160.8; 3x3 won at 64 -> 448 (30.6 / 17.6) but lost at 32 -> 128
+    (7.1 / 9.7), so ``auto`` keeps to 5x5. CUDA's cuDNN picks its own algorithms
+    (unmeasured here). Results equal the direct convolution's up to float rounding.
 
     Without ``kernel_shape``: whether the setting allows Winograd at all. Raises
     :class:`predrnn.errors.ConfigError` for another value of the variable.
@@ -201,8 +207,11 @@ def torch_winograd(kernel_shape=None, dtype="float32"):
         return False
     if setting == "1":
         return True
-    low, high = TORCH_WINOGRAD_KERNEL_SIZES
-    return low <= kernel_shape[0] <= high and kernel_shape[3] >= TORCH_WINOGRAD_MIN_OUT_CHANNELS and not _sees_a_gpu("torch")
+    return (
+        kernel_shape[0] in TORCH_WINOGRAD_KERNEL_SIZES
+        and kernel_shape[3] >= TORCH_WINOGRAD_MIN_OUT_CHANNELS
+        and not _sees_a_gpu("torch")
+    )
 
 
 def channel_axis(data_format):

@@ -152,7 +152,7 @@ def transformed_winograd_conv2d(x, u, kernel_size, tile=4, data_format="channels
     keep the transformed input, ``(n / tile)^2`` times larger than ``x`` (4x for 5x5
     kernels), per convolution and time step. JAX: a ``jax.custom_vjp``. PyTorch: a
     ``torch.autograd.Function`` with every transform and its adjoint written out (one
-    unfold or fold and one matrix product each), which runs 0.46-0.65x the direct
+    gather or ``F.fold`` and one matrix product each), which runs 0.46-0.65x the direct
     convolution's forward + backward time at PredRNN's wide gate convolutions, eagerly,
     on a 2-core AVX2 CPU (``benchmarks/conv_kernels.py torchtransformed``). TensorFlow
     differentiates the plain composition (its models use :func:`recomputing_winograd_conv2d`).
@@ -235,15 +235,19 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
     def to_v(x, bb, tile, k):  # (b, c, H, W) -> (n^2, b * th * tw, c)
         n = tile + k - 1
         b, c, _, _, th, tw, pads = geometry(x.shape, tile, k)
-        tiles = F.unfold(F.pad(x, pads), n, stride=tile)  # (b, c * n^2, th * tw): every n x n input tile
-        v = torch.matmul(bb, tiles.view(b, c, n * n, th * tw))
-        return v.permute(2, 0, 3, 1).reshape(n * n, b * th * tw, c)
+        padded = F.pad(x, pads)
+        batch, channel, row, column = padded.stride()
+        # Every n x n input tile, gathered once in the order (r, s, b, th, tw, c): then one
+        # matrix product transforms them all, and v needs no further copy.
+        tiles = padded.as_strided((n, n, b, th, tw, c), (row, column, batch, tile * row, tile * column, channel))
+        return torch.mm(bb, tiles.reshape(n * n, -1)).view(n * n, b * th * tw, c)
 
     def to_v_adjoint(d_v, shape, bb, tile, k):  # (n^2, b * th * tw, c) -> (b, c, H, W)
         n = tile + k - 1
         b, c, h, w, th, tw, pads = geometry(shape, tile, k)
-        d_tiles = torch.matmul(bb.T, d_v.view(n * n, b, th * tw, c).permute(1, 3, 0, 2))
-        d_padded = F.fold(d_tiles.reshape(b, c * n * n, th * tw), (tile * th + k - 1, tile * tw + k - 1), n, stride=tile)
+        d_tiles = torch.mm(bb.T, d_v.reshape(n * n, -1)).view(n, n, b, th, tw, c)
+        columns = d_tiles.permute(2, 5, 0, 1, 3, 4).reshape(b, c * n * n, th * tw)  # F.fold's (b, c * n^2, tiles)
+        d_padded = F.fold(columns, (tile * th + k - 1, tile * tw + k - 1), n, stride=tile)  # overlapping tiles summed
         return d_padded[:, :, pads[2] : pads[2] + h, pads[0] : pads[0] + w]
 
     def to_y(products, aa, shape, tile):  # (n^2, b * th * tw, out) -> (b, out, H, W)
