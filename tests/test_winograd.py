@@ -25,6 +25,16 @@ import numpy_reference as ref
 
 BACKEND = keras.backend.backend()
 
+# The models whose time loops are checked with Winograd convolutions against the direct ones
+# (JAX's scanned loop, PyTorch's loop): PredRNN-V2 with layer norm, ConvLSTM, remat, and
+# fused gates with 7x7 kernels (the fused kernels, too, are transformed once per sequence).
+WINOGRAD_LOOP_MODELS = [
+    (PredRNN, dict(filters=(4, 4), decoupling_weight=0.1, use_layer_norm=True)),
+    (ConvLSTM, dict(filters=(4, 4))),
+    (PredRNN, dict(filters=(4,), kernel_size=3, remat=True)),
+    (PredRNN, dict(filters=(4, 4), kernel_size=7, fused=True)),
+]
+
 
 @pytest.mark.parametrize("tile, kernel_size", [(2, 3), (4, 3), (2, 5), (4, 5), (2, 7)])
 def test_transforms_compute_the_correlation(rng, tile, kernel_size):
@@ -133,15 +143,7 @@ def test_torch_transformed_winograd_matches_the_direct_convolution_and_keeps_onl
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="PREDRNN_TORCH_WINOGRAD is PyTorch's")
-@pytest.mark.parametrize(
-    "cls, kwargs",
-    [
-        (PredRNN, dict(filters=(4, 4), decoupling_weight=0.1, use_layer_norm=True)),
-        (ConvLSTM, dict(filters=(4, 4))),
-        (PredRNN, dict(filters=(4,), kernel_size=3, remat=True)),
-        (PredRNN, dict(filters=(4, 4), kernel_size=7, fused=True)),  # the fused kernels are transformed once too
-    ],
-)
+@pytest.mark.parametrize("cls, kwargs", WINOGRAD_LOOP_MODELS)
 def test_torch_winograd_trains_like_the_direct_convolution(rng, monkeypatch, cls, kwargs):
     """``PREDRNN_TORCH_WINOGRAD=1``: the same losses (with PredRNN-V2's decoupling loss) over
     three SGD steps and the same rollout as ``0``, from the same weights; every k x k cell
@@ -486,15 +488,7 @@ def test_transformed_winograd_matches_the_direct_convolution_and_keeps_only_its_
 
 
 @pytest.mark.skipif(BACKEND != "jax", reason="the scanned time loop is JAX's XLA cells")
-@pytest.mark.parametrize(
-    "cls, kwargs",
-    [
-        (PredRNN, dict(filters=(4, 4), decoupling_weight=0.1, use_layer_norm=True)),
-        (ConvLSTM, dict(filters=(4, 4))),
-        (PredRNN, dict(filters=(4,), kernel_size=3, remat=True)),
-        (PredRNN, dict(filters=(4, 4), kernel_size=7, fused=True)),  # the fused kernels are transformed in the loop
-    ],
-)
+@pytest.mark.parametrize("cls, kwargs", WINOGRAD_LOOP_MODELS)
 def test_the_scanned_time_loop_trains_like_the_unrolled_one(rng, monkeypatch, cls, kwargs):
     """JAX's XLA cells: the same losses (with PredRNN-V2's decoupling loss) over three training
     steps and the same rollout as the unrolled loop with direct convolutions, from the same
