@@ -208,17 +208,16 @@ def _torch_kron_maps(tile, kernel_size, dtype, device):
     ``(BB (n^2, n^2), AA (tile^2, n^2))``.
 
     ``BB[e * n + a, r * n + s] = B^T[a, r] B^T[e, s]`` maps an n x n input tile ``d[r, s]``
-    to the coefficients ``v[e * n + a] = (B^T d B)[a, e]``; ``AA[j * tile + i, e * n + a] =
-    A^T[i, a] A^T[j, e]`` maps the products to output pixel ``(i, j)``: the order of
-    :func:`winograd_kernel`'s ``u``.
+    to the coefficients ``v[e * n + a] = (B^T d B)[a, e]``, the order of
+    :func:`winograd_kernel`'s ``u``; ``AA = A^T (x) A^T``, the output transform of
+    :func:`_data_transforms`, maps the products to output pixel ``(i, j)`` in row ``j * tile + i``.
     """
     import torch
 
     a_t, _, b_t = winograd_matrices(tile, kernel_size)
     n = tile + kernel_size - 1
     bb = np.einsum("ar,es->ears", b_t, b_t).reshape(n * n, n * n)
-    aa = np.einsum("ia,je->jiea", a_t, a_t).reshape(tile * tile, n * n)
-    return tuple(torch.tensor(m, dtype=dtype, device=device) for m in (bb, aa))
+    return tuple(torch.tensor(m, dtype=dtype, device=device) for m in (bb, np.kron(a_t, a_t)))
 
 
 @functools.lru_cache(maxsize=None)

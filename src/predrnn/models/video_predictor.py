@@ -19,7 +19,7 @@ from predrnn.layers.common import (
     serialize_kernel_initializer,
     torch_winograd,
 )
-from predrnn.layers.winograd import transformed_winograd_conv2d, winograd_applies, winograd_kernel
+from predrnn.layers.winograd import transformed_winograd_conv2d, winograd_applies, winograd_kernel, winograd_tile
 from predrnn.patching import check_patchable, from_patches, to_patches
 from predrnn.schedules import inference_teacher_forcing_mask
 
@@ -50,16 +50,16 @@ def _loop_winograd_tile(kernel_shape, dtype):
 
 def _winograd_conv2d_in_loop(transformed, x, kernel, data_format):
     """A cell convolution in a time loop that runs Winograd's (``VideoPredictor._loop_convolution``):
-    with the kernel from ``transformed`` (transformed once per sequence) or transformed here
-    (e.g. the first step's slices of fused kernels); :func:`conv2d` where
+    with the kernel from ``transformed`` (transformed once per sequence, by the same rule) or
+    transformed here (e.g. the first step's slices of fused kernels); :func:`conv2d` where
     :func:`_loop_winograd_tile` says so."""
+    u = transformed.get(id(kernel))
+    if u is not None:
+        return transformed_winograd_conv2d(x, u, kernel.shape[0], winograd_tile(kernel.shape[0]), data_format)
     tile = _loop_winograd_tile(kernel.shape, x.dtype)
     if tile is None:
         return conv2d(x, kernel, data_format)
-    u = transformed.get(id(kernel))
-    if u is None:
-        u = winograd_kernel(kernel, tile)
-    return transformed_winograd_conv2d(x, u, kernel.shape[0], tile, data_format)
+    return transformed_winograd_conv2d(x, winograd_kernel(kernel, tile), kernel.shape[0], tile, data_format)
 
 
 def _is_traced(x):
