@@ -14,6 +14,7 @@ from predrnn.layers import ConvLSTMCell, SpatioTemporalLSTMCell
 from predrnn.layers.common import conv2d, model_xla_cells, torch_winograd, xla_cells
 from predrnn.layers.winograd import (
     recomputing_winograd_conv2d,
+    summed_transformed_winograd_conv2d,
     transformed_winograd_conv2d,
     winograd_applies,
     winograd_conv2d,
@@ -142,6 +143,67 @@ def test_torch_transformed_winograd_matches_the_direct_convolution_and_keeps_onl
     assert saved == sorted([(2, 3, 10, 9), tuple(u.shape)])
 
 
+@pytest.mark.skipif(BACKEND != "torch", reason="PyTorch's autograd.Function")
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+def test_torch_summed_winograd_matches_the_placed_sum_of_direct_convolutions(rng, data_format):
+    """An ST-LSTM-like gate sum (a full term, a term split over two places, a term in the
+    middle) against the direct convolutions added channel by channel: values and every
+    gradient; the backward keeps the inputs and the transformed kernels only."""
+    import torch
+
+    first = data_format == "channels_first"
+    shapes = [(3, 14), (2, 8), (2, 6)]  # (in, out) of the three terms
+    placements = [((0, 0, 14),), ((0, 0, 6), (6, 12, 2)), ((0, 6, 6),)]
+    xs = [torch.tensor(rng.standard_normal((2, 10, 9, c)).astype("float32"), requires_grad=True) for c, _ in shapes]
+    kernels = [torch.tensor((rng.standard_normal((5, 5, c, o)) / 5).astype("float32"), requires_grad=True) for c, o in shapes]
+    weights = torch.tensor(rng.standard_normal((2, 10, 9, 14)).astype("float32"))
+    layout = lambda x: x.permute(0, 3, 1, 2) if first else x  # the function's layout from channels-last
+
+    def direct():
+        total = torch.zeros(2, 14, 10, 9)
+        for x, kernel, places in zip(xs, kernels, placements):
+            y = torch.nn.functional.conv2d(x.permute(0, 3, 1, 2), kernel.permute(3, 2, 0, 1), padding=2)
+            for source, target, width in places:
+                total[:, target : target + width] += y[:, source : source + width]
+        return total.permute(0, 2, 3, 1)
+
+    def summed():
+        terms = [(layout(x), winograd_kernel(k, 4), places) for x, k, places in zip(xs, kernels, placements)]
+        y = summed_transformed_winograd_conv2d(terms, 14, 5, 4, data_format)
+        return y.permute(0, 2, 3, 1) if first else y
+
+    for conv in (direct, summed):
+        loss = (conv() * weights).sum()
+        got = [loss, *torch.autograd.grad(loss, xs + kernels)]
+        if conv is direct:
+            want = got
+    for got, want in zip(got, want):
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-4, atol=1e-4 * want.abs().max().item())
+    us = [winograd_kernel(k, 4) for k in kernels]
+    inputs = [layout(x).contiguous() for x in xs]
+    y = summed_transformed_winograd_conv2d(list(zip(inputs, us, placements)), 14, 5, 4, data_format)
+    function = y.grad_fn if first else y.grad_fn.next_functions[0][0]  # channels-last: behind the output transpose
+    saved = sorted(tuple(t.shape) for t in function.saved_tensors)
+    channels_first_shapes = [tuple(t.shape) if first else tuple(t.permute(0, 3, 1, 2).shape) for t in inputs]
+    assert saved == sorted(channels_first_shapes + [tuple(u.shape) for u in us])  # channels-last: views of the inputs
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="summed_transformed_winograd_conv2d is PyTorch's")
+@pytest.mark.parametrize("places", [((0, 0, 4),), ((0, 0, 2), (4, 4, 4)), ((2, 0, 2), (0, 2, 4)), ((0, 6, 6),)])
+def test_torch_summed_winograd_refuses_placements_that_do_not_cover_the_kernel(places):
+    import torch
+
+    x, u = torch.zeros(1, 2, 8, 8), torch.zeros(64, 2, 6)
+    with pytest.raises(ValueError, match="must take every one of the kernel's 6 output channels"):
+        summed_transformed_winograd_conv2d([(x, u, places)], 8, 5, 4, "channels_first")
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="the other backends")
+def test_summed_winograd_is_pytorch_only():
+    with pytest.raises(NotImplementedError, match="PyTorch backend only"):
+        summed_transformed_winograd_conv2d([], 8, 5, 4)
+
+
 @pytest.mark.skipif(BACKEND != "torch", reason="PREDRNN_TORCH_WINOGRAD is PyTorch's")
 @pytest.mark.parametrize("cls, kwargs", WINOGRAD_LOOP_MODELS)
 def test_torch_winograd_trains_like_the_direct_convolution(rng, monkeypatch, cls, kwargs):
@@ -158,8 +220,12 @@ def test_torch_winograd_trains_like_the_direct_convolution(rng, monkeypatch, cls
     calls = []  # (PREDRNN_TORCH_WINOGRAD, kind, size) of each convolution in the loop
     flag = lambda: os.environ["PREDRNN_TORCH_WINOGRAD"]
     winograd, transform = video_predictor.transformed_winograd_conv2d, video_predictor.winograd_kernel
+    summed = video_predictor.summed_transformed_winograd_conv2d
     monkeypatch.setattr(
         video_predictor, "transformed_winograd_conv2d", lambda *args: calls.append((flag(), "winograd", args[2])) or winograd(*args)
+    )
+    monkeypatch.setattr(
+        video_predictor, "summed_transformed_winograd_conv2d", lambda *args: calls.append((flag(), "summed", args[2])) or summed(*args)
     )
     monkeypatch.setattr(video_predictor, "winograd_kernel", lambda *args: calls.append((flag(), "transform", None)) or transform(*args))
     tables, make_table = [], video_predictor.VideoPredictor._winograd_kernels
@@ -167,7 +233,14 @@ def test_torch_winograd_trains_like_the_direct_convolution(rng, monkeypatch, cls
     make = lambda: cls(patch_size=2, **kwargs)
     models = _train_with_the_switch_off_and_on(rng, monkeypatch, "PREDRNN_TORCH_WINOGRAD", make)
     assert not [call for call in calls if call[0] == "0"]
-    assert {size for _, kind, size in calls if kind == "winograd"} == {kwargs["kernel_size"]}
+    assert {size for _, kind, size in calls if kind != "transform"} == {kwargs["kernel_size"]}
+    # Without layer norm or fused gates the cells' gate sums are one call each, no gate
+    # convolution runs on its own: ST-LSTM's conv_o is the only separate one.
+    sums = kwargs.get("use_layer_norm") is not True and not fused
+    assert any(kind == "summed" for _, kind, _ in calls) is sums
+    if sums:
+        separate = sum(1 for _, kind, _ in calls if kind == "winograd")
+        assert separate == (0 if cls is ConvLSTM else sum(1 for _, kind, _ in calls if kind == "summed"))
     # One table per sequence: every k x k kernel variable, and the fused kernels (2 per cell).
     # Nothing else is transformed but, with fused gates, the first step's slices of the fused
     # kernels for its zero states: layer 1's hidden state and memory, layer 2's hidden state

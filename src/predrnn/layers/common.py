@@ -406,6 +406,20 @@ class ConvRecurrentCell(keras.layers.Layer):
         hook = getattr(_CONV_HOOK, "function", None)
         return conv2d(x, kernel, data_format) if hook is None else hook(x, kernel, data_format)
 
+    def _summed_convolutions(self, terms, out_channels, data_format):
+        """The gate pre-activations ``sum_i conv(x_i, kernel_i)`` as one call, where the time
+        loop's convolutions can sum before their output transform (PyTorch's Winograd
+        convolutions, ``VideoPredictor._loop_convolution``); otherwise ``None``, and the cell
+        adds its separate convolutions itself. ``terms`` are ``(x, kernel, placements)``
+        (see :func:`predrnn.layers.winograd.summed_transformed_winograd_conv2d`); terms with
+        ``x=None`` (zero states) are left out. Not with layer norm, which normalises each
+        convolution on its own.
+        """
+        summed = getattr(getattr(_CONV_HOOK, "function", None), "summed", None)
+        if summed is None or self.use_layer_norm:
+            return None
+        return summed([term for term in terms if term[0] is not None], out_channels, data_format)
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -426,7 +440,9 @@ _CONV_HOOK = threading.local()  # what the cells' convolutions run as while a st
 @contextlib.contextmanager
 def conv_hook(function):
     """Within it, the cells' convolutions run as ``function(x, kernel, data_format)`` (used while
-    a compiled step is traced: XLA cell steps, JAX's scanned loop)."""
+    a compiled step is traced: XLA cell steps, JAX's scanned loop; and in PyTorch's loop). A
+    ``function`` with a ``summed(terms, out_channels, data_format)`` method also takes the
+    cells' gate sums (:meth:`ConvRecurrentCell._summed_convolutions`)."""
     previous = getattr(_CONV_HOOK, "function", None)
     _CONV_HOOK.function = function
     try:

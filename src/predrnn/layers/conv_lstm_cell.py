@@ -53,12 +53,16 @@ class ConvLSTMCell(ConvRecurrentCell):
         (see :meth:`fused_kernels`).
         """
         hidden, cell = states
-        if self.use_layer_norm or not fused_gates():  # separate convolutions
+        n = self.filters
+        terms = [(inputs, self.kernel_x, ((0, 0, 4 * n),)), (hidden, self.kernel_h, ((0, 0, 4 * n),))]
+        # The gate sum in one call where the loop's convolutions can (else None).
+        gates = None if fused_gates() else self._summed_convolutions(terms, 4 * n, data_format)
+        if gates is None and (self.use_layer_norm or not fused_gates()):  # separate convolutions
             gates = add_terms(
                 self._conv(inputs, self.kernel_x, self.norms.get("x"), data_format),
                 self._conv(hidden, self.kernel_h, self.norms.get("h"), data_format),
             )
-        else:
+        elif gates is None:
             kernel = fused_kernels if fused_kernels is not None else self.fused_kernels()
             gates = self._fused_conv(inputs, hidden, kernel, data_format)
         i, f, g, o = ops.split(gates, 4, axis=channel_axis(data_format))

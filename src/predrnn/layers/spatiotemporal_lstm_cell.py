@@ -109,11 +109,22 @@ class SpatioTemporalLSTMCell(ConvRecurrentCell):
         zero (or ``beta`` with layer norm). With ``PREDRNN_FUSED_GATES=1`` and no layer norm the
         gate convolutions are fused (see :meth:`fused_kernels`; pass them to compute them once
         per sequence); by default they are the reference's separate convolutions (measured
-        faster on CPU).
+        faster on CPU), which PyTorch's Winograd loop sums before their output transform
+        (:meth:`_summed_convolutions`).
         """
         hidden, cell, memory = states
         axis = channel_axis(data_format)
-        if self.use_layer_norm or not fused_gates():  # separate convolutions
+        n = self.filters
+        terms = [
+            (inputs, self.kernel_x, ((0, 0, 7 * n),)),
+            (hidden, self.kernel_h, ((0, 0, 3 * n), (3 * n, 6 * n, n))),  # i f g, o
+            (memory, self.kernel_m, ((0, 3 * n, 3 * n),)),  # i' f' g'
+        ]
+        # The gate sums in one call where the loop's convolutions can (else None).
+        gates = None if fused_gates() else self._summed_convolutions(terms, 7 * n, data_format)
+        if gates is not None:
+            i_pre, f_pre, g_pre, i_prime_pre, f_prime_pre, g_prime_pre, o_pre = ops.split(gates, 7, axis=axis)
+        elif self.use_layer_norm or not fused_gates():  # separate convolutions
             x_gates = self._conv(inputs, self.kernel_x, self.norms.get("x"), data_format)
             h_gates = self._conv(hidden, self.kernel_h, self.norms.get("h"), data_format)
             m_gates = self._conv(memory, self.kernel_m, self.norms.get("m"), data_format)

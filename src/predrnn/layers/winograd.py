@@ -163,13 +163,52 @@ def transformed_winograd_conv2d(x, u, kernel_size, tile=4, data_format="channels
     if backend == "jax":
         return _jax_transformed_winograd(kernel_size, tile, data_format)(x, u)
     if backend == "torch":
-        function = _torch_transformed_winograd()
-        if data_format == CHANNELS_FIRST:
-            return function.apply(x, u, kernel_size, tile)
-        y = function.apply(ops.transpose(x, (0, 3, 1, 2)), u, kernel_size, tile)
-        return ops.transpose(y, (0, 2, 3, 1))
+        return summed_transformed_winograd_conv2d([(x, u, ((0, 0, u.shape[2]),))], u.shape[2], kernel_size, tile, data_format)
     to_v, to_y = _data_transforms(x, kernel_size, u.shape[2], tile, data_format)
     return to_y(ops.matmul(to_v(x), u))
+
+
+def summed_transformed_winograd_conv2d(terms, out_channels, kernel_size, tile=4, data_format="channels_last"):
+    """A sum of :func:`transformed_winograd_conv2d` convolutions, with one output transform (PyTorch).
+
+    ``terms`` are ``(x, u, placements)``: the input, its :func:`winograd_kernel` and where its
+    output channels go, as ``(source, target, width)`` triples that take channels ``source
+    .. source + width`` of ``conv(x, u)`` to channels ``target .. target + width`` of the
+    ``out_channels``-channel result (together, in order, every channel of ``u``). A gate
+    pre-activation such as ``conv_x(x) + conv_h(h)`` of the recurrent cells is one call:
+    the transform is linear, so the terms' products are summed (each accumulated in place
+    by its matrix product) and transformed back once, instead of once per term; the inputs
+    are transformed once each. The gradient keeps the inputs and the transformed kernels,
+    like :func:`transformed_winograd_conv2d`'s. All inputs have the same batch and spatial
+    shape and are convolved with the same kernel size and tile.
+    """
+    if keras.backend.backend() != "torch":
+        raise NotImplementedError("summed_transformed_winograd_conv2d runs on the PyTorch backend only.")
+    tensors, placements = [], []
+    for x, u, places in terms:
+        places = _checked_placements(places, u.shape[2], out_channels)
+        tensors += [x if data_format == CHANNELS_FIRST else ops.transpose(x, (0, 3, 1, 2)), u]
+        placements.append(places)
+    y = _torch_transformed_winograd().apply(kernel_size, tile, out_channels, tuple(placements), *tensors)
+    return y if data_format == CHANNELS_FIRST else ops.transpose(y, (0, 2, 3, 1))
+
+
+def _checked_placements(places, kernel_channels, out_channels):
+    """``places`` as a tuple of int triples, after checking that they take the kernel's
+    output channels ``0 .. kernel_channels`` in order into ``0 .. out_channels``."""
+    places = tuple(tuple(int(value) for value in place) for place in places)
+    next_source = 0
+    for source, target, width in places:
+        if source != next_source or width < 1 or target < 0 or target + width > out_channels:
+            break
+        next_source += width
+    else:
+        if next_source == kernel_channels:
+            return places
+    raise ValueError(
+        f"The placements {places} must take every one of the kernel's {kernel_channels} output "
+        f"channels, in order, into the {out_channels} output channels."
+    )
 
 
 @functools.lru_cache(maxsize=None)
@@ -262,32 +301,54 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
         d_y = d_y.reshape(b, out, th, tile, tw, tile).permute(5, 3, 0, 2, 4, 1).reshape(tile * tile, -1)
         return torch.mm(aa.T, d_y).view(aa.shape[1], b * th * tw, out)
 
-    class TransformedWinogradConv2d(torch.autograd.Function):
-        """Channels-first ``x`` ``(b, c, H, W)``, ``u`` ``(n^2, c, out)`` -> ``(b, out, H, W)``."""
+    class SummedTransformedWinogradConv2d(torch.autograd.Function):
+        """``sum_i conv(x_i, u_i)``, term ``i``'s output channels placed by its ``placements``
+        (see :func:`summed_transformed_winograd_conv2d`); channels-first ``x_i`` ``(b, c_i, H, W)``,
+        ``u_i`` ``(n^2, c_i, out_i)`` -> ``(b, out_channels, H, W)``. The products are summed
+        before the one output transform. Called as ``apply(kernel_size, tile, out_channels,
+        placements, x_0, u_0, x_1, u_1, ...)``."""
 
         @staticmethod
-        def forward(ctx, x, u, kernel_size, tile):
-            ctx.save_for_backward(x, u)
-            ctx.kernel_size, ctx.tile = kernel_size, tile
-            bb, aa = _torch_kron_maps(tile, kernel_size, x.dtype, x.device)
-            b, _, h, w, th, tw, _ = geometry(x.shape, tile, kernel_size)
-            return to_y(torch.bmm(to_v(x, bb, tile, kernel_size), u), aa, (b, u.shape[2], h, w, th, tw), tile)
+        def forward(ctx, kernel_size, tile, out_channels, placements, *tensors):
+            ctx.save_for_backward(*tensors)
+            ctx.kernel_size, ctx.tile, ctx.out_channels, ctx.placements = kernel_size, tile, out_channels, placements
+            xs, us = tensors[0::2], tensors[1::2]
+            bb, aa = _torch_kron_maps(tile, kernel_size, xs[0].dtype, xs[0].device)
+            b, _, h, w, th, tw, _ = geometry(xs[0].shape, tile, kernel_size)
+            products = None
+            for x, u, places in zip(xs, us, placements):
+                v = to_v(x, bb, tile, kernel_size)
+                if places == ((0, 0, out_channels),):  # the whole output: the first term of a sum
+                    products = torch.bmm(v, u) if products is None else products.baddbmm_(v, u)
+                    continue
+                if products is None:
+                    products = v.new_zeros((v.shape[0], v.shape[1], out_channels))
+                for source, target, width in places:  # accumulated in place, by the product itself
+                    products[:, :, target : target + width].baddbmm_(v, u[:, :, source : source + width])
+            return to_y(products, aa, (b, out_channels, h, w, th, tw), tile)
 
         @staticmethod
         def backward(ctx, d_y):
-            x, u = ctx.saved_tensors
-            k, tile = ctx.kernel_size, ctx.tile
-            bb, aa = _torch_kron_maps(tile, k, x.dtype, x.device)
-            b, _, h, w, th, tw, _ = geometry(x.shape, tile, k)
-            d_products = to_y_adjoint(d_y.contiguous(), aa, (b, u.shape[2], h, w, th, tw), tile)
-            d_x = d_u = None
-            if ctx.needs_input_grad[0]:
-                d_x = to_v_adjoint(torch.bmm(d_products, u.transpose(1, 2)), x.shape, bb, tile, k)
-            if ctx.needs_input_grad[1]:
-                d_u = torch.bmm(to_v(x, bb, tile, k).transpose(1, 2), d_products)
-            return d_x, d_u, None, None
+            tensors = ctx.saved_tensors
+            k, tile, out_channels = ctx.kernel_size, ctx.tile, ctx.out_channels
+            xs, us = tensors[0::2], tensors[1::2]
+            bb, aa = _torch_kron_maps(tile, k, xs[0].dtype, xs[0].device)
+            b, _, h, w, th, tw, _ = geometry(xs[0].shape, tile, k)
+            d_sum = to_y_adjoint(d_y.contiguous(), aa, (b, out_channels, h, w, th, tw), tile)
+            grads = []
+            for i, (x, u, places) in enumerate(zip(xs, us, ctx.placements)):
+                # The gradient of term i's products: its channels of the sum's, in its own order.
+                slices = [d_sum[:, :, target : target + width] for _, target, width in places]
+                d_products = slices[0] if len(slices) == 1 else torch.cat(slices, dim=2)
+                d_x = d_u = None
+                if ctx.needs_input_grad[4 + 2 * i]:
+                    d_x = to_v_adjoint(torch.bmm(d_products, u.transpose(1, 2)), x.shape, bb, tile, k)
+                if ctx.needs_input_grad[5 + 2 * i]:
+                    d_u = torch.bmm(to_v(x, bb, tile, k).transpose(1, 2), d_products)
+                grads += [d_x, d_u]
+            return (None, None, None, None, *grads)
 
-    return TransformedWinogradConv2d
+    return SummedTransformedWinogradConv2d
 
 
 def _transforms(x, kernel_shape, tile, data_format):

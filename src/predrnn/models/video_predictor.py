@@ -1,6 +1,5 @@
 """The shared frame loop of PredRNN and ConvLSTM: patching, teacher forcing, head, rollout."""
 
-import functools
 
 import keras
 import numpy as np
@@ -19,7 +18,13 @@ from predrnn.layers.common import (
     serialize_kernel_initializer,
     torch_winograd,
 )
-from predrnn.layers.winograd import transformed_winograd_conv2d, winograd_applies, winograd_kernel, winograd_tile
+from predrnn.layers.winograd import (
+    summed_transformed_winograd_conv2d,
+    transformed_winograd_conv2d,
+    winograd_applies,
+    winograd_kernel,
+    winograd_tile,
+)
 from predrnn.patching import check_patchable, from_patches, to_patches
 from predrnn.schedules import inference_teacher_forcing_mask
 
@@ -48,18 +53,38 @@ def _loop_winograd_tile(kernel_shape, dtype):
     return winograd_applies(kernel_shape, dtype)
 
 
-def _winograd_conv2d_in_loop(transformed, x, kernel, data_format):
-    """A cell convolution in a time loop that runs Winograd's (``VideoPredictor._loop_convolution``):
-    with the kernel from ``transformed`` (transformed once per sequence, by the same rule) or
-    transformed here (e.g. the first step's slices of fused kernels); :func:`conv2d` where
-    :func:`_loop_winograd_tile` says so."""
-    u = transformed.get(id(kernel))
-    if u is not None:
-        return transformed_winograd_conv2d(x, u, kernel.shape[0], winograd_tile(kernel.shape[0]), data_format)
-    tile = _loop_winograd_tile(kernel.shape, x.dtype)
-    if tile is None:
-        return conv2d(x, kernel, data_format)
-    return transformed_winograd_conv2d(x, winograd_kernel(kernel, tile), kernel.shape[0], tile, data_format)
+class _WinogradLoopConvolution:
+    """The cell convolutions of a time loop that runs Winograd's (``VideoPredictor._loop_convolution``),
+    a :func:`~predrnn.layers.common.conv_hook` function.
+
+    ``transformed`` maps ``id(kernel)`` to the kernel transformed once per sequence (by the
+    same rule); other kernels are transformed where they are used (e.g. the first step's
+    slices of fused kernels), or convolved by :func:`conv2d` where :func:`_loop_winograd_tile`
+    says so. With ``sums`` (PyTorch) the cells' gate sums are one
+    :func:`~predrnn.layers.winograd.summed_transformed_winograd_conv2d` each.
+    """
+
+    def __init__(self, transformed, sums=False):
+        self.transformed, self.sums = transformed, sums
+
+    def __call__(self, x, kernel, data_format):
+        u = self.transformed.get(id(kernel))
+        if u is not None:
+            return transformed_winograd_conv2d(x, u, kernel.shape[0], winograd_tile(kernel.shape[0]), data_format)
+        tile = _loop_winograd_tile(kernel.shape, x.dtype)
+        if tile is None:
+            return conv2d(x, kernel, data_format)
+        return transformed_winograd_conv2d(x, winograd_kernel(kernel, tile), kernel.shape[0], tile, data_format)
+
+    def summed(self, terms, out_channels, data_format):
+        """``sum_i conv(x_i, kernel_i)`` placed as ``terms`` say (``(x, kernel, placements)``)
+        with one output transform, where every kernel is in the table; otherwise None."""
+        us = [self.transformed.get(id(kernel)) for _, kernel, _ in terms]
+        if not self.sums or any(u is None for u in us):
+            return None
+        size = terms[0][1].shape[0]
+        winograd_terms = [(x, u, places) for (x, _, places), u in zip(terms, us)]
+        return summed_transformed_winograd_conv2d(winograd_terms, out_channels, size, winograd_tile(size), data_format)
 
 
 def _is_traced(x):
@@ -326,9 +351,10 @@ class VideoPredictor(keras.Model):
         Winograd's for every float32 3x3-7x7 kernel; on PyTorch, Winograd's where
         :func:`torch_winograd` says so. The kernels are transformed once per sequence
         (:meth:`_winograd_kernels`)."""
-        if not scanned and not (keras.backend.backend() == "torch" and torch_winograd()):
+        torch = keras.backend.backend() == "torch"
+        if not scanned and not (torch and torch_winograd()):
             return None
-        return functools.partial(_winograd_conv2d_in_loop, self._winograd_kernels(constants))
+        return _WinogradLoopConvolution(self._winograd_kernels(constants), sums=torch)
 
     def _scanned_unroll(self, patches, num_steps, context_length, mask, with_decoupling, data_format, constants):
         """:meth:`_unroll` with steps ``1 .. num_steps - 1`` as one ``keras.ops.scan`` (JAX).
