@@ -349,7 +349,8 @@ class VideoPredictor(keras.Model):
         """What the time loop's cell convolutions run as (a :func:`conv_hook` function), or None
         for :func:`conv2d`: in JAX's scanned loop (``scanned``, :meth:`_scanned_unroll`),
         Winograd's for every float32 3x3-7x7 kernel; on PyTorch, Winograd's where
-        :func:`torch_winograd` says so. The kernels are transformed once per sequence
+        :func:`torch_winograd` says so, and the cells' gate sums of them one call each with
+        a single output transform. The kernels are transformed once per sequence
         (:meth:`_winograd_kernels`)."""
         torch = keras.backend.backend() == "torch"
         if not scanned and not (torch and torch_winograd()):
