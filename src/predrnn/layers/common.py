@@ -416,10 +416,11 @@ class ConvRecurrentCell(keras.layers.Layer):
         adds its separate convolutions itself. ``terms`` are ``(x, kernel, placements)``
         (see :func:`predrnn.layers.winograd.summed_transformed_winograd_conv2d`); terms with
         ``x=None`` (zero states) are left out. Not with layer norm, which normalises each
-        convolution on its own.
+        convolution on its own, nor with fused gates (:func:`fused_gates`), which keep their
+        concatenated convolutions.
         """
         summed = getattr(getattr(_CONV_HOOK, "function", None), "summed", None)
-        if summed is None or self.use_layer_norm:
+        if summed is None or self.use_layer_norm or fused_gates():
             return None
         return summed([term for term in terms if term[0] is not None], out_channels, data_format)
 

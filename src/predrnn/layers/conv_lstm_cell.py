@@ -55,8 +55,7 @@ class ConvLSTMCell(ConvRecurrentCell):
         hidden, cell = states
         n = self.filters
         terms = [(inputs, self.kernel_x, ((0, 0, 4 * n),)), (hidden, self.kernel_h, ((0, 0, 4 * n),))]
-        # The gate sum in one call where the loop's convolutions can (else None).
-        gates = None if fused_gates() else self._summed_convolutions(terms, 4 * n, data_format)
+        gates = self._summed_convolutions(terms, 4 * n, data_format)  # None: the cell adds them below
         if gates is None and (self.use_layer_norm or not fused_gates()):  # separate convolutions
             gates = add_terms(
                 self._conv(inputs, self.kernel_x, self.norms.get("x"), data_format),

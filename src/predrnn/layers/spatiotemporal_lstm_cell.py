@@ -120,8 +120,7 @@ class SpatioTemporalLSTMCell(ConvRecurrentCell):
             (hidden, self.kernel_h, ((0, 0, 3 * n), (3 * n, 6 * n, n))),  # i f g, o
             (memory, self.kernel_m, ((0, 3 * n, 3 * n),)),  # i' f' g'
         ]
-        # The gate sums in one call where the loop's convolutions can (else None).
-        gates = None if fused_gates() else self._summed_convolutions(terms, 7 * n, data_format)
+        gates = self._summed_convolutions(terms, 7 * n, data_format)  # None: the cell adds them below
         if gates is not None:
             i_pre, f_pre, g_pre, i_prime_pre, f_prime_pre, g_prime_pre, o_pre = ops.split(gates, 7, axis=axis)
         elif self.use_layer_norm or not fused_gates():  # separate convolutions
