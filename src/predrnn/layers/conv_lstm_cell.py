@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from predrnn.layers.activations import sigmoid, tanh
 from predrnn.layers.common import CHANNELS_LAST, ConvRecurrentCell, add_terms, channel_axis, fused_gates
 
 
@@ -65,9 +66,9 @@ class ConvLSTMCell(ConvRecurrentCell):
             kernel = fused_kernels if fused_kernels is not None else self.fused_kernels()
             gates = self._fused_conv(inputs, hidden, kernel, data_format)
         i, f, g, o = ops.split(gates, 4, axis=channel_axis(data_format))
-        delta = ops.sigmoid(i) * ops.tanh(g)
-        cell = delta if cell is None else ops.sigmoid(f + self.forget_bias) * cell + delta
-        hidden = ops.sigmoid(o) * ops.tanh(cell)
+        delta = sigmoid(i) * tanh(g)
+        cell = delta if cell is None else sigmoid(f + self.forget_bias) * cell + delta
+        hidden = sigmoid(o) * tanh(cell)
         return hidden, cell
 
     def compute_output_spec(self, inputs, states):

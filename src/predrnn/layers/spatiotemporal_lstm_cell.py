@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from predrnn.layers.activations import sigmoid, tanh
 from predrnn.layers.common import CHANNELS_LAST, ConvRecurrentCell, add_terms, channel_axis, fused_gates
 
 
@@ -143,21 +144,21 @@ class SpatioTemporalLSTMCell(ConvRecurrentCell):
             i_pre, f_pre, g_pre, o_pre = ops.split(xh_gates, 4, axis=axis)
             i_prime_pre, f_prime_pre, g_prime_pre = ops.split(xm_gates, 3, axis=axis)
 
-        i = ops.sigmoid(i_pre)
-        f = ops.sigmoid(f_pre + self.forget_bias)
-        g = ops.tanh(g_pre)
+        i = sigmoid(i_pre)
+        f = sigmoid(f_pre + self.forget_bias)
+        g = tanh(g_pre)
         delta_c = i * g
         cell = delta_c if cell is None else f * cell + delta_c
 
-        i_prime = ops.sigmoid(i_prime_pre)
-        f_prime = ops.sigmoid(f_prime_pre + self.forget_bias)
-        g_prime = ops.tanh(g_prime_pre)
+        i_prime = sigmoid(i_prime_pre)
+        f_prime = sigmoid(f_prime_pre + self.forget_bias)
+        g_prime = tanh(g_prime_pre)
         delta_m = i_prime * g_prime
         memory = delta_m if memory is None else f_prime * memory + delta_m
 
         both = ops.concatenate([cell, memory], axis=axis)
-        o = ops.sigmoid(add_terms(o_pre, self._conv(both, self.kernel_o, self.norms.get("o"), data_format)))
-        hidden = o * ops.tanh(self._conv(both, self.kernel_last, data_format=data_format))
+        o = sigmoid(add_terms(o_pre, self._conv(both, self.kernel_o, self.norms.get("o"), data_format)))
+        hidden = o * tanh(self._conv(both, self.kernel_last, data_format=data_format))
         if self.return_increments:
             return hidden, cell, memory, delta_c, delta_m
         return hidden, cell, memory
