@@ -11,7 +11,7 @@ import keras
 from keras import ops
 
 from predrnn.errors import ConfigError
-from predrnn.layers.winograd import WINOGRAD_KERNEL_SIZES, recomputing_winograd_conv2d, winograd_applies
+from predrnn.layers.winograd import WINOGRAD_KERNEL_SIZES, checked_placements, recomputing_winograd_conv2d, winograd_applies
 
 LAYER_NORM_EPSILON = 1e-5  # the official PredRNN's nn.LayerNorm default
 
@@ -540,28 +540,94 @@ def _compile_xla_step(cell, data_format):
             return tuple(cell.step(x, states, data_format, fused))
 
     def forward(x, states, fused, values):
-        conv_outputs = []
-
-        def record(x, kernel, data_format):
-            conv_outputs.append(xla_conv2d(x, kernel, data_format))
-            return conv_outputs[-1]
-
-        return run(x, states, fused, values, record), tuple(conv_outputs)
+        record = _RecordedConvolutions()
+        return run(x, states, fused, values, record), tuple(record.outputs)
 
     def backward(x, states, fused, values, conv_outputs, output_gradients):
-        recorded = iter(conv_outputs)
-
-        def replay(x, kernel, data_format):
-            return _replayed_conv2d(x, kernel, next(recorded), data_format)
-
         sources = _differentiable(x, states, fused, values)
         with tf.GradientTape() as tape:
             tape.watch(sources)
-            outputs = run(x, states, fused, values, replay)
+            outputs = run(x, states, fused, values, _ReplayedConvolutions(conv_outputs))
         gradients = tape.gradient(outputs, sources, output_gradients=list(output_gradients))
         return tf.nest.flatten(gradients)  # None for a weight the step does not use (a zero state's kernel)
 
     return tf.function(forward, jit_compile=True), tf.function(backward, jit_compile=True)
+
+
+class _RecordedConvolutions:
+    """The forward XLA step's convolutions (a :func:`conv_hook` function): :func:`xla_conv2d`,
+    each output recorded for the backward step; a cell's gate sum is recorded as the sum
+    (:func:`placed_sum`), which is all the backward step needs of its terms."""
+
+    def __init__(self):
+        self.outputs = []
+
+    def __call__(self, x, kernel, data_format):
+        self.outputs.append(xla_conv2d(x, kernel, data_format))
+        return self.outputs[-1]
+
+    def summed(self, terms, out_channels, data_format):
+        convolved = [(xla_conv2d(x, kernel, data_format), places) for x, kernel, places in terms]
+        self.outputs.append(placed_sum(convolved, out_channels, data_format))
+        return self.outputs[-1]
+
+
+class _ReplayedConvolutions:
+    """The backward XLA step's convolutions: the recorded outputs, in the forward's order,
+    with the convolutions' gradients (:func:`_replayed_conv2d`, :func:`_replayed_sum`)."""
+
+    def __init__(self, recorded):
+        self.recorded = iter(recorded)
+
+    def __call__(self, x, kernel, data_format):
+        return _replayed_conv2d(x, kernel, next(self.recorded), data_format)
+
+    def summed(self, terms, out_channels, data_format):
+        return _replayed_sum(terms, next(self.recorded), out_channels, data_format)
+
+
+def placed_sum(outputs, out_channels, data_format=CHANNELS_LAST):
+    """``sum_i y_i`` over ``outputs`` ``(y_i, placements_i)``, each ``y_i`` placed into the
+    ``out_channels`` channels by its ``(source, target, width)`` triples (channels ``source ..
+    source + width`` of ``y_i`` to ``target .. target + width``; see
+    :func:`predrnn.layers.winograd.summed_transformed_winograd_conv2d`)."""
+    axis = channel_axis(data_format) % 4
+    total = None
+    for y, places in outputs:
+        for source, target, width in checked_placements(places, y.shape[axis], out_channels):
+            piece = y[:, source : source + width] if axis == 1 else y[..., source : source + width]
+            if width != out_channels:
+                padding = [[0, 0]] * 4
+                padding[axis] = [target, out_channels - target - width]
+                piece = ops.pad(piece, padding)
+            total = piece if total is None else total + piece
+    return total
+
+
+def _replayed_sum(terms, y, out_channels, data_format):
+    """``y``, recorded as the :func:`placed_sum` of the :func:`xla_conv2d` of ``terms``
+    (``(x, kernel, placements)``), with the gradients of those convolutions (TensorFlow)."""
+    import tensorflow as tf
+
+    places = [p for _, _, p in terms]
+    flat = [ops.convert_to_tensor(value) for x, kernel, _ in terms for value in (x, kernel)]
+
+    @tf.custom_gradient
+    def replayed(*arguments):
+        inputs, y = list(arguments[:-1]), arguments[-1]
+
+        def grad(dy):
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                convolved = [
+                    (xla_conv2d(x, kernel, data_format), p) for x, kernel, p in zip(inputs[0::2], inputs[1::2], places)
+                ]
+                recomputed = placed_sum(convolved, out_channels, data_format)
+            return (*tape.gradient(recomputed, inputs, output_gradients=dy), None)
+
+        return tf.identity(y), grad
+
+    return replayed(*flat, y)
 
 
 def _replayed_conv2d(x, kernel, y, data_format):

@@ -186,14 +186,14 @@ def summed_transformed_winograd_conv2d(terms, out_channels, kernel_size, tile=4,
         raise NotImplementedError("summed_transformed_winograd_conv2d runs on the PyTorch backend only.")
     tensors, placements = [], []
     for x, u, places in terms:
-        places = _checked_placements(places, u.shape[2], out_channels)
+        places = checked_placements(places, u.shape[2], out_channels)
         tensors += [x if data_format == CHANNELS_FIRST else ops.transpose(x, (0, 3, 1, 2)), u]
         placements.append(places)
     y = _torch_transformed_winograd().apply(kernel_size, tile, out_channels, tuple(placements), *tensors)
     return y if data_format == CHANNELS_FIRST else ops.transpose(y, (0, 2, 3, 1))
 
 
-def _checked_placements(places, kernel_channels, out_channels):
+def checked_placements(places, kernel_channels, out_channels):
     """``places`` as a tuple of int triples, after checking that they take the kernel's
     output channels ``0 .. kernel_channels`` in order into ``0 .. out_channels``."""
     places = tuple(tuple(int(value) for value in place) for place in places)
