@@ -197,14 +197,15 @@ def checked_placements(places, kernel_channels, out_channels):
     """``places`` as a tuple of int triples, after checking that they take the kernel's
     output channels ``0 .. kernel_channels`` in order into ``0 .. out_channels``."""
     places = tuple(tuple(int(value) for value in place) for place in places)
-    next_source = 0
-    for source, target, width in places:
-        if source != next_source or width < 1 or target < 0 or target + width > out_channels:
-            break
-        next_source += width
-    else:
-        if next_source == kernel_channels:
-            return places
+    sources = [0]  # where each triple must start: where the one before it ended
+    for _, _, width in places:
+        sources.append(sources[-1] + width)
+    valid = sources[-1] == kernel_channels and all(
+        source == start and width >= 1 and 0 <= target and target + width <= out_channels
+        for (source, target, width), start in zip(places, sources)
+    )
+    if valid:
+        return places
     raise ValueError(
         f"The placements {places} must take every one of the kernel's {kernel_channels} output "
         f"channels, in order, into the {out_channels} output channels."
