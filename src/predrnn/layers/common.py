@@ -458,13 +458,16 @@ def conv_hook(function):
 def xla_step(cell, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None):
     """``cell.step`` as two XLA-compiled functions, forward and backward (TensorFlow; see :func:`xla_cells`).
 
-    The forward step returns the step's outputs and the outputs of its convolutions. The
-    backward step recomputes the rest of the step from those (gates, layer norms: elementwise
-    work) and pulls the output gradients back through the convolutions, which it does not
-    recompute. Only the step's inputs, the weights and the convolution outputs are kept
-    between the two: TensorFlow's automatic gradient of one compiled step kept every gate
-    activation and returned its inputs and the kernels again, copied by XLA, per time step
-    (25 MB per 4x64 layer-step at batch 8, against 8 MB here; benchmarks/README.md).
+    The forward step returns the step's outputs and the outputs of its convolutions, a
+    cell's gate sum (``conv_x(x) + conv_h(h) [+ conv_m(m)]`` placed channel-wise, without
+    layer norm or fused gates; :meth:`ConvRecurrentCell._summed_convolutions`) as one output:
+    the sum is all the backward step needs of its terms. The backward step recomputes the
+    rest of the step from those (gates, layer norms: elementwise work) and pulls the output
+    gradients back through the convolutions, which it does not recompute. Only the step's
+    inputs, the weights and those outputs are kept between the two: TensorFlow's automatic
+    gradient of one compiled step kept every gate activation and returned its inputs and the
+    kernels again, copied by XLA, per time step (25 MB per 4x64 layer-step at batch 8; each
+    convolution's output: 8 MB; the gate sums: 4.5 MB; benchmarks/README.md).
     ``None`` states (exact zeros) are not arguments; they give the functions their own trace.
     Cells of one configuration and weight shapes share the two functions (the weights are
     arguments): a model's layers 2 to n compile once.
@@ -475,9 +478,10 @@ def xla_step(cell, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None
     if data_format not in compiled:
         compiled[data_format] = _shared_xla_step(cell, data_format)
     forward, backward = compiled[data_format].functions
-    weights = [tf.convert_to_tensor(weight.value) for weight in cell.weights]
+    sources, weights = _step_weights(cell)
     arguments = _differentiable(inputs, states, fused_kernels, weights)
     flat = [tf.convert_to_tensor(value) for value in tf.nest.flatten(arguments)]
+    count = len(weights)  # the weights are the last arguments
 
     def unflatten(flat):
         x, given, fused, values = tf.nest.pack_sequence_as(arguments, list(flat))
@@ -487,14 +491,82 @@ def xla_step(cell, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None
     @tf.custom_gradient
     def step(*flat):
         outputs, conv_outputs = forward(*unflatten(flat))
+        passed = [tf.identity(weight) for weight in flat[len(flat) - count :]]
 
         def grad(*output_gradients):  # None for an output the loss does not use
+            later = output_gradients[len(outputs) :]  # the cell's later steps' weight gradients, summed
             output_gradients = [tf.zeros_like(y) if g is None else g for y, g in zip(outputs, output_gradients)]
-            return backward(*unflatten(flat), conv_outputs, output_gradients)
+            gradients = backward(*unflatten(flat), conv_outputs, output_gradients)
+            own = gradients[len(gradients) - count :]
+            summed = [a if b is None else b if a is None else a + b for a, b in zip(own, later)]
+            return [*gradients[: len(gradients) - count], *summed]
 
-        return outputs, grad
+        return (*outputs, *passed), grad
 
-    return step(*flat)
+    results = step(*flat)
+    _pass_weights(cell, sources, results[len(results) - count :])
+    return results[: len(results) - count]
+
+
+# Per thread (a tf.distribute replica runs in its own) and per graph: the weights each cell's
+# last XLA step passed on (see :func:`_step_weights`).
+_PASSED_WEIGHTS = threading.local()
+
+
+def _passed_weights_table():
+    import tensorflow as tf
+
+    tables = getattr(_PASSED_WEIGHTS, "tables", None)
+    if tables is None:
+        tables = _PASSED_WEIGHTS.tables = weakref.WeakKeyDictionary()
+    return tables.setdefault(tf.compat.v1.get_default_graph(), {})
+
+
+@contextlib.contextmanager
+def weights_read_per_step():
+    """Within it, XLA cell steps read their variables themselves and pass nothing on
+    (:func:`_step_weights`). For rematerialised steps (``keras.remat``; TensorFlow's
+    ``tf.recompute_grad`` differentiates only a step's inputs and the variables it reads)."""
+    previous = getattr(_PASSED_WEIGHTS, "off", False)
+    _PASSED_WEIGHTS.off = True
+    try:
+        yield
+    finally:
+        _PASSED_WEIGHTS.off = previous
+
+
+def _passes_weights():
+    import tensorflow as tf
+
+    return not tf.executing_eagerly() and not getattr(_PASSED_WEIGHTS, "off", False)
+
+
+def _step_weights(cell):
+    """``(sources, weights)``: the cell's weights as an XLA step takes them (TensorFlow).
+
+    In a traced graph the steps of a cell pass its weights on, one step to the next
+    (:func:`xla_step`: an identity, no copy), so that each step's backward adds its weight
+    gradients to those of the later steps and passes one sum on. Each step reading the
+    variables itself left TensorFlow's gradient to sum every step's weight gradients at
+    once, holding them all until the first time step's backward: 19 x 24 MB at 4x64/batch
+    8 (benchmarks/README.md, "Memory (session 11)"). ``sources`` (the variables, or what a
+    ``keras.StatelessScope`` maps them to) tell whether the passed weights are still the
+    ones to use; eagerly (and under :func:`weights_read_per_step`) every step reads the
+    variables.
+    """
+    import tensorflow as tf
+
+    sources = tuple(weight.value for weight in cell.weights)
+    if _passes_weights():
+        passed = _passed_weights_table().get(id(cell))
+        if passed is not None and all(a is b for a, b in zip(passed[0], sources)):
+            return sources, list(passed[1])
+    return sources, [tf.convert_to_tensor(source) for source in sources]
+
+
+def _pass_weights(cell, sources, weights):
+    if _passes_weights():
+        _passed_weights_table()[id(cell)] = (sources, tuple(weights))
 
 
 def _differentiable(x, states, fused_kernels, weights):

@@ -17,6 +17,7 @@ from predrnn.layers.common import (
     model_xla_cells,
     serialize_kernel_initializer,
     torch_winograd,
+    weights_read_per_step,
 )
 from predrnn.layers.winograd import (
     summed_transformed_winograd_conv2d,
@@ -269,9 +270,10 @@ class VideoPredictor(keras.Model):
 
         def flat_step(x, *flat_state):
             state = keras.tree.pack_sequence_as(structure["state"], list(flat_state))
-            # The fused kernels are rebuilt inside: a rematerialised function must read the
-            # variables itself (tf.recompute_grad differentiates only inputs and variables).
-            with conv_hook(convolve):
+            # The fused kernels are rebuilt inside, and TensorFlow's XLA cell steps read their
+            # weights: a rematerialised function must read the variables itself
+            # (tf.recompute_grad differentiates only inputs and variables).
+            with conv_hook(convolve), weights_read_per_step():
                 hidden, new_state, decoupling = self._step(x, state, with_decoupling, data_format)
             outputs = [hidden] + keras.tree.flatten(new_state)
             if decoupling is not None:
