@@ -1,12 +1,15 @@
-"""What PyTorch's autograd keeps for the backward pass: one training forward of the 4x64 model.
+"""What the backward pass keeps: one training forward of the 4x64 model.
 
-Walks the graph behind the loss of one forward (batch 8, 20 random 64x64 frames, every
-frame teacher-forced) and adds up the distinct storages of the tensors its nodes saved, by
-node type: the library's PredRNN (``library``, the default) or benchmarks/reference_torch.py
-(``reference``). Compares activation memory without an allocator or a framework in the figure.
+PyTorch: walks the graph behind the loss of one forward (batch 8, 20 random 64x64 frames,
+every frame teacher-forced) and adds up the distinct storages of the tensors its nodes
+saved, by node type: the library's PredRNN (``library``, the default) or
+benchmarks/reference_torch.py (``reference``). JAX (``jax``): the residuals that
+``jax.ad_checkpoint.print_saved_residuals`` lists for the library's loss (the scanned time
+loop), by shape. Compares activation memory without an allocator or a framework in the figure.
 
     python benchmarks/saved_tensors.py library
     python benchmarks/saved_tensors.py reference
+    python benchmarks/saved_tensors.py jax
 
 Produced the "saved for the backward pass" figures of benchmarks/README.md.
 """
@@ -14,9 +17,46 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
+which = sys.argv[1] if len(sys.argv) > 1 else "library"
+os.environ.setdefault("KERAS_BACKEND", "jax" if which == "jax" else "torch")
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
+
+
+def jax_saved_residuals():
+    """``(count, MB in all, {shape: count})`` of the residuals of the library's JAX loss."""
+    import contextlib
+    import io
+    import re
+
+    import jax
+    import jax.numpy as jnp
+    import keras
+
+    from predrnn import PredRNN
+
+    keras.utils.set_random_seed(0)
+    model = PredRNN(filters=(64,) * 4, kernel_size=5, patch_size=4)
+    inputs = {"frames": jnp.asarray(frames), "teacher_forcing_mask": jnp.asarray(mask)}
+    model(inputs)
+    fixed = [v.value for v in model.non_trainable_variables]
+
+    def loss(trainable):
+        predictions, _ = model.stateless_call(trainable, fixed, inputs, training=True)
+        return jnp.mean((predictions - inputs["frames"][:, 1:]) ** 2)
+
+    listing = io.StringIO()
+    with contextlib.redirect_stdout(listing):
+        jax.ad_checkpoint.print_saved_residuals(loss, [v.value for v in model.trainable_variables])
+    sizes = {"f32": 4, "f16": 2, "bf16": 2, "i32": 4, "u32": 4}
+    count, total, shapes = 0, 0, {}
+    for line in listing.getvalue().splitlines():
+        found = re.match(r"(\w+)\[([\d,]*)\]", line)
+        if found:
+            shape = found.group(2)
+            elements = int(np.prod([int(d) for d in shape.split(",") if d])) if shape else 1
+            count, total = count + 1, total + elements * sizes.get(found.group(1), 4)
+            shapes[shape] = shapes.get(shape, 0) + 1
+    return count, total / 2**20, dict(sorted(shapes.items(), key=lambda kv: -kv[1]))
 
 
 def saved_storages(root):
@@ -44,9 +84,14 @@ def saved_storages(root):
     return sum(storages.values()) / 2**20, {k: round(v / 2**20) for k, v in sorted(by_type.items(), key=lambda kv: -kv[1])}
 
 
-which = sys.argv[1] if len(sys.argv) > 1 else "library"
 frames = np.random.default_rng(0).random((8, 20, 64, 64, 1)).astype("float32")
 mask = np.ones((8, 18), "float32")
+if which == "jax":
+    count, total, shapes = jax_saved_residuals()
+    print(f"jax: {count} residuals, {total:.0f} MB saved for the backward pass; count by shape: {shapes}")
+    sys.exit(0)
+import torch  # noqa: E402
+
 if which == "reference":
     sys.path.insert(0, str(Path(__file__).parent))
     import reference_torch

@@ -6,8 +6,8 @@ keeps the output *and* the derivative (``s (1 - s)``, ``1 - t^2``) computed in t
 pass: two tensors per gate. In the scanned time loop of a 4x64 PredRNN at batch 8 that was
 80 of the 195 tensors saved for the backward pass, 890 MB in all; with these functions
 (a ``jax.custom_vjp`` keeping the output) 589 MB, and the training step's working memory
-fell from ~1620 to ~1340 MB at the same speed (benchmarks/README.md, "Memory"). Forward
-values are ``keras.ops.sigmoid`` / ``keras.ops.tanh``'s on every backend.
+fell from ~1620 to ~1340 MB at the same speed (benchmarks/README.md, "Memory (session
+11)"). Forward values are ``keras.ops.sigmoid`` / ``keras.ops.tanh``'s on every backend.
 """
 
 import functools
