@@ -491,6 +491,9 @@ class VideoPredictor(keras.Model):
 
         ``predict`` compiles ``self.predict_function`` once and reuses it; the loop length is
         static, so each rollout length keeps its own function (and ``model.predict`` its own).
+        A batch of at most ``batch_size`` sequences runs as ``predict_on_batch`` (the same
+        function, without ``predict``'s data pipeline: on TensorFlow ``predict`` added about
+        1 s to many 1.5 s rollouts of the 4x64 model's batch, benchmarks/README.md).
         """
         cache = self.__dict__.get("_rollout_functions")
         if cache is None:
@@ -499,7 +502,10 @@ class VideoPredictor(keras.Model):
         previous = self.predict_function
         self.predict_function = cache.get(key)
         try:
-            predictions = self.predict(inputs, batch_size=batch_size, verbose=0)
+            if inputs[FRAMES].shape[0] <= batch_size:
+                predictions = self.predict_on_batch(inputs)
+            else:
+                predictions = self.predict(inputs, batch_size=batch_size, verbose=0)
             cache[key] = self.predict_function
         finally:
             self.predict_function = previous
