@@ -449,12 +449,19 @@ def conv_hook(function):
     a compiled step is traced: XLA cell steps, JAX's scanned loop; and in PyTorch's loop). A
     ``function`` with a ``summed(terms, out_channels, data_format)`` method also takes the
     cells' gate sums (:meth:`ConvRecurrentCell._summed_convolutions`)."""
-    previous = getattr(_CONV_HOOK, "function", None)
-    _CONV_HOOK.function = function
+    with _thread_setting(_CONV_HOOK, "function", function):
+        yield
+
+
+@contextlib.contextmanager
+def _thread_setting(local, name, value):
+    """``local.name = value`` within it (a ``threading.local``), the previous value after."""
+    previous = getattr(local, name, None)
+    setattr(local, name, value)
     try:
         yield
     finally:
-        _CONV_HOOK.function = previous
+        setattr(local, name, previous)
 
 
 def xla_step(cell, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None):
@@ -529,18 +536,14 @@ def weights_read_per_step():
     """Within it, XLA cell steps read their variables themselves and pass nothing on
     (:func:`_step_weights`). For rematerialised steps (``keras.remat``; TensorFlow's
     ``tf.recompute_grad`` differentiates only a step's inputs and the variables it reads)."""
-    previous = getattr(_PASSED_WEIGHTS, "off", False)
-    _PASSED_WEIGHTS.off = True
-    try:
+    with _thread_setting(_PASSED_WEIGHTS, "off", True):
         yield
-    finally:
-        _PASSED_WEIGHTS.off = previous
 
 
 def _passes_weights():
     import tensorflow as tf
 
-    return not tf.executing_eagerly() and not getattr(_PASSED_WEIGHTS, "off", False)
+    return not tf.executing_eagerly() and not getattr(_PASSED_WEIGHTS, "off", None)
 
 
 def _step_weights(cell):
