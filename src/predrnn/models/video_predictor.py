@@ -88,6 +88,15 @@ class _WinogradLoopConvolution:
         return summed_transformed_winograd_conv2d(winograd_terms, out_channels, size, winograd_tile(size), data_format)
 
 
+def _runs_on_one_replica(model):
+    """Whether no distribution spreads the model's steps over replicas (a Keras
+    ``keras.distribution`` or TensorFlow's ``tf.distribute`` strategy of several replicas)."""
+    if keras.distribution.distribution() is not None:
+        return False
+    strategy = getattr(model, "distribute_strategy", None)  # TensorFlow's trainer only
+    return strategy is None or strategy.num_replicas_in_sync == 1
+
+
 def _is_traced(x):
     """Whether ``x`` is a JAX tracer (inside ``jit``, as in ``fit``, ``predict`` and ``rollout``).
 
@@ -493,7 +502,8 @@ class VideoPredictor(keras.Model):
         static, so each rollout length keeps its own function (and ``model.predict`` its own).
         A batch of at most ``batch_size`` sequences runs as ``predict_on_batch`` (the same
         function, without ``predict``'s data pipeline: on TensorFlow ``predict`` added about
-        1 s to many 1.5 s rollouts of the 4x64 model's batch, benchmarks/README.md).
+        1 s to many 1.5 s rollouts of the 4x64 model's batch, benchmarks/README.md), unless
+        the model is distributed (``predict_on_batch`` does not split a batch over replicas).
         """
         cache = self.__dict__.get("_rollout_functions")
         if cache is None:
@@ -502,7 +512,7 @@ class VideoPredictor(keras.Model):
         previous = self.predict_function
         self.predict_function = cache.get(key)
         try:
-            if inputs[FRAMES].shape[0] <= batch_size:
+            if inputs[FRAMES].shape[0] <= batch_size and _runs_on_one_replica(self):
                 predictions = self.predict_on_batch(inputs)
             else:
                 predictions = self.predict(inputs, batch_size=batch_size, verbose=0)
