@@ -384,10 +384,7 @@ def _load_average():
 def _import_input_pipeline():
     """Import what :class:`_Batches` uses before a runner measures its memory baseline: the
     data layer imports Keras, which the reference itself does not use."""
-    try:
-        from predrnn.data import MovingMNISTStream, VideoPredictionDataset  # noqa: F401
-    except ImportError:  # the data layer is optional for timing
-        pass
+    from predrnn.data import MovingMNISTStream, VideoPredictionDataset  # noqa: F401
 
 
 class _Batches:
@@ -405,21 +402,18 @@ class _Batches:
         self.dataset = None
         self.source = "random frames"
         if config.channels == 1:
-            try:
-                from predrnn.data import MovingMNISTStream, VideoPredictionDataset
-                from predrnn.schedules import ReverseSchedule
+            from predrnn.data import MovingMNISTStream, VideoPredictionDataset
+            from predrnn.schedules import ReverseSchedule
 
-                digit_size = min(28, max(1, round(28 * config.image_size / 64)))  # 28 on 64x64 canvases
-                stream = MovingMNISTStream(
-                    seed, num_frames=config.total_length, image_size=config.image_size, digit_size=digit_size
-                )
-                self.dataset = VideoPredictionDataset(
-                    stream, config.batch_size, config.input_length, config.output_length,
-                    schedule=ReverseSchedule(), seed=seed, steps_per_epoch=1_000_000,
-                )
-                self.source = "Moving MNIST stream + VideoPredictionDataset (synchronous)"
-            except ImportError:  # the data layer is optional for timing
-                self.dataset = None
+            digit_size = min(28, max(1, round(28 * config.image_size / 64)))  # 28 on 64x64 canvases
+            stream = MovingMNISTStream(
+                seed, num_frames=config.total_length, image_size=config.image_size, digit_size=digit_size
+            )
+            self.dataset = VideoPredictionDataset(
+                stream, config.batch_size, config.input_length, config.output_length,
+                schedule=ReverseSchedule(), seed=seed, steps_per_epoch=1_000_000,
+            )
+            self.source = "Moving MNIST stream + VideoPredictionDataset (synchronous)"
         self.rng = np.random.default_rng(seed)
 
     def next(self):

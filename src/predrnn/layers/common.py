@@ -640,8 +640,7 @@ class _RecordedConvolutions:
         self.outputs = []
 
     def __call__(self, x, kernel, data_format):
-        self.outputs.append(xla_conv2d(x, kernel, data_format))
-        return self.outputs[-1]
+        return self.summed([_whole_term(x, kernel)], kernel.shape[-1], data_format)
 
     def summed(self, terms, out_channels, data_format):
         convolved = [(xla_conv2d(x, kernel, data_format), places) for x, kernel, places in terms]
@@ -651,16 +650,21 @@ class _RecordedConvolutions:
 
 class _ReplayedConvolutions:
     """The backward XLA step's convolutions: the recorded outputs, in the forward's order,
-    with the convolutions' gradients (:func:`_replayed_conv2d`, :func:`_replayed_sum`)."""
+    with the convolutions' gradients (:func:`_replayed_sum`)."""
 
     def __init__(self, recorded):
         self.recorded = iter(recorded)
 
     def __call__(self, x, kernel, data_format):
-        return _replayed_conv2d(x, kernel, next(self.recorded), data_format)
+        return self.summed([_whole_term(x, kernel)], kernel.shape[-1], data_format)
 
     def summed(self, terms, out_channels, data_format):
         return _replayed_sum(terms, next(self.recorded), out_channels, data_format)
+
+
+def _whole_term(x, kernel):
+    """``conv(x, kernel)`` as the one term of a gate sum: every output channel in place."""
+    return x, kernel, ((0, 0, kernel.shape[-1]),)
 
 
 def placed_sum(outputs, out_channels, data_format=CHANNELS_LAST):
@@ -672,7 +676,9 @@ def placed_sum(outputs, out_channels, data_format=CHANNELS_LAST):
     total = None
     for y, places in outputs:
         for source, target, width in checked_placements(places, y.shape[axis], out_channels):
-            piece = y[:, source : source + width] if axis == 1 else y[..., source : source + width]
+            piece = y
+            if width != y.shape[axis]:
+                piece = y[:, source : source + width] if axis == 1 else y[..., source : source + width]
             if width != out_channels:
                 padding = [[0, 0]] * 4
                 padding[axis] = [target, out_channels - target - width]
@@ -683,7 +689,11 @@ def placed_sum(outputs, out_channels, data_format=CHANNELS_LAST):
 
 def _replayed_sum(terms, y, out_channels, data_format):
     """``y``, recorded as the :func:`placed_sum` of the :func:`xla_conv2d` of ``terms``
-    (``(x, kernel, placements)``), with the gradients of those convolutions (TensorFlow)."""
+    (``(x, kernel, placements)``), with the gradients of those convolutions (TensorFlow).
+
+    The gradient is that of the recomputed sum; its forward computation is unused, so XLA
+    removes it.
+    """
     import tensorflow as tf
 
     places = [p for _, _, p in terms]
@@ -705,23 +715,3 @@ def _replayed_sum(terms, y, out_channels, data_format):
         return tf.identity(y), grad
 
     return replayed(*flat, y)
-
-
-def _replayed_conv2d(x, kernel, y, data_format):
-    """``y``, recorded as ``xla_conv2d(x, kernel)``, with the convolution's gradient (TensorFlow).
-
-    The gradient is ``xla_conv2d``'s own; its forward computation is unused, so XLA removes it.
-    """
-    import tensorflow as tf
-
-    @tf.custom_gradient
-    def replayed(x, kernel, y):
-        def grad(dy):
-            with tf.GradientTape() as tape:
-                tape.watch([x, kernel])
-                recomputed = xla_conv2d(x, kernel, data_format)
-            return (*tape.gradient(recomputed, [x, kernel], output_gradients=dy), None)
-
-        return tf.identity(y), grad
-
-    return replayed(x, kernel, y)
