@@ -130,3 +130,55 @@ def test_layer_norm_needs_known_spatial_size():
     cell = SpatioTemporalLSTMCell(4, use_layer_norm=True)
     with pytest.raises(ValueError, match="height and width must be known"):
         cell.build((None, None, None, 3))
+
+
+def _saved_tensors(root):
+    """Every tensor saved for the backward pass in the autograd graph behind ``root`` (PyTorch)."""
+    import torch
+
+    seen, saved, stack = set(), [], [root]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        for name in dir(node):
+            if name.startswith("_saved_"):
+                value = getattr(node, name, None)
+                saved += [t for t in (value if isinstance(value, (tuple, list)) else [value]) if isinstance(t, torch.Tensor)]
+        saved += list(getattr(node, "saved_tensors", ()) or ())  # custom autograd.Functions
+        stack += [next_node for next_node, _ in getattr(node, "next_functions", ())]
+    return saved
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="PyTorch's autograd keeps tensors by storage")
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+def test_torch_st_lstm_backward_keeps_the_new_states_once(rng, data_format):
+    """conv_o and conv_last keep the concatenation ``[cell', memory']`` for their backward;
+    the new states are views of it, so the next step's gradient keeps no second copy of
+    them (76 MB at 4x64/batch 8). Values stay those of the NumPy reference."""
+    import torch
+
+    x, (h, c, m) = _random_inputs(rng)
+    cell = SpatioTemporalLSTMCell(4, kernel_size=3)
+    cell.build(x.shape)
+    weights = _cell_weights(cell, rng)
+    layout = (lambda a: torch.tensor(a).permute(0, 3, 1, 2)) if data_format == "channels_first" else torch.tensor
+    h1, c1, m1 = cell.step(layout(x), tuple(layout(s).requires_grad_() for s in (h, c, m)), data_format)
+    h2, c2, m2 = cell.step(layout(x), (h1, c1, m1), data_format)
+    axis = 1 if data_format == "channels_first" else 3
+
+    def holds(t, state):  # the state itself, or a concatenation with it as one half
+        if t.shape == state.shape:
+            return torch.equal(t, state)
+        if t.dim() == 4 and t.shape[axis] == 2 * state.shape[axis]:
+            return any(torch.equal(half, state) for half in torch.split(t, state.shape[axis], axis))
+        return False
+
+    saved = _saved_tensors((h2.sum() + c2.sum() + m2.sum()).grad_fn)
+    copies = {t.untyped_storage().data_ptr() for t in saved for state in (c1, m1) if holds(t, state)}
+    assert len(copies) == 1, f"{len(copies)} storages hold step 1's cell and memory states"
+    back = (lambda t: t.permute(0, 2, 3, 1)) if data_format == "channels_first" else (lambda t: t)
+    want = ref.st_lstm_step(x.astype(np.float64), h, c, m, weights)
+    for got, expected in zip((h1, c1, m1), want):
+        np.testing.assert_allclose(back(got).detach().numpy(), expected, rtol=1e-5, atol=1e-5)

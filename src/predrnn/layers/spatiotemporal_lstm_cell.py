@@ -157,6 +157,11 @@ class SpatioTemporalLSTMCell(ConvRecurrentCell):
         memory = delta_m if memory is None else f_prime * memory + delta_m
 
         both = ops.concatenate([cell, memory], axis=axis)
+        if keras.backend.backend() == "torch":
+            # The new states leave as views of ``both``, which the backward of conv_o and
+            # conv_last keeps anyway: PyTorch's autograd then keeps one copy of them for the
+            # next step's gradient, not two (76 MB at 4x64/batch 8, benchmarks/README.md).
+            cell, memory = ops.split(both, 2, axis=axis)
         o = sigmoid(add_terms(o_pre, self._conv(both, self.kernel_o, self.norms.get("o"), data_format)))
         hidden = o * tanh(self._conv(both, self.kernel_last, data_format=data_format))
         if self.return_increments:
