@@ -26,6 +26,7 @@ from predrnn.layers.winograd import (
     winograd_kernel,
     winograd_tile,
 )
+from predrnn.memory import release_after_jax_compiles, released_after_first_call
 from predrnn.patching import check_patchable, from_patches, to_patches
 from predrnn.schedules import inference_teacher_forcing_mask
 
@@ -520,6 +521,35 @@ class VideoPredictor(keras.Model):
         finally:
             self.predict_function = previous
         return predictions
+
+    # ---------------------------------------------------------------- memory after compiling
+    def make_train_function(self, force=False):
+        """Keras' train function, after whose compilation the freed heap goes back to the
+        system (:mod:`predrnn.memory`): on TensorFlow after the first call (which traces and
+        compiles), on JAX after each XLA compilation, before the step first runs."""
+        super().make_train_function(force)
+        self.train_function = self._releasing_memory(self.train_function)
+        return self.train_function
+
+    def make_test_function(self, force=False):
+        """Keras' test function; the heap as in :meth:`make_train_function`."""
+        super().make_test_function(force)
+        self.test_function = self._releasing_memory(self.test_function)
+        return self.test_function
+
+    def make_predict_function(self, force=False):
+        """Keras' predict function (rollouts too); the heap as in :meth:`make_train_function`."""
+        super().make_predict_function(force)
+        self.predict_function = self._releasing_memory(self.predict_function)
+        return self.predict_function
+
+    def _releasing_memory(self, function):
+        backend = keras.backend.backend()
+        if backend == "jax":
+            release_after_jax_compiles()
+        elif backend == "tensorflow":
+            return released_after_first_call(function)
+        return function
 
     # ---------------------------------------------------------------- defaults
     def compile(self, optimizer=None, loss=None, **kwargs):
