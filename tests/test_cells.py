@@ -178,6 +178,9 @@ def test_torch_st_lstm_backward_keeps_the_new_states_once(rng, data_format):
     saved = _saved_tensors((h2.sum() + c2.sum() + m2.sum()).grad_fn)
     copies = {t.untyped_storage().data_ptr() for t in saved for state in (c1, m1) if holds(t, state)}
     assert len(copies) == 1, f"{len(copies)} storages hold step 1's cell and memory states"
+    with torch.no_grad():  # nothing kept, no views (strided views made rollouts slower)
+        _, c3, m3 = cell.step(layout(x), (h1, c1, m1), data_format)
+    assert c3.untyped_storage().data_ptr() != m3.untyped_storage().data_ptr()
     back = (lambda t: t.permute(0, 2, 3, 1)) if data_format == "channels_first" else (lambda t: t)
     want = ref.st_lstm_step(x.astype(np.float64), h, c, m, weights)
     for got, expected in zip((h1, c1, m1), want):

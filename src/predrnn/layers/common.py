@@ -219,6 +219,15 @@ def torch_winograd(kernel_shape=None, dtype="float32"):
     )
 
 
+def torch_records_gradients():
+    """Whether this is the PyTorch backend with autograd recording (outside ``torch.no_grad``)."""
+    if keras.backend.backend() != "torch":
+        return False
+    import torch
+
+    return torch.is_grad_enabled()
+
+
 def channel_axis(data_format):
     return 1 if data_format == CHANNELS_FIRST else -1
 

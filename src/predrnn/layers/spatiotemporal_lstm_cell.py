@@ -4,7 +4,14 @@ import keras
 from keras import ops
 
 from predrnn.layers.activations import sigmoid, tanh
-from predrnn.layers.common import CHANNELS_LAST, ConvRecurrentCell, add_terms, channel_axis, fused_gates
+from predrnn.layers.common import (
+    CHANNELS_LAST,
+    ConvRecurrentCell,
+    add_terms,
+    channel_axis,
+    fused_gates,
+    torch_records_gradients,
+)
 
 
 @keras.saving.register_keras_serializable(package="predrnn")
@@ -157,10 +164,11 @@ class SpatioTemporalLSTMCell(ConvRecurrentCell):
         memory = delta_m if memory is None else f_prime * memory + delta_m
 
         both = ops.concatenate([cell, memory], axis=axis)
-        if keras.backend.backend() == "torch":
+        if torch_records_gradients():
             # The new states leave as views of ``both``, which the backward of conv_o and
             # conv_last keeps anyway: PyTorch's autograd then keeps one copy of them for the
             # next step's gradient, not two (76 MB at 4x64/batch 8, benchmarks/README.md).
+            # Not without gradients: the strided views made rollouts ~2% slower.
             cell, memory = ops.split(both, 2, axis=axis)
         o = sigmoid(add_terms(o_pre, self._conv(both, self.kernel_o, self.norms.get("o"), data_format)))
         hidden = o * tanh(self._conv(both, self.kernel_last, data_format=data_format))
