@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
             "environment: PREDRNN_XLA_CELLS=auto|0|1 (TensorFlow, JAX): compile the cell steps on "
             "their own, with Winograd convolutions. TensorFlow: each cell step is an XLA function; "
             "auto, the default, for cells of at least 64 filters with 5x5-7x7 kernels when no GPU is "
-            "visible (faster on CPU, about 0.25 GB more memory). JAX: the time loop is one scanned "
+            "visible (faster on CPU, about 0.17 GB more memory). JAX: the time loop is one scanned "
             "step; auto for models whose kernels are all 3x3-7x7, on the CPU (faster, and far "
             "shorter compiles). run.json records it. PREDRNN_TORCH_WINOGRAD=auto|0|1 (PyTorch): the "
             "models' 5x5 convolutions with at least 128 output channels run as Winograd "

@@ -5,9 +5,9 @@ XLA executables) allocates and frees hundreds of MB in small blocks. glibc keeps
 blocks in its heap, resident, between the blocks that stay live, and the step's buffers
 are then allocated beside them: a process's peak is the compilation's leftovers plus the
 step. ``malloc_trim(0)`` hands the free pages back. At 4x64/batch 8 on this project's CPU
-(benchmarks/README.md, "Memory (session 12)"): JAX's working set over the imports fell
-from 1324 to 1124 MB with a trim after each compilation, and TensorFlow's later steps
-from ~1320 to ~1200 MB with one after the first step.
+(benchmarks/README.md, "Memory (session 12)"): JAX's peak fell from 1602 to 1396 MB with a
+trim after each compilation, TensorFlow's later steps' from 2040 to 1906 MB with one after
+the first step (``benchmarks/peak_memory.py 20 3``).
 
 The models use this on their own (``VideoPredictor.make_train_function`` and its test and
 predict siblings); nothing here changes a result. Where there is no glibc (macOS,

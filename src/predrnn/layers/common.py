@@ -96,8 +96,8 @@ def xla_cells(filters=None, kernel_size=None, dtype="float32"):
       training step, its 3x3-7x7 convolutions :func:`predrnn.layers.winograd.recomputing_winograd_conv2d`.
       On this project's 2-core AVX2 CPU the 4x64/batch-8 Moving MNIST training step took
       0.59x the reference's (0.58x the uncompiled cells'), the paper's 4x128/batch-16 step
-      0.39x, for ~0.25 GB more memory (1385 against 1129 MB above the imports at 4x64,
-      session 11) and a compile of 50 s instead of 25 s. The small
+      0.39x, for ~0.17 GB more memory (1302 against 1129 MB above the imports at 4x64,
+      session 12) and a compile of 50 s instead of 25 s. The small
       quickstart model (32 filters, 3x3) trained slower with it, hence the rule.
     - **JAX** (``auto``: every cell has a 3x3 to 7x7 kernel, JAX runs on the CPU): the models'
       time loop after the first step becomes one ``keras.ops.scan`` (``lax.scan``: one step
@@ -106,8 +106,9 @@ def xla_cells(filters=None, kernel_size=None, dtype="float32"):
       transformed once per sequence (``VideoPredictor._unroll``). A model-wide choice: one cell
       that does not qualify keeps the unrolled loop. 4x64/batch 8, 20 frames: 9.0-10.1 s per
       step instead of 24.9-25.5 s (1.28x TensorFlow's default), compiled in ~20 s instead of
-      ~100 s, 1854 instead of 2322 MB (1348 MB above the imports since session 11's
-      activations, :mod:`predrnn.layers.activations`); quickstart-sized (2x32, 3x3): 1.06 s instead of 1.82 s. XLA:CPU runs direct
+      ~100 s, 1854 instead of 2322 MB (1143 MB above the imports since session 11's
+      activations, :mod:`predrnn.layers.activations`, and session 12's
+      :mod:`predrnn.memory`); quickstart-sized (2x32, 3x3): 1.06 s instead of 1.82 s. XLA:CPU runs direct
       convolutions inside a loop several times slower than unrolled (12.95 s against
       1.82 s for the quickstart size), so the scan comes with Winograd only.
 
