@@ -61,26 +61,15 @@ def jax_saved_residuals():
 
 def saved_storages(root):
     """``(MB in all, {node type: MB})`` of the distinct storages saved in ``root``'s graph."""
-    seen, storages, by_type, stack = set(), {}, {}, [root]
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        tensors = []
-        for name in dir(node):
-            if name.startswith("_saved_"):
-                value = getattr(node, name, None)
-                values = value if isinstance(value, (tuple, list)) else [value]
-                tensors += [t for t in values if isinstance(t, torch.Tensor)]
-        tensors += list(getattr(node, "saved_tensors", ()) or ())  # custom autograd.Functions
-        for tensor in tensors:
-            storage = tensor.untyped_storage()
-            if storage.data_ptr() not in storages:
-                storages[storage.data_ptr()] = storage.nbytes()
-                kind = type(node).__name__
-                by_type[kind] = by_type.get(kind, 0) + storage.nbytes()
-        stack += [next_node for next_node, _ in getattr(node, "next_functions", ())]
+    from predrnn.testing import saved_for_backward
+
+    storages, by_type = {}, {}
+    for node, tensor in saved_for_backward(root):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in storages:
+            storages[storage.data_ptr()] = storage.nbytes()
+            kind = type(node).__name__
+            by_type[kind] = by_type.get(kind, 0) + storage.nbytes()
     return sum(storages.values()) / 2**20, {k: round(v / 2**20) for k, v in sorted(by_type.items(), key=lambda kv: -kv[1])}
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from predrnn import ConvLSTMCell, SpatioTemporalLSTMCell
-from predrnn.testing import run_serialization_test
+from predrnn.testing import run_serialization_test, saved_for_backward
 
 import numpy_reference as ref
 
@@ -132,25 +132,6 @@ def test_layer_norm_needs_known_spatial_size():
         cell.build((None, None, None, 3))
 
 
-def _saved_tensors(root):
-    """Every tensor saved for the backward pass in the autograd graph behind ``root`` (PyTorch)."""
-    import torch
-
-    seen, saved, stack = set(), [], [root]
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        for name in dir(node):
-            if name.startswith("_saved_"):
-                value = getattr(node, name, None)
-                saved += [t for t in (value if isinstance(value, (tuple, list)) else [value]) if isinstance(t, torch.Tensor)]
-        saved += list(getattr(node, "saved_tensors", ()) or ())  # custom autograd.Functions
-        stack += [next_node for next_node, _ in getattr(node, "next_functions", ())]
-    return saved
-
-
 @pytest.mark.skipif(keras.backend.backend() != "torch", reason="PyTorch's autograd keeps tensors by storage")
 @pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
 def test_torch_st_lstm_backward_keeps_the_new_states_once(rng, data_format):
@@ -175,7 +156,7 @@ def test_torch_st_lstm_backward_keeps_the_new_states_once(rng, data_format):
             return any(torch.equal(half, state) for half in torch.split(t, state.shape[axis], axis))
         return False
 
-    saved = _saved_tensors((h2.sum() + c2.sum() + m2.sum()).grad_fn)
+    saved = [t for _, t in saved_for_backward((h2.sum() + c2.sum() + m2.sum()).grad_fn)]
     copies = {t.untyped_storage().data_ptr() for t in saved for state in (c1, m1) if holds(t, state)}
     assert len(copies) == 1, f"{len(copies)} storages hold step 1's cell and memory states"
     with torch.no_grad():  # nothing kept, no views (strided views made rollouts slower)

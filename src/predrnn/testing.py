@@ -40,3 +40,26 @@ def run_model_saving_test(model, inputs, atol=1e-6):
     actual = keras.ops.convert_to_numpy(loaded(inputs))
     np.testing.assert_allclose(actual, expected, atol=atol, err_msg="outputs differ after .keras save/load")
     return loaded
+
+
+def saved_for_backward(root):
+    """``[(node, tensor)]``: every tensor saved for the backward pass in the PyTorch autograd
+    graph behind ``root`` (a ``grad_fn``), with the node that saved it; custom
+    ``autograd.Function`` nodes included. For checking what a training forward keeps alive."""
+    import torch
+
+    seen, saved, stack = set(), [], [root]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        tensors = []
+        for name in dir(node):
+            if name.startswith("_saved_"):
+                value = getattr(node, name, None)
+                tensors += [t for t in (value if isinstance(value, (tuple, list)) else [value]) if isinstance(t, torch.Tensor)]
+        tensors += list(getattr(node, "saved_tensors", ()) or ())  # custom autograd.Functions
+        saved += [(node, tensor) for tensor in tensors]
+        stack += [next_node for next_node, _ in getattr(node, "next_functions", ())]
+    return saved
