@@ -144,6 +144,20 @@ def test_ssim_agrees_with_skimage(shape, rng):
     )
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 16, 20, 1), (2, 2, 24, 13, 3)])
+def test_ssim_equals_keras_image_ssim(shape, rng):
+    """The separable-window SSIM computes keras.ops.image.ssim's values (per image, not only
+    the means), in non-square frames with several channels."""
+    y_true = smooth_frames(rng, shape)
+    y_pred = np.clip(y_true + 0.15 * rng.standard_normal(shape), 0.0, 1.0).astype(np.float32)
+    b, t, h, w, c = shape
+    expected = keras.ops.image.ssim(
+        y_true.reshape(b * t, h, w, c), y_pred.reshape(b * t, h, w, c), max_val=1.0, data_format="channels_last"
+    )
+    computed = metrics._sample_ssim(y_true, y_pred)
+    np.testing.assert_allclose(to_numpy(computed), to_numpy(expected).reshape(b, t), atol=1e-6)
+
+
 def test_compute_frame_metrics_returns_float64_vectors(rng):
     frames = smooth_frames(rng, (2, 3, 16, 16, 1))
     computed = compute_frame_metrics(frames, frames * 0.9)
