@@ -2,6 +2,7 @@
 local subprocess runs (with a fake interpreter) and the CLI."""
 
 import csv
+import dataclasses
 import json
 import sys
 import textwrap
@@ -12,6 +13,7 @@ import pytest
 
 from predrnn.errors import ConfigError
 from predrnn.jobs import experiment as ex
+from predrnn.jobs.config import load_config
 
 METRICS = ex.METRICS
 
@@ -59,7 +61,14 @@ def test_shipped_specs_load_and_validate():
     versions = ex.load_spec("compare_versions").configs()
     assert versions["v1"].model.decoupling_weight == 0.0
     assert versions["v2"].model.decoupling_weight == 0.1 and versions["v2"].sampling.schedule == "reverse"
-    for configs in (models, schedules, versions):
+    precisions = ex.load_spec("compare_precision").configs()
+    assert {name: c.train.precision for name, c in precisions.items()} == {
+        "float32": "float32", "mixed_bfloat16": "mixed_bfloat16"
+    }
+    quickstart = load_config("quickstart")
+    for config in precisions.values():  # the quickstart itself, in each precision
+        assert dataclasses.replace(config, train=dataclasses.replace(config.train, precision="float32")) == quickstart
+    for configs in (models, schedules, versions, precisions):
         assert all(c.train.steps <= 1000 and c.data.image_size == 64 for c in configs.values())  # CPU-sized
 
 
