@@ -219,6 +219,10 @@ def test_mixed_bfloat16_trains_and_stays_close_to_float32(rng):
         assert all(keras.backend.standardize_dtype(v.dtype) == "float32" for v in mixed.weights)
         out = mixed(inputs)
         assert keras.backend.standardize_dtype(out.dtype) == "float32"
+        # The head computes in float32: its predictions are not bfloat16 values (a float32
+        # holds a bfloat16 value when its low 16 bits are zero).
+        bits = keras.ops.convert_to_numpy(out).view(np.uint32)
+        assert np.mean(bits & 0xFFFF != 0) > 0.9
         np.testing.assert_allclose(keras.ops.convert_to_numpy(out), keras.ops.convert_to_numpy(full(inputs)), atol=0.05)
         rolled = mixed.rollout(inputs["frames"][:, :3], 4)
         assert rolled.dtype == np.float32 and np.isfinite(rolled).all()

@@ -190,6 +190,7 @@ class VideoPredictor(keras.Model):
             name="head_kernel",
             shape=(1, 1, self.filters[-1], p * p * channels),
             initializer=self._initializer,
+            autocast=False,  # the head computes in the variable dtype: see _head
         )
         self.built = True
 
@@ -270,7 +271,15 @@ class VideoPredictor(keras.Model):
 
     # --------------------------------------------------------------- the loop
     def _head(self, hidden, data_format="channels_last"):
-        return conv2d(hidden, self.head_kernel, data_format)
+        """The 1x1 head, top hidden state -> the next frame's patches, in the variable dtype.
+
+        Under mixed precision the head (a sliver of the step's work) computes in float32,
+        as Keras advises for a model's output layer: trained with a bfloat16 head, the
+        quickstart model left a faint haze on the black background, its test MAE 9% above
+        float32's (benchmarks/README.md, "Mixed precision"). The loop feeds the prediction
+        back in the compute dtype.
+        """
+        return conv2d(ops.cast(hidden, self.head_kernel.dtype), self.head_kernel, data_format)
 
     def _remat_step(self, with_decoupling, data_format, convolve=None):
         """``_step`` wrapped in ``keras.remat`` over a flat list of tensors; its convolutions
@@ -345,8 +354,9 @@ class VideoPredictor(keras.Model):
                 hidden, state, decoupling = remat_step(x, state)
             else:
                 hidden, state, decoupling = self._step(x, state, with_decoupling, data_format, constants)
-            prediction = self._head(hidden, data_format)
-            predictions.append(prediction)
+            output = self._head(hidden, data_format)
+            predictions.append(output)
+            prediction = ops.cast(output, patches.dtype)  # fed back in the compute dtype
             if decoupling is not None:
                 decoupling_terms.append(decoupling)
         decoupling = ops.mean(ops.stack(decoupling_terms)) if decoupling_terms else None
@@ -383,7 +393,7 @@ class VideoPredictor(keras.Model):
         convolve = self._loop_convolution(constants, scanned=True)
         with conv_hook(convolve):
             hidden, state, decoupling = self._step(patches[:, 0], self._initial_state(), with_decoupling, data_format, constants)
-        prediction = self._head(hidden, data_format)
+        first = self._head(hidden, data_format)
         batch = ops.shape(patches)[0]
         columns = []
         for t in range(1, num_steps):
@@ -408,11 +418,13 @@ class VideoPredictor(keras.Model):
                     hidden, state, term = remat_step(x, state)
                 else:
                     hidden, state, term = self._step(x, state, with_decoupling, data_format, constants)
-            prediction = self._head(hidden, data_format)
-            return (prediction, state), (prediction, no_term if term is None else ops.cast(term, "float32"))
+            output = self._head(hidden, data_format)
+            prediction = ops.cast(output, patch.dtype)  # fed back in the compute dtype
+            return (prediction, state), (output, no_term if term is None else ops.cast(term, "float32"))
 
-        _, (later, terms) = ops.scan(body, (prediction, state), (later_patches, weights))
-        predictions = ops.moveaxis(ops.concatenate([ops.expand_dims(prediction, 0), later], axis=0), 0, 1)
+        carry = (ops.cast(first, patches.dtype), state)
+        _, (later, terms) = ops.scan(body, carry, (later_patches, weights))
+        predictions = ops.moveaxis(ops.concatenate([ops.expand_dims(first, 0), later], axis=0), 0, 1)
         if not with_decoupling:
             return predictions, None
         terms = ops.concatenate([ops.reshape(ops.cast(decoupling, "float32"), (1,)), terms], axis=0)
