@@ -350,11 +350,13 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
                 if dataset.loader_error is not None:  # e.g. a DataError for NaN frames
                     raise dataset.loader_error from None
                 raise
-    summary = {"workdir": str(workdir), "interrupted": interrupted}
-    state_file = checkpoints / "state.json"
-    if state_file.exists():
-        with open(state_file) as handle:
-            summary.update(json.load(handle))
+        summary = {"workdir": str(workdir), "interrupted": interrupted}
+        # This process's own state: another worker must not read the chief's state.json,
+        # which the chief may not have written yet for the last step.
+        state_file = out / "checkpoints" / "state.json"
+        if state_file.exists():
+            with open(state_file) as handle:
+                summary.update(json.load(handle))
     if interrupted:
         print(
             f"\nInterrupted. The last checkpoint is at step {summary.get('step', 0)}; "
