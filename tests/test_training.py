@@ -105,6 +105,27 @@ def test_workdir_is_never_overwritten_silently(tmp_path):
         train(changed, workdir, resume=True)
 
 
+def test_a_non_chief_worker_reports_its_own_step(monkeypatch, tmp_path):
+    # Worker 1 of a cluster trains into a scratch folder; its summary must not come from the
+    # chief's state.json in the shared run folder, which the chief may not have written yet
+    # (here: never). One process stands in for the worker: its cluster says index 1.
+    import contextlib
+    import types
+
+    from predrnn.jobs import distribution
+
+    @contextlib.contextmanager
+    def one_device_as_worker_1(mode, *, global_batch_size):
+        yield distribution.DistributionInfo("none", keras.backend.backend(), "none", 1, 1, 1, global_batch_size)
+
+    monkeypatch.setattr(distribution, "multi_worker_environment", lambda: types.SimpleNamespace(worker_index=1))
+    monkeypatch.setattr(distribution, "distribution_scope", one_device_as_worker_1)
+    config = load_config("smoke", ["train.steps=4", "train.progress=false", "train.distribution=auto"])
+    summary = train(config, tmp_path / "run")
+    assert summary["step"] == 4 and summary["epoch"] == 2
+    assert not (tmp_path / "run").exists()  # only the chief writes the run folder
+
+
 def test_missing_checkpoint_errors(tmp_path):
     with pytest.raises(CheckpointError, match="Checkpoint not found"):
         evaluate(tmp_path / "nope.keras", progress=False)
