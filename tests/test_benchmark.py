@@ -65,6 +65,13 @@ def test_issue_sizes():
     assert training_flops(PRESETS["paper"]) == pytest.approx(11.1e12, rel=0.02)
 
 
+def test_the_peak_matmul_is_larger_on_an_accelerator():
+    from predrnn.benchmark import _matmul_size
+
+    assert (_matmul_size("cpu", "float32"), _matmul_size("cpu", "bfloat16")) == (2048, 1024)
+    assert _matmul_size("NVIDIA H200", "bfloat16") == _matmul_size("gpu", "float32") == 8192
+
+
 def test_parse_implementation():
     impl = parse_implementation("tensorflow+xla:mixed_bfloat16")
     assert (impl.kind, impl.backend, impl.xla, impl.precision, impl.remat) == (
