@@ -4,7 +4,8 @@
 # That machine cannot reach the network. Its image (Python 3.12) has JAX and PyTorch with CUDA,
 # numpy, h5py, rich, ml-dtypes, absl-py, imageio, pillow and matplotlib, but not Keras nor
 # TensorFlow: this fetches Keras and the two packages of Keras' that the image lacks, without
-# their other dependencies, into .whl/ (git-ignored). TensorFlow stays behind: its wheel is
+# their other dependencies, into .whl/ (git-ignored; this script's own folder, replaced on
+# each run so that no older version stays beside the new). TensorFlow stays behind: its wheel is
 # about ten times the 64 MiB that may travel to the machine.
 #
 #   bash benchmarks/gpu_wheels.sh [PYTHON_VERSION]     # default 3.12, the GPU image's

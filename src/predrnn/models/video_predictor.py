@@ -275,11 +275,8 @@ class VideoPredictor(keras.Model):
 
         Under mixed precision the head (a sliver of the step's work) computes in float32,
         as Keras advises for a model's output layer, so the predictions and the loss keep
-        float32's resolution; the loop feeds the prediction back in the compute dtype. On
-        the quickstart (benchmarks/README.md, "Mixed precision") the bfloat16-trained
-        models' test MAE was 181.4 / 183.6 (seeds 0 / 1) with a bfloat16 head and 168.5 /
-        185.7 / 179.8 (seeds 0-2) with this one, against float32 training's 170.4 / 164.5 /
-        159.5: seed 0's background haze went away, the others' did not.
+        float32's resolution; the loop feeds the prediction back in the compute dtype. What
+        it changed in the quickstart's scores is in benchmarks/README.md ("Mixed precision").
         """
         return conv2d(ops.cast(hidden, self.head_kernel.dtype), self.head_kernel, data_format)
 
