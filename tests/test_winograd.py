@@ -143,24 +143,32 @@ def test_torch_transformed_winograd_matches_the_direct_convolution_and_keeps_onl
     assert saved == sorted([(2, 3, 10, 9), tuple(u.shape)])
 
 
+SUMMED_PLACEMENTS = [
+    # An ST-LSTM-like gate sum: a full term, a term split over two places, a term in the middle.
+    (14, [((0, 0, 14),), ((0, 0, 6), (6, 12, 2)), ((0, 6, 6),)]),
+    # No term over every channel; channels 16-17 get none (zeros); term 1's second place
+    # and term 2 overlap term 0 in part, so the channel ranges split inside placements.
+    (18, [((0, 2, 14),), ((0, 0, 6), (6, 12, 2)), ((0, 6, 6),)]),
+]
+
+
 @pytest.mark.skipif(BACKEND != "torch", reason="PyTorch's autograd.Function")
 @pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
-def test_torch_summed_winograd_matches_the_placed_sum_of_direct_convolutions(rng, data_format):
-    """An ST-LSTM-like gate sum (a full term, a term split over two places, a term in the
-    middle) against the direct convolutions added channel by channel: values and every
+@pytest.mark.parametrize("out_channels, placements", SUMMED_PLACEMENTS)
+def test_torch_summed_winograd_matches_the_placed_sum_of_direct_convolutions(rng, data_format, out_channels, placements):
+    """Gate sums against the direct convolutions added channel by channel: values and every
     gradient; the backward keeps the inputs and the transformed kernels only."""
     import torch
 
     first = data_format == "channels_first"
     shapes = [(3, 14), (2, 8), (2, 6)]  # (in, out) of the three terms
-    placements = [((0, 0, 14),), ((0, 0, 6), (6, 12, 2)), ((0, 6, 6),)]
     xs = [torch.tensor(rng.standard_normal((2, 10, 9, c)).astype("float32"), requires_grad=True) for c, _ in shapes]
     kernels = [torch.tensor((rng.standard_normal((5, 5, c, o)) / 5).astype("float32"), requires_grad=True) for c, o in shapes]
-    weights = torch.tensor(rng.standard_normal((2, 10, 9, 14)).astype("float32"))
+    weights = torch.tensor(rng.standard_normal((2, 10, 9, out_channels)).astype("float32"))
     layout = lambda x: x.permute(0, 3, 1, 2) if first else x  # the function's layout from channels-last
 
     def direct():
-        total = torch.zeros(2, 14, 10, 9)
+        total = torch.zeros(2, out_channels, 10, 9)
         for x, kernel, places in zip(xs, kernels, placements):
             y = torch.nn.functional.conv2d(x.permute(0, 3, 1, 2), kernel.permute(3, 2, 0, 1), padding=2)
             for source, target, width in places:
@@ -169,7 +177,7 @@ def test_torch_summed_winograd_matches_the_placed_sum_of_direct_convolutions(rng
 
     def summed():
         terms = [(layout(x), winograd_kernel(k, 4), places) for x, k, places in zip(xs, kernels, placements)]
-        y = summed_transformed_winograd_conv2d(terms, 14, 5, 4, data_format)
+        y = summed_transformed_winograd_conv2d(terms, out_channels, 5, 4, data_format)
         return y.permute(0, 2, 3, 1) if first else y
 
     for conv in (direct, summed):
@@ -181,7 +189,7 @@ def test_torch_summed_winograd_matches_the_placed_sum_of_direct_convolutions(rng
         np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-4, atol=1e-4 * want.abs().max().item())
     us = [winograd_kernel(k, 4) for k in kernels]
     inputs = [layout(x).contiguous() for x in xs]
-    y = summed_transformed_winograd_conv2d(list(zip(inputs, us, placements)), 14, 5, 4, data_format)
+    y = summed_transformed_winograd_conv2d(list(zip(inputs, us, placements)), out_channels, 5, 4, data_format)
     function = y.grad_fn if first else y.grad_fn.next_functions[0][0]  # channels-last: behind the output transpose
     saved = sorted(tuple(t.shape) for t in function.saved_tensors)
     channels_first_shapes = [tuple(t.shape) if first else tuple(t.permute(0, 3, 1, 2).shape) for t in inputs]

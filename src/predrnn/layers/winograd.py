@@ -176,9 +176,13 @@ def summed_transformed_winograd_conv2d(terms, out_channels, kernel_size, tile=4,
     .. source + width`` of ``conv(x, u)`` to channels ``target .. target + width`` of the
     ``out_channels``-channel result (together, in order, every channel of ``u``). A gate
     pre-activation such as ``conv_x(x) + conv_h(h)`` of the recurrent cells is one call:
-    the transform is linear, so the terms' products are summed (each accumulated in place
-    by its matrix product) and transformed back once, instead of once per term; the inputs
-    are transformed once each. The gradient keeps the inputs and the transformed kernels,
+    the transform is linear, so the terms' products are summed and transformed back once,
+    instead of once per term; the inputs are transformed once each. The products are summed
+    per range of output channels to which the same terms contribute (the ST-LSTM's gate sum:
+    three), each range's products contiguous: then every product is one batched matrix
+    product accumulated in place, where a product into a channel slice of the whole sum
+    ran as one matrix product per Winograd coefficient (10% of the 4x64 model's rollout
+    time, benchmarks/README.md). The gradient keeps the inputs and the transformed kernels,
     like :func:`transformed_winograd_conv2d`'s. All inputs have the same batch and spatial
     shape and are convolved with the same kernel size and tile.
     """
@@ -291,16 +295,38 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
         d_padded = F.fold(columns, (tile * th + k - 1, tile * tw + k - 1), n, stride=tile)  # overlapping tiles summed
         return d_padded[:, :, pads[2] : pads[2] + h, pads[0] : pads[0] + w]
 
-    def to_y(products, aa, shape, tile):  # (n^2, b * th * tw, out) -> (b, out, H, W)
-        b, out, h, w, th, tw = shape
-        y = torch.mm(aa, products.view(products.shape[0], -1)).view(tile, tile, b, th, tw, out)  # (j, i, ...)
-        return y.permute(2, 5, 3, 1, 4, 0).reshape(b, out, tile * th, tile * tw)[:, :, :h, :w]
+    def to_y(products, aa, y, tile):  # (n^2, b * th * tw, w) -> y (b, w, tile * th, tile * tw), written in place
+        b, width, height, breadth = y.shape
+        th, tw = height // tile, breadth // tile
+        pixels = torch.mm(aa, products.view(products.shape[0], -1)).view(tile, tile, b, th, tw, width)  # (j, i, ...)
+        y.view(b, width, th, tile, tw, tile).permute(5, 3, 0, 2, 4, 1).copy_(pixels)
 
     def to_y_adjoint(d_y, aa, shape, tile):  # (b, out, H, W) -> (n^2, b * th * tw, out)
         b, out, h, w, th, tw = shape
         d_y = F.pad(d_y, (0, tile * tw - w, 0, tile * th - h))
         d_y = d_y.reshape(b, out, th, tile, tw, tile).permute(5, 3, 0, 2, 4, 1).reshape(tile * tile, -1)
         return torch.mm(aa.T, d_y).view(aa.shape[1], b * th * tw, out)
+
+    @functools.lru_cache(maxsize=None)
+    def channel_ranges(placements, out_channels):
+        """The output channel ranges ``(start, end, [(term, source), ...])`` between every
+        placement's ends, with the terms that contribute to the whole range and where in
+        their kernel's channels it starts."""
+        ends = {0, out_channels}
+        for places in placements:
+            for _, target, width in places:
+                ends |= {target, target + width}
+        ends = sorted(ends)
+        ranges = []
+        for start, end in zip(ends, ends[1:]):
+            sources = [
+                (i, source + start - target)
+                for i, places in enumerate(placements)
+                for source, target, width in places
+                if target <= start and end <= target + width
+            ]
+            ranges.append((start, end, sources))
+        return ranges
 
     class SummedTransformedWinogradConv2d(torch.autograd.Function):
         """``sum_i conv(x_i, u_i)``, term ``i``'s output channels placed by its ``placements``
@@ -316,17 +342,21 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
             xs, us = tensors[0::2], tensors[1::2]
             bb, aa = _torch_kron_maps(tile, kernel_size, xs[0].dtype, xs[0].device)
             b, _, h, w, th, tw, _ = geometry(xs[0].shape, tile, kernel_size)
-            products = None
-            for x, u, places in zip(xs, us, placements):
-                v = to_v(x, bb, tile, kernel_size)
-                if places == ((0, 0, out_channels),):  # the whole output: the first term of a sum
-                    products = torch.bmm(v, u) if products is None else products.baddbmm_(v, u)
-                    continue
+            vs = [to_v(x, bb, tile, kernel_size) for x in xs]
+            y = xs[0].new_empty((b, out_channels, tile * th, tile * tw))
+            # Channel by channel range over which the same terms contribute: the products of
+            # each range are contiguous, so every product is one batched matrix product
+            # (a product into a channel slice of a wider result would be one per coefficient).
+            for start, end, sources in channel_ranges(placements, out_channels):
+                products = None
+                for i, source in sources:
+                    u = us[i][:, :, source : source + end - start]
+                    products = torch.bmm(vs[i], u) if products is None else products.baddbmm_(vs[i], u)
                 if products is None:
-                    products = v.new_zeros((v.shape[0], v.shape[1], out_channels))
-                for source, target, width in places:  # accumulated in place, by the product itself
-                    products[:, :, target : target + width].baddbmm_(v, u[:, :, source : source + width])
-            return to_y(products, aa, (b, out_channels, h, w, th, tw), tile)
+                    y[:, start:end].zero_()
+                else:
+                    to_y(products, aa, y[:, start:end], tile)
+            return y[:, :, :h, :w]
 
         @staticmethod
         def backward(ctx, d_y):
