@@ -299,12 +299,14 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
         b, width, height, breadth = y.shape
         th, tw = height // tile, breadth // tile
         pixels = torch.mm(aa, products.view(products.shape[0], -1)).view(tile, tile, b, th, tw, width)  # (j, i, ...)
-        y.view(b, width, th, tile, tw, tile).permute(5, 3, 0, 2, 4, 1).copy_(pixels)
+        y.permute(0, 2, 3, 1).view(b, th, tile, tw, tile, width).permute(4, 2, 0, 1, 3, 5).copy_(pixels)
 
     def to_y_adjoint(d_y, aa, shape, tile):  # (b, out, H, W) -> (n^2, b * th * tw, out)
         b, out, h, w, th, tw = shape
-        d_y = F.pad(d_y, (0, tile * tw - w, 0, tile * th - h))
-        d_y = d_y.reshape(b, out, th, tile, tw, tile).permute(5, 3, 0, 2, 4, 1).reshape(tile * tile, -1)
+        d_y = d_y.contiguous(memory_format=torch.channels_last)  # as y: then the gather copies channel runs
+        if (h, w) != (tile * th, tile * tw):
+            d_y = F.pad(d_y, (0, tile * tw - w, 0, tile * th - h))
+        d_y = d_y.permute(0, 2, 3, 1).reshape(b, th, tile, tw, tile, out).permute(4, 2, 0, 1, 3, 5).reshape(tile * tile, -1)
         return torch.mm(aa.T, d_y).view(aa.shape[1], b * th * tw, out)
 
     @functools.lru_cache(maxsize=None)
@@ -343,7 +345,7 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
             bb, aa = _torch_kron_maps(tile, kernel_size, xs[0].dtype, xs[0].device)
             b, _, h, w, th, tw, _ = geometry(xs[0].shape, tile, kernel_size)
             vs = [to_v(x, bb, tile, kernel_size) for x in xs]
-            y = xs[0].new_empty((b, out_channels, tile * th, tile * tw))
+            y = torch.empty((b, out_channels, tile * th, tile * tw), dtype=xs[0].dtype, device=xs[0].device, memory_format=torch.channels_last)
             # Channel by channel range over which the same terms contribute: the products of
             # each range are contiguous, so every product is one batched matrix product
             # (a product into a channel slice of a wider result would be one per coefficient).
@@ -365,7 +367,7 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
             xs, us = tensors[0::2], tensors[1::2]
             bb, aa = _torch_kron_maps(tile, k, xs[0].dtype, xs[0].device)
             b, _, h, w, th, tw, _ = geometry(xs[0].shape, tile, k)
-            d_sum = to_y_adjoint(d_y.contiguous(), aa, (b, out_channels, h, w, th, tw), tile)
+            d_sum = to_y_adjoint(d_y, aa, (b, out_channels, h, w, th, tw), tile)
             grads = []
             for i, (x, u, places) in enumerate(zip(xs, us, ctx.placements)):
                 # The gradient of term i's products: its channels of the sum's, in its own order.
