@@ -521,6 +521,20 @@ def test_seeded_runs_with_xla_cells_repeat_exactly_and_compile_once(rng, monkeyp
     assert len(compiled) == 1
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's XLA cells: compiled tf.function cell steps")
+def test_the_first_step_runs_the_later_steps_compiled_xla_cell_functions(rng, monkeypatch):
+    """The first time step's zero states go into the compiled cell steps as zeros: one trace
+    (and compilation) of the forward and of the backward function serves every step."""
+    monkeypatch.setenv("PREDRNN_XLA_CELLS", "1")
+    frames = rng.random((2, 5, 6, 6, 1)).astype("float32")
+    model = PredRNN(filters=(7, 7), kernel_size=5, patch_size=2)  # shares its steps with no other test's
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    model.train_on_batch({"frames": frames, "teacher_forcing_mask": np.ones((2, 3), "float32")}, frames[:, 1:])
+    functions = {id(f): f for cell in model.cells for f in vars(cell)["_xla_steps"]["channels_last"].functions}
+    assert len(functions) == 4  # layer 1 (4 input channels) and layer 2 (7), forward and backward
+    assert [f.experimental_get_tracing_count() for f in functions.values()] == [1, 1, 1, 1]
+
+
 def test_a_cell_called_on_its_own_is_unaffected_by_xla_cells(rng, monkeypatch):
     """Only the models' time loop compiles steps; a cell called eagerly under a tape runs as
     usual (its Winograd convolutions once ran uncompiled there, and failed under a tape)."""

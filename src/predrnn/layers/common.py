@@ -352,10 +352,27 @@ class ConvRecurrentCell(keras.layers.Layer):
         half is traced outside the layer's autocast scope, and the Winograd convolutions are
         float32-only anyway). Otherwise, and on the other backends, it is :meth:`step` itself
         (on JAX the models compile the cells inside their scanned time loop instead).
+
+        The compiled step gets zero states as zeros, not ``None``: the first time step then
+        runs the later steps' compiled functions instead of its own pair. That costs the
+        first step's convolutions of zeros (~2% of a 4x64 training step, within the noise)
+        and saves compiling and keeping two more functions per cell configuration: 4x64
+        Moving MNIST, 1236 against 1300 MB above the imports and a first step of 39 against
+        53 s (benchmarks/README.md, "XLA cell steps"). The results are the same: a
+        convolution of zeros is zero (``beta`` after a layer norm, as :meth:`_conv` gives).
         """
         if keras.backend.backend() != "tensorflow" or not xla_cells(self.filters, self.kernel_size, inputs.dtype):
             return self.step(inputs, states, data_format, fused_kernels)
-        return xla_step(self, inputs, states, data_format, fused_kernels)
+        return xla_step(self, inputs, self._zeros_for_none(inputs, states, data_format), data_format, fused_kernels)
+
+    def _zeros_for_none(self, inputs, states, data_format):
+        """``states`` with each ``None`` (an exact-zero state) as a zero tensor of the state's shape."""
+        if all(state is not None for state in states):
+            return states
+        height, width = inputs.shape[2:] if data_format == CHANNELS_FIRST else inputs.shape[1:3]
+        shape = (self.filters, height, width) if data_format == CHANNELS_FIRST else (height, width, self.filters)
+        zeros = ops.zeros((ops.shape(inputs)[0], *shape), dtype=inputs.dtype)
+        return tuple(zeros if state is None else state for state in states)
 
     def _check_input_shape(self, input_shape):
         if len(input_shape) != 4:
@@ -487,7 +504,8 @@ def xla_step(cell, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None
     gradient of one compiled step kept every gate activation and returned its inputs and the
     kernels again, copied by XLA, per time step (25 MB per 4x64 layer-step at batch 8; each
     convolution's output: 8 MB; the gate sums: 4.5 MB; benchmarks/README.md).
-    ``None`` states (exact zeros) are not arguments; they give the functions their own trace.
+    ``None`` states (exact zeros) are not arguments; they give the functions their own trace
+    (:meth:`ConvRecurrentCell.run_step` passes zeros instead, so that one trace serves every step).
     Cells of one configuration and weight shapes share the two functions (the weights are
     arguments): a model's layers 2 to n compile once.
     """
@@ -601,8 +619,9 @@ class _CompiledStep:
 
 # Cells of one configuration (a model's layers 2 to n, or the models of several seeded runs
 # in one process) share their compiled functions: the weights are arguments, so only the
-# configuration and the shapes shape the computation. A model's 4 layers then compile 8
-# functions instead of 16. An entry lives while a cell that uses it does.
+# configuration and the shapes shape the computation. A model's 4 layers then compile 4
+# functions (the first layer's configuration and the others', forward and backward) instead
+# of 8. An entry lives while a cell that uses it does.
 _SHARED_XLA_STEPS = weakref.WeakValueDictionary()
 
 
