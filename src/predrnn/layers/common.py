@@ -96,8 +96,8 @@ def xla_cells(filters=None, kernel_size=None, dtype="float32"):
       training step, its 3x3-7x7 convolutions :func:`predrnn.layers.winograd.recomputing_winograd_conv2d`.
       On this project's 2-core AVX2 CPU the 4x64/batch-8 Moving MNIST training step took
       0.59x the reference's (0.58x the uncompiled cells'), the paper's 4x128/batch-16 step
-      0.39x, for ~0.17 GB more memory (1302 against 1129 MB above the imports at 4x64,
-      session 12) and a compile of 50 s instead of 25 s. The small
+      0.39x, for more memory (4x64: 1195 MB above the imports in session 15's run, 1129 MB
+      without them in session 12's) and a compile of ~40 s instead of 25 s. The small
       quickstart model (32 filters, 3x3) trained slower with it, hence the rule.
     - **JAX** (``auto``: every cell has a 3x3 to 7x7 kernel, JAX runs on the CPU): the models'
       time loop after the first step becomes one ``keras.ops.scan`` (``lax.scan``: one step
