@@ -190,6 +190,7 @@ def test_torch_summed_winograd_matches_the_placed_sum_of_direct_convolutions(rng
     us = [winograd_kernel(k, 4) for k in kernels]
     inputs = [layout(x).contiguous() for x in xs]
     y = summed_transformed_winograd_conv2d(list(zip(inputs, us, placements)), out_channels, 5, 4, data_format)
+    assert y.stride(1 if first else 3) == 1  # channels-last memory in either layout
     function = y.grad_fn if first else y.grad_fn.next_functions[0][0]  # channels-last: behind the output transpose
     saved = sorted(tuple(t.shape) for t in function.saved_tensors)
     channels_first_shapes = [tuple(t.shape) if first else tuple(t.permute(0, 3, 1, 2).shape) for t in inputs]

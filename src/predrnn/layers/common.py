@@ -357,8 +357,8 @@ class ConvRecurrentCell(keras.layers.Layer):
         runs the later steps' compiled functions instead of its own pair. That costs the
         first step's convolutions of zeros (~2% of a 4x64 training step, within the noise)
         and saves compiling and keeping two more functions per cell configuration: 4x64
-        Moving MNIST, 1236 against 1300 MB above the imports and a first step of 39 against
-        53 s (benchmarks/README.md, "XLA cell steps"). The results are the same: a
+        Moving MNIST, 1195 against 1300 MB above the imports and a first step of 46 against
+        53 s (benchmarks/README.md, "Session 15"). The results are the same: a
         convolution of zeros is zero (``beta`` after a layer norm, as :meth:`_conv` gives).
         """
         if keras.backend.backend() != "tensorflow" or not xla_cells(self.filters, self.kernel_size, inputs.dtype):
