@@ -152,7 +152,7 @@ def transformed_winograd_conv2d(x, u, kernel_size, tile=4, data_format="channels
     keep the transformed input, ``(n / tile)^2`` times larger than ``x`` (4x for 5x5
     kernels), per convolution and time step. JAX: a ``jax.custom_vjp``. PyTorch: a
     ``torch.autograd.Function`` with every transform and its adjoint written out (one
-    gather or ``F.fold`` and one matrix product each). Eagerly, on a 2-core AVX2 CPU, its
+    gather or block addition and one matrix product each). Eagerly, on a 2-core AVX2 CPU, its
     forward + backward took 0.3-0.7x the direct convolution's time at PredRNN's 5x5 gate
     convolutions with 192-896 output channels, but was slower for 64 outputs or 7x7
     kernels (``benchmarks/conv_kernels.py torchtransformed``; see
