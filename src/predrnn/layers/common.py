@@ -352,27 +352,10 @@ class ConvRecurrentCell(keras.layers.Layer):
         half is traced outside the layer's autocast scope, and the Winograd convolutions are
         float32-only anyway). Otherwise, and on the other backends, it is :meth:`step` itself
         (on JAX the models compile the cells inside their scanned time loop instead).
-
-        The compiled step gets zero states as zeros, not ``None``: the first time step then
-        runs the later steps' compiled functions instead of its own pair. That costs the
-        first step's convolutions of zeros (~2% of a 4x64 training step, within the noise)
-        and saves compiling and keeping two more functions per cell configuration: 4x64
-        Moving MNIST, 1195 against 1300 MB above the imports and a first step of 46 against
-        53 s (benchmarks/README.md, "Session 15"). The results are the same: a
-        convolution of zeros is zero (``beta`` after a layer norm, as :meth:`_conv` gives).
         """
         if keras.backend.backend() != "tensorflow" or not xla_cells(self.filters, self.kernel_size, inputs.dtype):
             return self.step(inputs, states, data_format, fused_kernels)
-        return xla_step(self, inputs, self._zeros_for_none(inputs, states, data_format), data_format, fused_kernels)
-
-    def _zeros_for_none(self, inputs, states, data_format):
-        """``states`` with each ``None`` (an exact-zero state) as a zero tensor of the state's shape."""
-        if all(state is not None for state in states):
-            return states
-        height, width = inputs.shape[2:] if data_format == CHANNELS_FIRST else inputs.shape[1:3]
-        shape = (self.filters, height, width) if data_format == CHANNELS_FIRST else (height, width, self.filters)
-        zeros = ops.zeros((ops.shape(inputs)[0], *shape), dtype=inputs.dtype)
-        return tuple(zeros if state is None else state for state in states)
+        return xla_step(self, inputs, states, data_format, fused_kernels)
 
     def _check_input_shape(self, input_shape):
         if len(input_shape) != 4:
@@ -504,8 +487,13 @@ def xla_step(cell, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None
     gradient of one compiled step kept every gate activation and returned its inputs and the
     kernels again, copied by XLA, per time step (25 MB per 4x64 layer-step at batch 8; each
     convolution's output: 8 MB; the gate sums: 4.5 MB; benchmarks/README.md).
-    ``None`` states (exact zeros) are not arguments; they give the functions their own trace
-    (:meth:`ConvRecurrentCell.run_step` passes zeros instead, so that one trace serves every step).
+    ``None`` states (exact zeros, the first time step's) go in as zero tensors, so that the
+    first step runs the later steps' functions instead of a pair of its own. That costs the
+    first step's convolutions of zeros (~2% of a 4x64 training step, within the noise) and
+    saves compiling and keeping two more functions per cell configuration: 4x64 Moving
+    MNIST, 1195 against 1300 MB above the imports and a first step of 46 against 53 s
+    (benchmarks/README.md, "Session 15"). The results are the same: a convolution of zeros
+    is zero (``beta`` after a layer norm, as :meth:`ConvRecurrentCell._conv` gives).
     Cells of one configuration and weight shapes share the two functions (the weights are
     arguments): a model's layers 2 to n compile once.
     """
@@ -515,6 +503,7 @@ def xla_step(cell, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None
     if data_format not in compiled:
         compiled[data_format] = _shared_xla_step(cell, data_format)
     forward, backward = compiled[data_format].functions
+    states = _zeros_for_none(cell, inputs, states, data_format)
     sources, weights = _step_weights(cell)
     arguments = _differentiable(inputs, states, fused_kernels, weights)
     flat = [tf.convert_to_tensor(value) for value in tf.nest.flatten(arguments)]
@@ -522,8 +511,7 @@ def xla_step(cell, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None
 
     def unflatten(flat):
         x, given, fused, values = tf.nest.pack_sequence_as(arguments, list(flat))
-        given = iter(given)
-        return x, tuple(None if s is None else next(given) for s in states), None if fused_kernels is None else fused, values
+        return x, tuple(given), None if fused_kernels is None else fused, values
 
     @tf.custom_gradient
     def step(*flat):
@@ -602,11 +590,20 @@ def _pass_weights(cell, sources, weights):
         _passed_weights_table()[id(cell)] = (sources, tuple(weights))
 
 
+def _zeros_for_none(cell, inputs, states, data_format):
+    """``states`` with each ``None`` (an exact-zero state) as a zero tensor of the cell's state shape."""
+    if all(state is not None for state in states):
+        return tuple(states)
+    height, width = inputs.shape[2:] if data_format == CHANNELS_FIRST else inputs.shape[1:3]
+    shape = (cell.filters, height, width) if data_format == CHANNELS_FIRST else (height, width, cell.filters)
+    zeros = ops.zeros((ops.shape(inputs)[0], *shape), dtype=inputs.dtype)
+    return tuple(zeros if state is None else state for state in states)
+
+
 def _differentiable(x, states, fused_kernels, weights):
     """What a step is differentiated by, in the order of :func:`xla_step`'s flat arguments
-    and of the backward step's gradients. ``None`` (zero) states are left out, and so are
-    the fused kernels when there are none."""
-    return x, [s for s in states if s is not None], () if fused_kernels is None else fused_kernels, weights
+    and of the backward step's gradients; the fused kernels are left out when there are none."""
+    return x, list(states), () if fused_kernels is None else fused_kernels, weights
 
 
 class _CompiledStep:
@@ -655,7 +652,7 @@ def _compile_xla_step(cell, data_format):
             tape.watch(sources)
             outputs = run(x, states, fused, values, _ReplayedConvolutions(conv_outputs))
         gradients = tape.gradient(outputs, sources, output_gradients=list(output_gradients))
-        return tf.nest.flatten(gradients)  # None for a weight the step does not use (a zero state's kernel)
+        return tf.nest.flatten(gradients)  # None for a weight the step does not use
 
     return tf.function(forward, jit_compile=True), tf.function(backward, jit_compile=True)
 
