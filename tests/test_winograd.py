@@ -139,7 +139,7 @@ def test_torch_transformed_winograd_matches_the_direct_convolution_and_keeps_onl
     x_in = x.permute(0, 3, 1, 2).contiguous() if first else x
     y = transformed_winograd_conv2d(x_in, u, kernel_size, tile, data_format)
     function = y.grad_fn if first else y.grad_fn.next_functions[0][0]  # channels-last: behind the output transpose
-    saved = sorted(tuple(t.shape) for t in function.saved_tensors)
+    saved = sorted(tuple(t.shape) for t in function.saved_tensors if t is not None)  # None: no kernel given
     assert saved == sorted([(2, 3, 10, 9), tuple(u.shape)])
 
 
@@ -180,19 +180,34 @@ def test_torch_summed_winograd_matches_the_placed_sum_of_direct_convolutions(rng
         y = summed_transformed_winograd_conv2d(terms, out_channels, 5, 4, data_format)
         return y.permute(0, 2, 3, 1) if first else y
 
-    for conv in (direct, summed):
+    def summed_to_the_kernels():  # u without a gradient; each call pulls it back to the kernel
+        with torch.no_grad():
+            us = [winograd_kernel(k, 4) for k in kernels]
+        terms = [(layout(x), u, places, k) for x, u, k, places in zip(xs, us, kernels, placements)]
+        y = summed_transformed_winograd_conv2d(terms, out_channels, 5, 4, data_format)
+        return y.permute(0, 2, 3, 1) if first else y
+
+    for conv in (direct, summed, summed_to_the_kernels):
         loss = (conv() * weights).sum()
         got = [loss, *torch.autograd.grad(loss, xs + kernels)]
         if conv is direct:
             want = got
-    for got, want in zip(got, want):
-        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-4, atol=1e-4 * want.abs().max().item())
+            continue
+        for got_value, want_value in zip(got, want):
+            scale = want_value.abs().max().item()
+            np.testing.assert_allclose(got_value.detach().numpy(), want_value.detach().numpy(), rtol=1e-4, atol=1e-4 * scale)
+    for wrt in (xs, kernels):  # each gradient alone
+        loss = (summed_to_the_kernels() * weights).sum()
+        direct_loss = (direct() * weights).sum()
+        for got_value, want_value in zip(torch.autograd.grad(loss, wrt), torch.autograd.grad(direct_loss, wrt)):
+            scale = want_value.abs().max().item()
+            np.testing.assert_allclose(got_value.numpy(), want_value.numpy(), rtol=1e-4, atol=1e-4 * scale)
     us = [winograd_kernel(k, 4) for k in kernels]
     inputs = [layout(x).contiguous() for x in xs]
     y = summed_transformed_winograd_conv2d(list(zip(inputs, us, placements)), out_channels, 5, 4, data_format)
     assert y.stride(1 if first else 3) == 1  # channels-last memory in either layout
     function = y.grad_fn if first else y.grad_fn.next_functions[0][0]  # channels-last: behind the output transpose
-    saved = sorted(tuple(t.shape) for t in function.saved_tensors)
+    saved = sorted(tuple(t.shape) for t in function.saved_tensors if t is not None)  # None: no kernel given
     channels_first_shapes = [tuple(t.shape) if first else tuple(t.permute(0, 3, 1, 2).shape) for t in inputs]
     assert saved == sorted(channels_first_shapes + [tuple(u.shape) for u in us])  # channels-last: views of the inputs
 
@@ -205,6 +220,24 @@ def test_torch_summed_winograd_refuses_placements_that_do_not_cover_the_kernel(p
     x, u = torch.zeros(1, 2, 8, 8), torch.zeros(64, 2, 6)
     with pytest.raises(ValueError, match="must take every one of the kernel's 6 output channels"):
         summed_transformed_winograd_conv2d([(x, u, places)], 8, 5, 4, "channels_first")
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="summed_transformed_winograd_conv2d is PyTorch's")
+def test_torch_winograd_with_its_kernel_refuses_a_transformed_kernel_with_a_gradient():
+    """With the kernel given, the gradient goes to the kernel: a ``u`` that records one would
+    silently get none."""
+    import torch
+
+    kernel = torch.zeros(5, 5, 2, 6, requires_grad=True)
+    with pytest.raises(ValueError, match="compute its transformed kernel u without one"):
+        summed_transformed_winograd_conv2d([(torch.zeros(1, 2, 8, 8), winograd_kernel(kernel, 4), ((0, 0, 6),), kernel)], 6, 5, 4, "channels_first")
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="the other backends")
+def test_a_kernel_for_transformed_winograd_is_pytorch_only():
+    kernel = np.zeros((5, 5, 2, 6), "float32")
+    with pytest.raises(NotImplementedError, match="takes a kernel on the PyTorch backend only"):
+        transformed_winograd_conv2d(np.zeros((1, 8, 8, 2), "float32"), winograd_kernel(kernel, 4), 5, 4, kernel=kernel)
 
 
 @pytest.mark.skipif(BACKEND == "torch", reason="the other backends")
@@ -231,14 +264,14 @@ def test_torch_winograd_trains_like_the_direct_convolution(rng, monkeypatch, cls
     winograd, transform = video_predictor.transformed_winograd_conv2d, video_predictor.winograd_kernel
     summed = video_predictor.summed_transformed_winograd_conv2d
     monkeypatch.setattr(
-        video_predictor, "transformed_winograd_conv2d", lambda *args: calls.append((flag(), "winograd", args[2])) or winograd(*args)
+        video_predictor, "transformed_winograd_conv2d", lambda *args, **kw: calls.append((flag(), "winograd", args[2])) or winograd(*args, **kw)
     )
     monkeypatch.setattr(
         video_predictor, "summed_transformed_winograd_conv2d", lambda *args: calls.append((flag(), "summed", args[2])) or summed(*args)
     )
     monkeypatch.setattr(video_predictor, "winograd_kernel", lambda *args: calls.append((flag(), "transform", None)) or transform(*args))
     tables, make_table = [], video_predictor.VideoPredictor._winograd_kernels
-    monkeypatch.setattr(video_predictor.VideoPredictor, "_winograd_kernels", lambda *args: tables.append(make_table(*args)) or tables[-1])
+    monkeypatch.setattr(video_predictor.VideoPredictor, "_winograd_kernels", lambda *args, **kw: tables.append(make_table(*args, **kw)) or tables[-1])
     make = lambda: cls(patch_size=2, **kwargs)
     models = _train_with_the_switch_off_and_on(rng, monkeypatch, "PREDRNN_TORCH_WINOGRAD", make)
     assert not [call for call in calls if call[0] == "0"]
@@ -258,6 +291,8 @@ def test_torch_winograd_trains_like_the_direct_convolution(rng, monkeypatch, cls
     assert tables and {len(table) for table in tables} == {kernels + (2 * len(kwargs["filters"]) if fused else 0)}
     transforms = sum(1 for call in calls if call[1] == "transform")
     assert transforms == len(tables) * (len(tables[0]) + (3 if fused else 0))
+    # The table's kernels record no gradient: every call passes it to the kernel itself.
+    assert not any(u.requires_grad for table in tables for u in table.values())
 
 
 def _train_with_the_switch_off_and_on(rng, monkeypatch, variable, make_model):
@@ -671,7 +706,7 @@ def test_the_scanned_time_loop_trains_like_the_unrolled_one(rng, monkeypatch, cl
     flag = lambda: os.environ["PREDRNN_XLA_CELLS"]
     winograd = video_predictor.transformed_winograd_conv2d
     monkeypatch.setattr(
-        video_predictor, "transformed_winograd_conv2d", lambda *args: calls.append((flag(), "winograd", args[3])) or winograd(*args)
+        video_predictor, "transformed_winograd_conv2d", lambda *args, **kw: calls.append((flag(), "winograd", args[3])) or winograd(*args, **kw)
     )
     monkeypatch.setattr(video_predictor, "conv2d", lambda x, k, *args: calls.append((flag(), "direct", k.shape[0])) or conv2d(x, k, *args))
     make = lambda: cls(patch_size=2, **kwargs)
@@ -709,7 +744,7 @@ def test_eager_jax_calls_keep_the_unrolled_loop(rng, monkeypatch):
 
     monkeypatch.setenv("PREDRNN_XLA_CELLS", "1")
     calls, winograd = [], video_predictor.transformed_winograd_conv2d
-    monkeypatch.setattr(video_predictor, "transformed_winograd_conv2d", lambda *args: calls.append(1) or winograd(*args))
+    monkeypatch.setattr(video_predictor, "transformed_winograd_conv2d", lambda *args, **kw: calls.append(1) or winograd(*args, **kw))
     model = PredRNN(filters=(4,), kernel_size=3, patch_size=2)
     inputs = {"frames": rng.random((2, 5, 8, 8, 1)).astype("float32"), "teacher_forcing_mask": np.ones((2, 3), "float32")}
     eager = np.asarray(model(inputs))

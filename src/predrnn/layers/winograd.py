@@ -144,7 +144,7 @@ def winograd_kernel(kernel, tile=4):
     return _kernel_transform(kernel.shape, tile, kernel.dtype)(kernel)
 
 
-def transformed_winograd_conv2d(x, u, kernel_size, tile=4, data_format="channels_last"):
+def transformed_winograd_conv2d(x, u, kernel_size, tile=4, data_format="channels_last", kernel=None):
     """:func:`winograd_conv2d` of ``x`` with the :func:`winograd_kernel` ``u`` (JAX, PyTorch).
 
     Its gradient keeps only ``x`` and ``u``, as the direct convolution keeps ``x`` and the
@@ -158,12 +158,18 @@ def transformed_winograd_conv2d(x, u, kernel_size, tile=4, data_format="channels
     kernels (``benchmarks/conv_kernels.py torchtransformed``; see
     ``predrnn.layers.common.torch_winograd``). TensorFlow
     differentiates the plain composition (its models use :func:`recomputing_winograd_conv2d`).
+
+    ``kernel`` (PyTorch only): the kernel ``u`` was transformed from, which then takes the
+    gradient instead of ``u`` (see :func:`summed_transformed_winograd_conv2d`).
     """
     backend = keras.backend.backend()
+    if kernel is not None and backend != "torch":
+        raise NotImplementedError("transformed_winograd_conv2d takes a kernel on the PyTorch backend only.")
     if backend == "jax":
         return _jax_transformed_winograd(kernel_size, tile, data_format)(x, u)
     if backend == "torch":
-        return summed_transformed_winograd_conv2d([(x, u, ((0, 0, u.shape[2]),))], u.shape[2], kernel_size, tile, data_format)
+        term = (x, u, ((0, 0, u.shape[2]),), kernel)
+        return summed_transformed_winograd_conv2d([term], u.shape[2], kernel_size, tile, data_format)
     to_v, to_y = _data_transforms(x, kernel_size, u.shape[2], tile, data_format)
     return to_y(ops.matmul(to_v(x), u))
 
@@ -171,10 +177,16 @@ def transformed_winograd_conv2d(x, u, kernel_size, tile=4, data_format="channels
 def summed_transformed_winograd_conv2d(terms, out_channels, kernel_size, tile=4, data_format="channels_last"):
     """A sum of :func:`transformed_winograd_conv2d` convolutions, with one output transform (PyTorch).
 
-    ``terms`` are ``(x, u, placements)``: the input, its :func:`winograd_kernel` and where its
-    output channels go, as ``(source, target, width)`` triples that take channels ``source
-    .. source + width`` of ``conv(x, u)`` to channels ``target .. target + width`` of the
-    ``out_channels``-channel result (together, in order, every channel of ``u``). A gate
+    ``terms`` are ``(x, u, placements)`` or ``(x, u, placements, kernel)``: the input, its
+    :func:`winograd_kernel` and where its output channels go, as ``(source, target, width)``
+    triples that take channels ``source .. source + width`` of ``conv(x, u)`` to channels
+    ``target .. target + width`` of the ``out_channels``-channel result (together, in order,
+    every channel of ``u``). With a ``kernel`` (``u = winograd_kernel(kernel, tile)``, computed
+    without a gradient) the gradient goes to the kernel, pulled back through the kernel
+    transform at every call: a time loop that transforms its kernels once per sequence then
+    sums the kernel's gradient over the steps, not ``u``'s, which is ``(n / k)^2`` times
+    larger (2.56x for 5x5 kernels and tile 4; the 4x64 model's ``u`` gradients took 59 MB,
+    benchmarks/README.md "Session 16"), at one small matrix product per call. A gate
     pre-activation such as ``conv_x(x) + conv_h(h)`` of the recurrent cells is one call:
     the transform is linear, so the terms' products are summed and transformed back once,
     instead of once per term; the inputs are transformed once each. The products are summed
@@ -193,9 +205,17 @@ def summed_transformed_winograd_conv2d(terms, out_channels, kernel_size, tile=4,
     if keras.backend.backend() != "torch":
         raise NotImplementedError("summed_transformed_winograd_conv2d runs on the PyTorch backend only.")
     tensors, placements = [], []
-    for x, u, places in terms:
+    for x, u, places, *kernel in terms:
         places = checked_placements(places, u.shape[2], out_channels)
-        tensors += [x if data_format == CHANNELS_FIRST else ops.transpose(x, (0, 3, 1, 2)), u]
+        kernel = kernel[0] if kernel else None
+        if kernel is not None:
+            kernel = ops.convert_to_tensor(kernel)
+            if u.requires_grad:
+                raise ValueError(
+                    "A Winograd term with its kernel takes the gradient at the kernel: compute its "
+                    "transformed kernel u without one (torch.no_grad() or u.detach())."
+                )
+        tensors += [x if data_format == CHANNELS_FIRST else ops.transpose(x, (0, 3, 1, 2)), u, kernel]
         placements.append(places)
     y = _torch_transformed_winograd().apply(kernel_size, tile, out_channels, tuple(placements), *tensors)
     return y if data_format == CHANNELS_FIRST else ops.transpose(y, (0, 2, 3, 1))
@@ -252,20 +272,23 @@ def _jax_transformed_winograd(kernel_size, tile, data_format):  # made at first 
 
 @functools.lru_cache(maxsize=None)
 def _torch_kron_maps(tile, kernel_size, dtype, device):
-    """F(tile, k)'s input and output transforms as single matrices, for PyTorch:
-    ``(BB (n^2, n^2), AA (tile^2, n^2))``.
+    """F(tile, k)'s input, output and kernel transforms as single matrices, for PyTorch:
+    ``(BB (n^2, n^2), AA (tile^2, n^2), GG (n^2, k^2))``.
 
     ``BB[e * n + a, r * n + s] = B^T[a, r] B^T[e, s]`` maps an n x n input tile ``d[r, s]``
     to the coefficients ``v[e * n + a] = (B^T d B)[a, e]``, the order of
     :func:`winograd_kernel`'s ``u``; ``AA = A^T (x) A^T``, the output transform of
-    :func:`_data_transforms`, maps the products to output pixel ``(i, j)`` in row ``j * tile + i``.
+    :func:`_data_transforms`, maps the products to output pixel ``(i, j)`` in row ``j * tile + i``;
+    ``GG[e * n + a, i * k + j] = G[a, i] G[e, j]`` maps the kernel's taps ``g[i, j]`` (row-major,
+    as ``kernel.reshape(k * k, ...)`` orders them) to :func:`_kernel_transform`'s ``u``.
     """
     import torch
 
-    a_t, _, b_t = winograd_matrices(tile, kernel_size)
+    a_t, g, b_t = winograd_matrices(tile, kernel_size)
     n = tile + kernel_size - 1
     bb = np.einsum("ar,es->ears", b_t, b_t).reshape(n * n, n * n)
-    return tuple(torch.tensor(m, dtype=dtype, device=device) for m in (bb, np.kron(a_t, a_t)))
+    gg = np.einsum("ai,ej->eaij", g, g).reshape(n * n, kernel_size * kernel_size)
+    return tuple(torch.tensor(m, dtype=dtype, device=device) for m in (bb, np.kron(a_t, a_t), gg))
 
 
 @functools.lru_cache(maxsize=None)
@@ -350,14 +373,15 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
         (see :func:`summed_transformed_winograd_conv2d`); channels-first ``x_i`` ``(b, c_i, H, W)``,
         ``u_i`` ``(n^2, c_i, out_i)`` -> ``(b, out_channels, H, W)``. The products are summed
         before the one output transform. Called as ``apply(kernel_size, tile, out_channels,
-        placements, x_0, u_0, x_1, u_1, ...)``."""
+        placements, x_0, u_0, kernel_0, x_1, u_1, kernel_1, ...)``, ``kernel_i`` ``(k, k, c_i,
+        out_i)`` or None: with it the gradient goes to ``kernel_i``, not to ``u_i``."""
 
         @staticmethod
         def forward(ctx, kernel_size, tile, out_channels, placements, *tensors):
             ctx.save_for_backward(*tensors)
             ctx.kernel_size, ctx.tile, ctx.out_channels, ctx.placements = kernel_size, tile, out_channels, placements
-            xs, us = tensors[0::2], tensors[1::2]
-            bb, aa = _torch_kron_maps(tile, kernel_size, xs[0].dtype, xs[0].device)
+            xs, us = tensors[0::3], tensors[1::3]
+            bb, aa, _ = _torch_kron_maps(tile, kernel_size, xs[0].dtype, xs[0].device)
             b, _, h, w, th, tw, _ = geometry(xs[0].shape, tile, kernel_size)
             vs = [to_v(x, bb, tile, kernel_size) for x in xs]
             y = torch.empty(
@@ -381,21 +405,25 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
         def backward(ctx, d_y):
             tensors = ctx.saved_tensors
             k, tile, out_channels = ctx.kernel_size, ctx.tile, ctx.out_channels
-            xs, us = tensors[0::2], tensors[1::2]
-            bb, aa = _torch_kron_maps(tile, k, xs[0].dtype, xs[0].device)
+            xs, us, kernels = tensors[0::3], tensors[1::3], tensors[2::3]
+            bb, aa, gg = _torch_kron_maps(tile, k, xs[0].dtype, xs[0].device)
             b, _, h, w, th, tw, _ = geometry(xs[0].shape, tile, k)
             d_sum = to_y_adjoint(d_y, aa, (b, out_channels, h, w, th, tw), tile)
             grads = []
-            for i, (x, u, places) in enumerate(zip(xs, us, ctx.placements)):
+            for i, (x, u, kernel, places) in enumerate(zip(xs, us, kernels, ctx.placements)):
                 # The gradient of term i's products: its channels of the sum's, in its own order.
                 slices = [d_sum[:, :, target : target + width] for _, target, width in places]
                 d_products = slices[0] if len(slices) == 1 else torch.cat(slices, dim=2)
-                d_x = d_u = None
-                if ctx.needs_input_grad[4 + 2 * i]:
+                d_x = d_u = d_kernel = None
+                if ctx.needs_input_grad[4 + 3 * i]:
                     d_x = to_v_adjoint(torch.bmm(d_products, u.transpose(1, 2)), x.shape, bb, tile, k)
-                if ctx.needs_input_grad[5 + 2 * i]:
+                wants_u, wants_kernel = ctx.needs_input_grad[5 + 3 * i], ctx.needs_input_grad[6 + 3 * i]
+                if wants_u or wants_kernel:
                     d_u = torch.bmm(to_v(x, bb, tile, k).transpose(1, 2), d_products)
-                grads += [d_x, d_u]
+                if wants_kernel:  # back through u = GG kernel (its taps row-major) at once
+                    d_kernel = torch.mm(gg.T, d_u.view(d_u.shape[0], -1)).view(kernel.shape)
+                    d_u = None
+                grads += [d_x, d_u, d_kernel]
             return (None, None, None, None, *grads)
 
     return SummedTransformedWinogradConv2d

@@ -1,5 +1,6 @@
 """The shared frame loop of PredRNN and ConvLSTM: patching, teacher forcing, head, rollout."""
 
+import contextlib
 
 import keras
 import numpy as np
@@ -55,6 +56,12 @@ def _loop_winograd_tile(kernel_shape, dtype):
     return winograd_applies(kernel_shape, dtype)
 
 
+def _no_torch_gradient():
+    import torch
+
+    return torch.no_grad()
+
+
 class _WinogradLoopConvolution:
     """The cell convolutions of a time loop that runs Winograd's (``VideoPredictor._loop_convolution``),
     a :func:`~predrnn.layers.common.conv_hook` function.
@@ -63,7 +70,10 @@ class _WinogradLoopConvolution:
     same rule); other kernels are transformed where they are used (e.g. the first step's
     slices of fused kernels), or convolved by :func:`conv2d` where :func:`_loop_winograd_tile`
     says so. With ``sums`` (PyTorch) the cells' gate sums are one
-    :func:`~predrnn.layers.winograd.summed_transformed_winograd_conv2d` each.
+    :func:`~predrnn.layers.winograd.summed_transformed_winograd_conv2d` each, and the table's
+    kernels are transformed without a gradient: every call pulls its gradient back to the
+    kernel itself (what the time loop then sums is the kernel's gradient, not the 2.56x
+    larger ``u``'s).
     """
 
     def __init__(self, transformed, sums=False):
@@ -72,7 +82,9 @@ class _WinogradLoopConvolution:
     def __call__(self, x, kernel, data_format):
         u = self.transformed.get(id(kernel))
         if u is not None:
-            return transformed_winograd_conv2d(x, u, kernel.shape[0], winograd_tile(kernel.shape[0]), data_format)
+            size = kernel.shape[0]
+            source = kernel if self.sums else None
+            return transformed_winograd_conv2d(x, u, size, winograd_tile(size), data_format, kernel=source)
         tile = _loop_winograd_tile(kernel.shape, x.dtype)
         if tile is None:
             return conv2d(x, kernel, data_format)
@@ -85,7 +97,7 @@ class _WinogradLoopConvolution:
         if not self.sums or any(u is None for u in us):
             return None
         size = terms[0][1].shape[0]
-        winograd_terms = [(x, u, places) for (x, _, places), u in zip(terms, us)]
+        winograd_terms = [(x, u, places, kernel) for (x, kernel, places), u in zip(terms, us)]
         return summed_transformed_winograd_conv2d(winograd_terms, out_channels, size, winograd_tile(size), data_format)
 
 
@@ -376,7 +388,7 @@ class VideoPredictor(keras.Model):
         torch = keras.backend.backend() == "torch"
         if not scanned and not (torch and torch_winograd()):
             return None
-        return _WinogradLoopConvolution(self._winograd_kernels(constants), sums=torch)
+        return _WinogradLoopConvolution(self._winograd_kernels(constants, with_gradient=not torch), sums=torch)
 
     def _scanned_unroll(self, patches, num_steps, context_length, mask, with_decoupling, data_format, constants):
         """:meth:`_unroll` with steps ``1 .. num_steps - 1`` as one ``keras.ops.scan`` (JAX).
@@ -429,16 +441,19 @@ class VideoPredictor(keras.Model):
         terms = ops.concatenate([ops.reshape(ops.cast(decoupling, "float32"), (1,)), terms], axis=0)
         return predictions, ops.mean(terms)
 
-    def _winograd_kernels(self, constants=None):
+    def _winograd_kernels(self, constants=None, with_gradient=True):
         """``{id(kernel): winograd_kernel(kernel)}`` for the cells' kernels (variables, and the
-        fused kernels of ``constants``) that the loop runs as Winograd's (:func:`_loop_winograd_tile`)."""
+        fused kernels of ``constants``) that the loop runs as Winograd's (:func:`_loop_winograd_tile`);
+        ``with_gradient=False`` (PyTorch, whose loop passes the gradient to the kernels
+        themselves) computes them without recording a gradient."""
         kernels = [weight for cell in self.cells for weight in cell.weights]
         kernels += [kernel for fused in constants or () if fused is not None for kernel in fused]
         table = {}
-        for kernel in kernels:
-            tile = _loop_winograd_tile(kernel.shape, self.compute_dtype)
-            if tile is not None:
-                table[id(kernel)] = winograd_kernel(kernel, tile)
+        with contextlib.nullcontext() if with_gradient else _no_torch_gradient():
+            for kernel in kernels:
+                tile = _loop_winograd_tile(kernel.shape, self.compute_dtype)
+                if tile is not None:
+                    table[id(kernel)] = winograd_kernel(kernel, tile)
         return table
 
     def _forward(self, frames, mask, with_decoupling):
