@@ -168,16 +168,19 @@ def _sees_a_gpu(backend):
 # PyTorch's models run a cell's 5x5 convolutions as Winograd's by default where they have at
 # least this many output channels (see :func:`torch_winograd`).
 TORCH_WINOGRAD_MIN_OUT_CHANNELS = 128
+TORCH_WINOGRAD_FORWARD_MIN_CHANNELS = 64  # inputs and outputs, without gradients
 TORCH_WINOGRAD_KERNEL_SIZES = (5,)
 
 
-def torch_winograd(kernel_shape=None, dtype="float32"):
+def torch_winograd(kernel_shape=None, dtype="float32", gradients=True):
     """Whether the PyTorch models' time loop runs a cell convolution with a ``(k, k, in, out)``
-    kernel as a Winograd convolution.
+    kernel as a Winograd convolution (``gradients``: whether autograd records it).
 
     ``PREDRNN_TORCH_WINOGRAD``: ``auto`` (the default), ``1`` for every 3x3-7x7 float32
     kernel, ``0`` for none; the other backends ignore it. ``auto``: 5x5 kernels with at
-    least 128 output channels, float32, no CUDA device. The models transform those kernels
+    least 128 output channels, float32, no CUDA device; without gradients (rollouts,
+    evaluation) also 5x5 kernels with at least 64 input and 64 output channels, such as the
+    4x64 ST-LSTM's conv_o (128 -> 64). The models transform those kernels
     once per sequence (:func:`predrnn.layers.winograd.winograd_kernel`) and run the
     convolutions eagerly as :func:`predrnn.layers.winograd.transformed_winograd_conv2d`,
     whose gradient keeps what the direct convolution's keeps; a cell's gate sum of such
@@ -194,7 +197,9 @@ def torch_winograd(kernel_shape=None, dtype="float32"):
     Winograd makes cheaper, grow with the output channels, the transforms with the input.
     7x7 (F(2x2, 7x7): 16 products per output pixel, against 4 for 5x5) lost everywhere:
     64 -> 448 124.0 / 160.8; 3x3 won at 64 -> 448 (30.6 / 17.6) but lost at 32 -> 128
-    (7.1 / 9.7), so ``auto`` keeps to 5x5. CUDA's cuDNN picks its own algorithms
+    (7.1 / 9.7), so ``auto`` keeps to 5x5. The forward pass alone (``torch.no_grad``; single
+    runs, ms): 128 -> 64 7.1 / 4.6, 64 -> 64 3.4 / 2.5, 256 -> 128 27.6 / 13.0, but 32 -> 64
+    1.8 / 1.6, 16 -> 64 1.0 / 1.2 and 64 -> 32 1.8 / 2.0. CUDA's cuDNN picks its own algorithms
     (unmeasured here). Results equal the direct convolution's up to float rounding.
 
     Without ``kernel_shape``: whether the setting allows Winograd at all. Raises
@@ -213,11 +218,11 @@ def torch_winograd(kernel_shape=None, dtype="float32"):
         return False
     if setting == "1":
         return True
-    return (
-        kernel_shape[0] in TORCH_WINOGRAD_KERNEL_SIZES
-        and kernel_shape[3] >= TORCH_WINOGRAD_MIN_OUT_CHANNELS
-        and not _sees_a_gpu("torch")
-    )
+    if kernel_shape[0] not in TORCH_WINOGRAD_KERNEL_SIZES or _sees_a_gpu("torch"):
+        return False
+    if not gradients and min(kernel_shape[2], kernel_shape[3]) >= TORCH_WINOGRAD_FORWARD_MIN_CHANNELS:
+        return True
+    return kernel_shape[3] >= TORCH_WINOGRAD_MIN_OUT_CHANNELS
 
 
 def torch_records_gradients():
