@@ -388,20 +388,22 @@ def test_an_unknown_torch_winograd_setting_is_refused(monkeypatch):
 @pytest.mark.parametrize(
     "cls, states, kept_channels",
     [
-        # the gate sum [i f g | i' f' g' | o] (conv_x + conv_h + conv_m), conv_o, conv_last
-        (SpatioTemporalLSTMCell, 3, (7, 1, 1)),
+        # the gate sum [i f g | i' f' g' | o] (conv_x + conv_h + conv_m) and conv_o; conv_last
+        # (1x1) is recomputed
+        (SpatioTemporalLSTMCell, 3, (7, 1)),
         (ConvLSTMCell, 2, (4,)),  # the gate sum conv_x + conv_h
     ],
 )
 def test_xla_cell_steps_keep_only_the_gate_sums_and_convolution_outputs_for_the_gradient(rng, monkeypatch, cls, states, kept_channels):
     """Between the compiled forward and backward step pass the gate sums and the other
-    convolutions' outputs, nothing else.
+    k x k convolutions' outputs, nothing else.
 
     TensorFlow's own gradient of one compiled step kept every gate activation, and returned
     the step's inputs and kernels again (XLA copies them), per time step: 3x what was kept
     with each convolution's output, at PredRNN's shapes. A gate sum is all the backward step
-    needs of its terms: an ST-LSTM step keeps 9 filters' channels instead of the 16 of its
-    separate convolutions (7 + 4 + 3 + 1 + 1), a ConvLSTM step 4 instead of 8.
+    needs of its terms, and the backward step recomputes 1x1 convolutions: an ST-LSTM step
+    keeps 8 filters' channels instead of the 16 of its separate convolutions (7 + 4 + 3 + 1
+    + 1), a ConvLSTM step 4 instead of 8.
     """
     import tensorflow as tf
 

@@ -486,8 +486,9 @@ def xla_step(cell, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None
     cell's gate sum (``conv_x(x) + conv_h(h) [+ conv_m(m)]`` placed channel-wise, without
     layer norm or fused gates; :meth:`ConvRecurrentCell._summed_convolutions`) as one output:
     the sum is all the backward step needs of its terms. The backward step recomputes the
-    rest of the step from those (gates, layer norms: elementwise work) and pulls the output
-    gradients back through the convolutions, which it does not recompute. Only the step's
+    rest of the step from those (gates, layer norms: elementwise work, and the 1x1
+    convolutions, whose outputs it does not keep) and pulls the output gradients back
+    through the other convolutions, which it does not recompute. Only the step's
     inputs, the weights and those outputs are kept between the two: TensorFlow's automatic
     gradient of one compiled step kept every gate activation and returned its inputs and the
     kernels again, copied by XLA, per time step (25 MB per 4x64 layer-step at batch 8; each
@@ -665,12 +666,16 @@ def _compile_xla_step(cell, data_format):
 class _RecordedConvolutions:
     """The forward XLA step's convolutions (a :func:`conv_hook` function): :func:`xla_conv2d`,
     each output recorded for the backward step; a cell's gate sum is recorded as the sum
-    (:func:`placed_sum`), which is all the backward step needs of its terms."""
+    (:func:`placed_sum`), which is all the backward step needs of its terms. 1x1
+    convolutions (the ST-LSTM's conv_last) are not recorded: the backward step recomputes
+    them (:func:`_recomputed`)."""
 
     def __init__(self):
         self.outputs = []
 
     def __call__(self, x, kernel, data_format):
+        if _recomputed(kernel):
+            return xla_conv2d(x, kernel, data_format)
         return self.summed([_whole_term(x, kernel)], kernel.shape[-1], data_format)
 
     def summed(self, terms, out_channels, data_format):
@@ -687,10 +692,20 @@ class _ReplayedConvolutions:
         self.recorded = iter(recorded)
 
     def __call__(self, x, kernel, data_format):
+        if _recomputed(kernel):
+            return xla_conv2d(x, kernel, data_format)
         return self.summed([_whole_term(x, kernel)], kernel.shape[-1], data_format)
 
     def summed(self, terms, out_channels, data_format):
         return _replayed_sum(terms, next(self.recorded), out_channels, data_format)
+
+
+def _recomputed(kernel):
+    """Whether the backward XLA step recomputes this convolution instead of keeping its output:
+    1x1 kernels, whose multiply-adds are 1/25 of a 5x5's (the 4x64 ST-LSTM's conv_last: 0.2%
+    of a training step), while their outputs are as large as any other's (0.5 MB per cell
+    and time step at 4x64/batch 8, 38 MB a sequence; benchmarks/README.md, "Session 16")."""
+    return tuple(kernel.shape[:2]) == (1, 1)
 
 
 def _whole_term(x, kernel):
