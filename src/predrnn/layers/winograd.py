@@ -151,8 +151,8 @@ def transformed_winograd_conv2d(x, u, kernel_size, tile=4, data_format="channels
     kernel, and recomputes the (cheap, linear) input transform; an automatic gradient would
     keep the transformed input, ``(n / tile)^2`` times larger than ``x`` (4x for 5x5
     kernels), per convolution and time step. JAX: a ``jax.custom_vjp``. PyTorch: a
-    ``torch.autograd.Function`` with every transform and its adjoint written out (one
-    gather or block addition and one matrix product each). Eagerly, on a 2-core AVX2 CPU, its
+    ``torch.autograd.Function`` with every transform and its adjoint written out (separable:
+    a gather or block addition and two small matrix products each). Eagerly, on a 2-core AVX2 CPU, its
     forward + backward took 0.3-0.7x the direct convolution's time at PredRNN's 5x5 gate
     convolutions with 192-896 output channels, but was slower for 64 outputs or 7x7
     kernels (``benchmarks/conv_kernels.py torchtransformed``; see
@@ -271,24 +271,23 @@ def _jax_transformed_winograd(kernel_size, tile, data_format):  # made at first 
 
 
 @functools.lru_cache(maxsize=None)
-def _torch_kron_maps(tile, kernel_size, dtype, device):
-    """F(tile, k)'s input, output and kernel transforms as single matrices, for PyTorch:
-    ``(BB (n^2, n^2), AA (tile^2, n^2), GG (n^2, k^2))``.
+def _torch_maps(tile, kernel_size, dtype, device):
+    """F(tile, k)'s matrices for PyTorch: ``(B^T (n, n), A^T (tile, n), GG (n^2, k^2))``.
 
-    ``BB[e * n + a, r * n + s] = B^T[a, r] B^T[e, s]`` maps an n x n input tile ``d[r, s]``
-    to the coefficients ``v[e * n + a] = (B^T d B)[a, e]``, the order of
-    :func:`winograd_kernel`'s ``u``; ``AA = A^T (x) A^T``, the output transform of
-    :func:`_data_transforms`, maps the products to output pixel ``(i, j)`` in row ``j * tile + i``;
-    ``GG[e * n + a, i * k + j] = G[a, i] G[e, j]`` maps the kernel's taps ``g[i, j]`` (row-major,
-    as ``kernel.reshape(k * k, ...)`` orders them) to :func:`_kernel_transform`'s ``u``.
+    The input and output transforms are applied separably, ``B^T`` and ``A^T`` along one tile
+    axis and then the other (4x and 2.7x fewer multiplies than the Kronecker matrices
+    ``B^T (x) B^T`` and ``A^T (x) A^T`` of :func:`winograd_conv2d`; the transforms are
+    memory-bound in PyTorch's eager loop, and the separable ones took 0.6-0.7x their time,
+    benchmarks/README.md "Session 17"). ``GG[e * n + a, i * k + j] = G[a, i] G[e, j]`` maps
+    the kernel's taps ``g[i, j]`` (row-major, as ``kernel.reshape(k * k, ...)`` orders them) to
+    :func:`_kernel_transform`'s ``u`` in one product.
     """
     import torch
 
     a_t, g, b_t = winograd_matrices(tile, kernel_size)
     n = tile + kernel_size - 1
-    bb = np.einsum("ar,es->ears", b_t, b_t).reshape(n * n, n * n)
     gg = np.einsum("ai,ej->eaij", g, g).reshape(n * n, kernel_size * kernel_size)
-    return tuple(torch.tensor(m, dtype=dtype, device=device) for m in (bb, np.kron(a_t, a_t), gg))
+    return tuple(torch.tensor(m, dtype=dtype, device=device) for m in (b_t, a_t, gg))
 
 
 @functools.lru_cache(maxsize=None)
@@ -304,20 +303,26 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
         lo = k // 2
         return b, c, h, w, th, tw, (lo, tile * tw + k - 1 - w - lo, lo, tile * th + k - 1 - h - lo)
 
-    def to_v(x, bb, tile, k):  # (b, c, H, W) -> (n^2, b * th * tw, c)
+    def to_v(x, b_t, tile, k):  # (b, c, H, W) -> (n^2, b * th * tw, c): v[e * n + a] = (B^T d B)[a, e]
         n = tile + k - 1
         b, c, _, _, th, tw, pads = geometry(x.shape, tile, k)
         padded = F.pad(x, pads)
         batch, channel, row, column = padded.stride()
-        # Every n x n input tile, gathered once in the order (r, s, b, th, tw, c): then one
-        # matrix product transforms them all, and v needs no further copy.
-        tiles = padded.as_strided((n, n, b, th, tw, c), (row, column, batch, tile * row, tile * column, channel))
-        return torch.mm(bb, tiles.reshape(n * n, -1)).view(n * n, b * th * tw, c)
+        # B^T along the tile rows, then along the tile columns: each pass gathers its n
+        # (overlapping) row or column offsets, in the order that makes it one matrix product
+        # and leaves v in the order (e, a, b, th, tw, c), which needs no further copy.
+        rows = padded.as_strided((n, b, th, padded.shape[3], c), (row, batch, tile * row, column, channel))
+        rows = torch.mm(b_t, rows.reshape(n, -1)).view(n, b, th, padded.shape[3], c)  # (a, b, th, W, c)
+        a, batch, tile_row, column, channel = rows.stride()
+        columns = rows.as_strided((n, n, b, th, tw, c), (column, a, batch, tile_row, tile * column, channel))
+        return torch.mm(b_t, columns.reshape(n, -1)).view(n * n, b * th * tw, c)
 
-    def to_v_adjoint(d_v, shape, bb, tile, k):  # (n^2, b * th * tw, c) -> (b, c, H, W), channels-last memory
+    def to_v_adjoint(d_v, shape, b_t, tile, k):  # (n^2, b * th * tw, c) -> (b, c, H, W), channels-last memory
         n = tile + k - 1
         b, c, h, w, th, tw, pads = geometry(shape, tile, k)
-        d_tiles = torch.mm(bb.T, d_v.reshape(n * n, -1)).view(n, n, b, th, tw, c)
+        # d_tiles[r, s] = sum_(e, a) B^T[a, r] B^T[e, s] d_v[e * n + a]: over e, then over a.
+        d_columns = torch.mm(b_t.T, d_v.reshape(n, -1)).view(n, n, -1)  # (s, a, ...)
+        d_tiles = torch.matmul(b_t.T, d_columns).view(n, n, b, th, tw, c).transpose(0, 1)  # (r, s, ...)
         # The overlapping tiles summed into the padded input's gradient (channels-last, in
         # tile-sized blocks): tile offset (r, s) = (rb * tile + i, sb * tile + j) lands in
         # block (T + rb, U + sb) of tile (T, U). One addition per block offset, each copying
@@ -333,19 +338,24 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
         d_padded = d_padded.view(b, (th + blocks - 1) * tile, (tw + blocks - 1) * tile, c)
         return d_padded[:, pads[2] : pads[2] + h, pads[0] : pads[0] + w].permute(0, 3, 1, 2)
 
-    def to_y(products, aa, y, tile):  # (n^2, b * th * tw, w) -> y (b, w, tile * th, tile * tw), written in place
+    def to_y(products, a_t, y, tile):  # (n^2, b * th * tw, w) -> y (b, w, tile * th, tile * tw), written in place
         b, width, height, breadth = y.shape
         th, tw = height // tile, breadth // tile
-        pixels = torch.mm(aa, products.view(products.shape[0], -1)).view(tile, tile, b, th, tw, width)  # (j, i, ...)
+        n = a_t.shape[1]
+        # A^T M A over the products' e (columns of M), then a (rows): pixels (j, i, ...).
+        half = torch.mm(a_t, products.view(n, -1)).view(tile, n, -1)  # (j, a, ...)
+        pixels = torch.matmul(a_t, half).view(tile, tile, b, th, tw, width)  # (j, i, ...)
         y.permute(0, 2, 3, 1).view(b, th, tile, tw, tile, width).permute(4, 2, 0, 1, 3, 5).copy_(pixels)
 
-    def to_y_adjoint(d_y, aa, shape, tile):  # (b, out, H, W) -> (n^2, b * th * tw, out)
+    def to_y_adjoint(d_y, a_t, shape, tile):  # (b, out, H, W) -> (n^2, b * th * tw, out)
         b, out, h, w, th, tw = shape
+        n = a_t.shape[1]
         d_y = d_y.contiguous(memory_format=torch.channels_last)  # as y: then the gather copies channel runs
         if (h, w) != (tile * th, tile * tw):
             d_y = F.pad(d_y, (0, tile * tw - w, 0, tile * th - h))
-        d_y = d_y.permute(0, 2, 3, 1).reshape(b, th, tile, tw, tile, out).permute(4, 2, 0, 1, 3, 5).reshape(tile * tile, -1)
-        return torch.mm(aa.T, d_y).view(aa.shape[1], b * th * tw, out)
+        d_y = d_y.permute(0, 2, 3, 1).reshape(b, th, tile, tw, tile, out).permute(4, 2, 0, 1, 3, 5).reshape(tile, -1)
+        d_half = torch.mm(a_t.T, d_y).view(n, tile, -1)  # (e, i, ...) from (j, i, ...)
+        return torch.matmul(a_t.T, d_half).view(n * n, b * th * tw, out)  # (e, a, ...)
 
     @functools.lru_cache(maxsize=None)
     def channel_ranges(placements, out_channels):
@@ -381,9 +391,9 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
             ctx.save_for_backward(*tensors)
             ctx.kernel_size, ctx.tile, ctx.out_channels, ctx.placements = kernel_size, tile, out_channels, placements
             xs, us = tensors[0::3], tensors[1::3]
-            bb, aa, _ = _torch_kron_maps(tile, kernel_size, xs[0].dtype, xs[0].device)
+            b_t, a_t, _ = _torch_maps(tile, kernel_size, xs[0].dtype, xs[0].device)
             b, _, h, w, th, tw, _ = geometry(xs[0].shape, tile, kernel_size)
-            vs = [to_v(x, bb, tile, kernel_size) for x in xs]
+            vs = [to_v(x, b_t, tile, kernel_size) for x in xs]
             y = torch.empty(
                 (b, out_channels, tile * th, tile * tw), dtype=xs[0].dtype, device=xs[0].device, memory_format=torch.channels_last
             )
@@ -398,7 +408,7 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
                 if products is None:
                     y[:, start:end].zero_()
                 else:
-                    to_y(products, aa, y[:, start:end], tile)
+                    to_y(products, a_t, y[:, start:end], tile)
             return y[:, :, :h, :w]
 
         @staticmethod
@@ -406,9 +416,9 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
             tensors = ctx.saved_tensors
             k, tile, out_channels = ctx.kernel_size, ctx.tile, ctx.out_channels
             xs, us, kernels = tensors[0::3], tensors[1::3], tensors[2::3]
-            bb, aa, gg = _torch_kron_maps(tile, k, xs[0].dtype, xs[0].device)
+            b_t, a_t, gg = _torch_maps(tile, k, xs[0].dtype, xs[0].device)
             b, _, h, w, th, tw, _ = geometry(xs[0].shape, tile, k)
-            d_sum = to_y_adjoint(d_y, aa, (b, out_channels, h, w, th, tw), tile)
+            d_sum = to_y_adjoint(d_y, a_t, (b, out_channels, h, w, th, tw), tile)
             grads = []
             for i, (x, u, kernel, places) in enumerate(zip(xs, us, kernels, ctx.placements)):
                 # The gradient of term i's products: its channels of the sum's, in its own order.
@@ -416,10 +426,10 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
                 d_products = slices[0] if len(slices) == 1 else torch.cat(slices, dim=2)
                 d_x = d_u = d_kernel = None
                 if ctx.needs_input_grad[4 + 3 * i]:
-                    d_x = to_v_adjoint(torch.bmm(d_products, u.transpose(1, 2)), x.shape, bb, tile, k)
+                    d_x = to_v_adjoint(torch.bmm(d_products, u.transpose(1, 2)), x.shape, b_t, tile, k)
                 wants_u, wants_kernel = ctx.needs_input_grad[5 + 3 * i], ctx.needs_input_grad[6 + 3 * i]
                 if wants_u or wants_kernel:
-                    d_u = torch.bmm(to_v(x, bb, tile, k).transpose(1, 2), d_products)
+                    d_u = torch.bmm(to_v(x, b_t, tile, k).transpose(1, 2), d_products)
                 if wants_kernel:  # back through u = GG kernel (its taps row-major) at once
                     d_kernel = torch.mm(gg.T, d_u.view(d_u.shape[0], -1)).view(kernel.shape)
                     d_u = None
