@@ -135,15 +135,20 @@ def test_command_refuses_to_overwrite(tmp_path, capsys):
 
 def test_the_workers_get_the_bfc_allocator_of_the_predrnn_command(tmp_path, monkeypatch):
     """`python -m predrnn.benchmark` measures what `predrnn benchmark` does: the workers inherit
-    TF_CPU_ALLOCATOR_USE_BFC=1 unless the environment sets it (it ran the system allocator)."""
+    TF_CPU_ALLOCATOR_USE_BFC=1 unless the environment sets it (it ran the system allocator),
+    and MALLOC_ARENA_MAX=2."""
     import predrnn.benchmark as benchmark
 
     seen = []
 
     def fake_run(*args, **kwargs):
         seen.append(os.environ.get("TF_CPU_ALLOCATOR_USE_BFC"))
+        arenas.append(os.environ.get("MALLOC_ARENA_MAX"))
         raise KeyboardInterrupt  # stop before anything runs
 
+    arenas = []  # and glibc's malloc arena limit (predrnn.memory.limit_malloc_arenas)
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    monkeypatch.setattr("predrnn.memory._mallopt", lambda: lambda parameter, value: 1)
     monkeypatch.setattr(benchmark, "run_benchmark", fake_run)
     for environment, expected in ((None, "1"), ("0", "0")):
         if environment is None:
@@ -152,7 +157,7 @@ def test_the_workers_get_the_bfc_allocator_of_the_predrnn_command(tmp_path, monk
             monkeypatch.setenv("TF_CPU_ALLOCATOR_USE_BFC", environment)
         with pytest.raises(KeyboardInterrupt):
             benchmark.main(["--preset", "tiny", "--impl", BACKEND, "--output", str(tmp_path / "r.json")])
-        assert seen[-1] == expected
+        assert seen[-1] == expected and arenas[-1] == "2"
 
 
 # ------------------------------------------------------------------ speed options keep the numerics

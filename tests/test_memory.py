@@ -92,3 +92,96 @@ def test_a_models_first_train_and_predict_calls_release_the_heap(rng, releases):
     if BACKEND == "tensorflow":
         assert model.train_function._releases_after_first_call
         assert model.make_train_function() is model.train_function  # not wrapped again
+
+
+_COUNT_ARENAS = r"""
+import ctypes, sys, tempfile, threading
+from predrnn import memory
+print("limited", memory.limit_malloc_arenas(int(sys.argv[1])) if sys.argv[1] != "-" else None)
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+barrier, blocks = threading.Barrier(9), []
+
+def allocate():  # each new thread's first malloc takes an arena of its own, while the limit allows
+    blocks.append(ctypes.create_string_buffer(20_000))
+    barrier.wait()  # all alive at once: an exited thread's arena would be reused
+    barrier.wait()
+
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for thread in threads:
+    thread.start()
+barrier.wait()
+with tempfile.NamedTemporaryFile(suffix=".xml") as report:
+    stream = libc.fopen(report.name.encode(), b"w")
+    libc.malloc_info(0, ctypes.c_void_p(stream))
+    libc.fclose(ctypes.c_void_p(stream))
+    print("arenas", open(report.name).read().count("<heap nr="))
+barrier.wait()
+for thread in threads:
+    thread.join()
+"""
+
+
+def _arenas_in_a_fresh_process(limit, environment):
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | environment
+    out = subprocess.run([sys.executable, "-c", _COUNT_ARENAS, limit], env=env, capture_output=True, text=True, check=True).stdout
+    limited, arenas = (line.split()[1] for line in out.splitlines())
+    return limited, int(arenas)
+
+
+@pytest.mark.skipif(not GLIBC, reason="malloc arenas are glibc's")
+def test_limit_malloc_arenas_caps_the_arenas_of_new_threads():
+    """Eight threads allocating at once get arenas of their own, unless the limit is set;
+    a limit the environment sets wins over the call's."""
+    import os
+
+    unlimited = min(9, 8 * os.cpu_count())  # the main arena and one per thread, up to glibc's 8 per core
+    assert _arenas_in_a_fresh_process("-", {}) == ("None", unlimited)
+    assert _arenas_in_a_fresh_process("2", {}) == ("True", 2)
+    assert _arenas_in_a_fresh_process("3", {"MALLOC_ARENA_MAX": "5"}) == ("False", 5)
+
+
+@pytest.mark.skipif(not GLIBC, reason="malloc arenas are glibc's")
+def test_limit_malloc_arenas_passes_the_limit_to_child_processes_and_respects_the_environment(monkeypatch):
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    monkeypatch.setattr(memory, "_mallopt", lambda: lambda parameter, value: 1)
+    assert memory.limit_malloc_arenas() is True
+    import os
+
+    assert os.environ["MALLOC_ARENA_MAX"] == str(memory.MALLOC_ARENAS) == "2"
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "7")
+    assert memory.limit_malloc_arenas(3) is False
+    assert os.environ["MALLOC_ARENA_MAX"] == "7"
+
+
+def test_limit_malloc_arenas_does_nothing_without_glibc(monkeypatch):
+    import os
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    monkeypatch.setattr(memory, "_mallopt", lambda: None)
+    assert memory.limit_malloc_arenas() is False
+    assert "MALLOC_ARENA_MAX" not in os.environ
+
+
+@pytest.mark.parametrize("arenas", [0, -1, 1.5, True, "2"])
+def test_limit_malloc_arenas_refuses_a_bad_count(arenas):
+    with pytest.raises(ValueError, match="positive number of arenas"):
+        memory.limit_malloc_arenas(arenas)
+
+
+def test_the_predrnn_command_limits_malloc_arenas_before_a_backend_starts(monkeypatch):
+    import os
+
+    from predrnn import cli
+
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"})
+    calls = []
+    monkeypatch.setattr(memory, "_mallopt", lambda: lambda parameter, value: calls.append((parameter, value)) or 1)
+    cli._apply_backend(["train", "quickstart"])
+    assert calls == [(-8, 2)] and os.environ["MALLOC_ARENA_MAX"] == "2"
+    os.environ["MALLOC_ARENA_MAX"] = "4"  # the user's setting wins
+    cli._apply_backend(["train", "quickstart"])
+    assert calls == [(-8, 2)] and os.environ["MALLOC_ARENA_MAX"] == "4"

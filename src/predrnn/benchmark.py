@@ -51,6 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
+from predrnn.memory import limit_malloc_arenas
+
 __all__ = [
     "BenchmarkConfig",
     "PRESETS",
@@ -1118,6 +1120,7 @@ def run_benchmark_command(args) -> int:
     # that `python -m predrnn.benchmark` measures what `predrnn benchmark` and `predrnn train`
     # run (without it TensorFlow's XLA cell steps measured ~1.4x slower, 2.8 against 2.3 GB).
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "1")
+    limit_malloc_arenas()  # and glibc's two malloc arenas (predrnn.memory), for every worker
     try:
         result = run_benchmark(
             config, impls, steps=args.steps, warmup=args.warmup, rollout_repeats=args.rollout_repeats,
