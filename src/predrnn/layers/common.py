@@ -166,22 +166,22 @@ def _sees_a_gpu(backend):
 
 
 # PyTorch's models run a cell's 5x5 convolutions as Winograd's by default where they have at
-# least this many output channels, or at least the second number of input and output
-# channels (see :func:`torch_winograd`).
+# least this many output channels (see :func:`torch_winograd`).
 TORCH_WINOGRAD_MIN_OUT_CHANNELS = 128
-TORCH_WINOGRAD_MIN_CHANNELS = 64
+TORCH_WINOGRAD_FORWARD_MIN_CHANNELS = 64  # inputs and outputs, without gradients
 TORCH_WINOGRAD_KERNEL_SIZES = (5,)
 
 
-def torch_winograd(kernel_shape=None, dtype="float32"):
+def torch_winograd(kernel_shape=None, dtype="float32", gradients=True):
     """Whether the PyTorch models' time loop runs a cell convolution with a ``(k, k, in, out)``
-    kernel as a Winograd convolution.
+    kernel as a Winograd convolution (``gradients``: whether autograd records it).
 
     ``PREDRNN_TORCH_WINOGRAD``: ``auto`` (the default), ``1`` for every 3x3-7x7 float32
     kernel, ``0`` for none; the other backends ignore it. ``auto``: 5x5 kernels with at
-    least 128 output channels, or with at least 64 input and 64 output channels (such as the
-    4x64 ST-LSTM's conv_o, 128 -> 64), float32, no CUDA device. The models transform those
-    kernels once per sequence (:func:`predrnn.layers.winograd.winograd_kernel`) and run the
+    least 128 output channels, float32, no CUDA device; without gradients (rollouts,
+    evaluation) also 5x5 kernels with at least 64 input and 64 output channels, such as the
+    4x64 ST-LSTM's conv_o (128 -> 64). The models transform those kernels
+    once per sequence (:func:`predrnn.layers.winograd.winograd_kernel`) and run the
     convolutions eagerly as :func:`predrnn.layers.winograd.transformed_winograd_conv2d`,
     whose gradient keeps what the direct convolution's keeps; a cell's gate sum of such
     convolutions (e.g. ``conv_x(x) + conv_h(h)``, without layer norm or fused gates) is one
@@ -190,21 +190,17 @@ def torch_winograd(kernel_shape=None, dtype="float32"):
 
     One forward + backward, batch 8, 16x16, on a 2-core AVX2 CPU, against the direct
     convolution (``K=.. CIN=.. COUT=.. python benchmarks/conv_kernels.py
-    torch|torchtransformed``, single runs, ms), with the Kronecker transforms of sessions
-    9-16: 5x5 16 -> 448 23.5 / 19.8, 64 -> 448 68.7 / 46.1, 64 -> 256 42.6 / 25.2, 64 -> 192
-    35.8 / 15.6, 128 -> 128 39.3 / 29.2, 256 -> 128 89.4 / 57.2, 128 -> 512 143.0 / 69.7,
-    128 -> 896 279.6 / 86.7; but 128 -> 64 17.6 / 24.7 and 32 -> 128 9.0 / 13.2: the
-    products, which Winograd makes cheaper, grow with the output channels, the transforms
-    with the input. The separable transforms (session 17) took the narrower ones over:
-    128 -> 64 17.5 / 12.4 and 17.6 / 11.7, 32 -> 128 13.8 / 6.5, 64 -> 64 11.3 / 14.3, 9.6 /
-    11.2 and 16.2 / 13.4 (a tie within this machine's noise); in the 4x64 model conv_o as
-    Winograd's made the training step 0.90x (in-process A/B, two runs of 7 rounds), and
-    the forward pass alone 0.96x before that (128 -> 64 7.1 / 4.6 ms, 64 -> 64 3.4 / 2.5).
-    16 -> 64 (3.2 / 3.4) and 32 -> 64 (6.1 / 6.0) gain nothing. 7x7 (F(2x2, 7x7): 16
-    products per output pixel, against 4 for 5x5) lost everywhere: 64 -> 448 124.0 / 160.8;
-    3x3 won at 64 -> 448 (30.6 / 17.6) but lost at 32 -> 128 (7.1 / 9.7), so ``auto`` keeps
-    to 5x5. CUDA's cuDNN picks its own algorithms (unmeasured here). Results equal the
-    direct convolution's up to float rounding.
+    torch|torchtransformed``, single runs, ms): 5x5 16 -> 448 23.5 / 19.8, 64 -> 448
+    68.7 / 46.1, 64 -> 256 42.6 / 25.2, 64 -> 192 35.8 / 15.6, 128 -> 128 39.3 / 29.2,
+    256 -> 128 89.4 / 57.2, 128 -> 512 143.0 / 69.7, 128 -> 896 279.6 / 86.7; but 128 -> 64
+    17.6 / 24.7 and 32 -> 128 9.0 / 13.2 (nearer 1 in other runs): the products, which
+    Winograd makes cheaper, grow with the output channels, the transforms with the input.
+    7x7 (F(2x2, 7x7): 16 products per output pixel, against 4 for 5x5) lost everywhere:
+    64 -> 448 124.0 / 160.8; 3x3 won at 64 -> 448 (30.6 / 17.6) but lost at 32 -> 128
+    (7.1 / 9.7), so ``auto`` keeps to 5x5. The forward pass alone (``torch.no_grad``; single
+    runs, ms): 128 -> 64 7.1 / 4.6, 64 -> 64 3.4 / 2.5, 256 -> 128 27.6 / 13.0, but 32 -> 64
+    1.8 / 1.6, 16 -> 64 1.0 / 1.2 and 64 -> 32 1.8 / 2.0. CUDA's cuDNN picks its own algorithms
+    (unmeasured here). Results equal the direct convolution's up to float rounding.
 
     Without ``kernel_shape``: whether the setting allows Winograd at all. Raises
     :class:`predrnn.errors.ConfigError` for another value of the variable.
@@ -224,7 +220,7 @@ def torch_winograd(kernel_shape=None, dtype="float32"):
         return True
     if kernel_shape[0] not in TORCH_WINOGRAD_KERNEL_SIZES or _sees_a_gpu("torch"):
         return False
-    if min(kernel_shape[2], kernel_shape[3]) >= TORCH_WINOGRAD_MIN_CHANNELS:
+    if not gradients and min(kernel_shape[2], kernel_shape[3]) >= TORCH_WINOGRAD_FORWARD_MIN_CHANNELS:
         return True
     return kernel_shape[3] >= TORCH_WINOGRAD_MIN_OUT_CHANNELS
 

@@ -17,6 +17,7 @@ from predrnn.layers.common import (
     internal_data_format,
     model_xla_cells,
     serialize_kernel_initializer,
+    torch_records_gradients,
     torch_winograd,
     weights_read_per_step,
 )
@@ -49,9 +50,9 @@ def _frames_shape(input_shape):
 
 def _loop_winograd_tile(kernel_shape, dtype):
     """The Winograd tile of a cell convolution in a loop that runs Winograd's (JAX's scanned
-    loop: every 3x3-7x7 float32 kernel; PyTorch's loop: where :func:`torch_winograd` says),
-    or None for the direct convolution."""
-    if keras.backend.backend() == "torch" and not torch_winograd(kernel_shape, dtype):
+    loop: every 3x3-7x7 float32 kernel; PyTorch's loop: where :func:`torch_winograd` says,
+    which depends on whether autograd records), or None for the direct convolution."""
+    if keras.backend.backend() == "torch" and not torch_winograd(kernel_shape, dtype, torch_records_gradients()):
         return None
     return winograd_applies(kernel_shape, dtype)
 
@@ -448,7 +449,7 @@ class VideoPredictor(keras.Model):
         themselves) computes them without recording a gradient."""
         kernels = [weight for cell in self.cells for weight in cell.weights]
         kernels += [kernel for fused in constants or () if fused is not None for kernel in fused]
-        tiles = [_loop_winograd_tile(kernel.shape, self.compute_dtype) for kernel in kernels]
+        tiles = [_loop_winograd_tile(kernel.shape, self.compute_dtype) for kernel in kernels]  # as the loop records
         with contextlib.nullcontext() if with_gradient else _no_torch_gradient():
             return {id(kernel): winograd_kernel(kernel, tile) for kernel, tile in zip(kernels, tiles) if tile is not None}
 
