@@ -199,8 +199,12 @@ def torch_winograd(kernel_shape=None, dtype="float32", gradients=True):
     64 -> 448 124.0 / 160.8; 3x3 won at 64 -> 448 (30.6 / 17.6) but lost at 32 -> 128
     (7.1 / 9.7), so ``auto`` keeps to 5x5. The forward pass alone (``torch.no_grad``; single
     runs, ms): 128 -> 64 7.1 / 4.6, 64 -> 64 3.4 / 2.5, 256 -> 128 27.6 / 13.0, but 32 -> 64
-    1.8 / 1.6, 16 -> 64 1.0 / 1.2 and 64 -> 32 1.8 / 2.0. CUDA's cuDNN picks its own algorithms
-    (unmeasured here). Results equal the direct convolution's up to float rounding.
+    1.8 / 1.6, 16 -> 64 1.0 / 1.2 and 64 -> 32 1.8 / 2.0. With the separable transforms
+    (session 17) 128 -> 64 also won with gradients (17.5 / 12.4 ms), and conv_o as Winograd's
+    made the 4x64 training step 0.90x, but its peak memory 50-70 MB higher (benchmarks/README.md,
+    "Session 17"): training keeps it direct, for the memory target; ``1`` runs it as
+    Winograd's. CUDA's cuDNN picks its own algorithms (unmeasured here). Results equal the
+    direct convolution's up to float rounding.
 
     Without ``kernel_shape``: whether the setting allows Winograd at all. Raises
     :class:`predrnn.errors.ConfigError` for another value of the variable.
