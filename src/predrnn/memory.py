@@ -112,8 +112,9 @@ def limit_malloc_arenas(arenas=MALLOC_ARENAS):
     training working set was 1099 against 1183 MB above import, at the same step time
     (``predrnn benchmark``, benchmarks/README.md "Session 17"). The ``predrnn`` command
     calls this before it imports a backend; from Python, call it before importing one (or
-    set ``MALLOC_ARENA_MAX=2`` in the environment). Arenas made before the call stay. Returns whether the limit
-    was set here (False where the environment sets it, or without glibc).
+    set ``MALLOC_ARENA_MAX=2`` in the environment). Arenas made before the call stay.
+    Returns whether the limit was set here (False where the environment sets it, or
+    without glibc).
     """
     if not isinstance(arenas, int) or isinstance(arenas, bool) or arenas < 1:
         raise ValueError(f"limit_malloc_arenas needs a positive number of arenas. Received: {arenas!r}")

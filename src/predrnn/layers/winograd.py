@@ -151,13 +151,12 @@ def transformed_winograd_conv2d(x, u, kernel_size, tile=4, data_format="channels
     kernel, and recomputes the (cheap, linear) input transform; an automatic gradient would
     keep the transformed input, ``(n / tile)^2`` times larger than ``x`` (4x for 5x5
     kernels), per convolution and time step. JAX: a ``jax.custom_vjp``. PyTorch: a
-    ``torch.autograd.Function`` with every transform and its adjoint written out (separable:
-    a gather or block addition and two small matrix products each). Eagerly, on a 2-core AVX2 CPU, its
-    forward + backward took 0.3-0.7x the direct convolution's time at PredRNN's 5x5 gate
-    convolutions with 192-896 output channels, but was slower for 64 outputs or 7x7
-    kernels (``benchmarks/conv_kernels.py torchtransformed``; see
-    ``predrnn.layers.common.torch_winograd``). TensorFlow
-    differentiates the plain composition (its models use :func:`recomputing_winograd_conv2d`).
+    ``torch.autograd.Function`` with every transform and its adjoint written out
+    (separable: a gather or block addition and two small matrix products each). Eagerly,
+    on a 2-core AVX2 CPU, its forward + backward took 0.3-0.7x the direct convolution's
+    time at PredRNN's 5x5 gate convolutions with 192-896 output channels, but was slower
+    for 64 outputs or 7x7 kernels (``benchmarks/conv_kernels.py torchtransformed``; see
+    ``predrnn.layers.common.torch_winograd``). TensorFlow differentiates the plain composition (its models use :func:`recomputing_winograd_conv2d`).
 
     ``kernel`` (PyTorch only): the kernel ``u`` was transformed from, which then takes the
     gradient instead of ``u`` (see :func:`summed_transformed_winograd_conv2d`).
@@ -313,8 +312,8 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
         # and leaves v in the order (e, a, b, th, tw, c), which needs no further copy.
         rows = padded.as_strided((n, b, th, padded.shape[3], c), (row, batch, tile * row, column, channel))
         rows = torch.mm(b_t, rows.reshape(n, -1)).view(n, b, th, padded.shape[3], c)  # (a, b, th, W, c)
-        a, batch, tile_row, column, channel = rows.stride()
-        columns = rows.as_strided((n, n, b, th, tw, c), (column, a, batch, tile_row, tile * column, channel))
+        by_a, by_batch, by_tile_row, by_column, by_channel = rows.stride()
+        columns = rows.as_strided((n, n, b, th, tw, c), (by_column, by_a, by_batch, by_tile_row, tile * by_column, by_channel))
         return torch.mm(b_t, columns.reshape(n, -1)).view(n * n, b * th * tw, c)
 
     def to_v_adjoint(d_v, shape, b_t, tile, k):  # (n^2, b * th * tw, c) -> (b, c, H, W), channels-last memory
