@@ -392,10 +392,13 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
             xs, us = tensors[0::3], tensors[1::3]
             b_t, a_t, _ = _torch_maps(tile, kernel_size, xs[0].dtype, xs[0].device)
             b, _, h, w, th, tw, _ = geometry(xs[0].shape, tile, kernel_size)
-            vs = [to_v(x, b_t, tile, kernel_size) for x in xs]
+            # The output, which the cell keeps, first: allocated after the transforms' buffers it
+            # would sit above them in the heap, and the paper model's peak was ~150 MB higher
+            # (fragmentation: benchmarks/README.md, "Session 17").
             y = torch.empty(
                 (b, out_channels, tile * th, tile * tw), dtype=xs[0].dtype, device=xs[0].device, memory_format=torch.channels_last
             )
+            vs = [to_v(x, b_t, tile, kernel_size) for x in xs]
             # Per range of output channels to which the same terms contribute: its products are
             # contiguous, so every product is one batched matrix product (a product into a
             # channel slice of a wider result would run as one per coefficient).
