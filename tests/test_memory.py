@@ -1,3 +1,5 @@
+import os
+import subprocess
 import sys
 
 import keras
@@ -123,9 +125,6 @@ for thread in threads:
 
 
 def _arenas_in_a_fresh_process(limit, environment):
-    import os
-    import subprocess
-
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | environment
     out = subprocess.run([sys.executable, "-c", _COUNT_ARENAS, limit], env=env, capture_output=True, text=True, check=True).stdout
     limited, arenas = (line.split()[1] for line in out.splitlines())
@@ -136,8 +135,6 @@ def _arenas_in_a_fresh_process(limit, environment):
 def test_limit_malloc_arenas_caps_the_arenas_of_new_threads():
     """Eight threads allocating at once get arenas of their own, unless the limit is set;
     a limit the environment sets wins over the call's."""
-    import os
-
     unlimited = min(9, 8 * os.cpu_count())  # the main arena and one per thread, up to glibc's 8 per core
     assert _arenas_in_a_fresh_process("-", {}) == ("None", unlimited)
     assert _arenas_in_a_fresh_process("2", {}) == ("True", 2)
@@ -149,8 +146,6 @@ def test_limit_malloc_arenas_passes_the_limit_to_child_processes_and_respects_th
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     monkeypatch.setattr(memory, "_mallopt", lambda: lambda parameter, value: 1)
     assert memory.limit_malloc_arenas() is True
-    import os
-
     assert os.environ["MALLOC_ARENA_MAX"] == str(memory.MALLOC_ARENAS) == "2"
     monkeypatch.setenv("MALLOC_ARENA_MAX", "7")
     assert memory.limit_malloc_arenas(3) is False
@@ -158,8 +153,6 @@ def test_limit_malloc_arenas_passes_the_limit_to_child_processes_and_respects_th
 
 
 def test_limit_malloc_arenas_does_nothing_without_glibc(monkeypatch):
-    import os
-
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     monkeypatch.setattr(memory, "_mallopt", lambda: None)
     assert memory.limit_malloc_arenas() is False
@@ -173,8 +166,6 @@ def test_limit_malloc_arenas_refuses_a_bad_count(arenas):
 
 
 def test_the_predrnn_command_limits_malloc_arenas_before_a_backend_starts(monkeypatch):
-    import os
-
     from predrnn import cli
 
     monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"})
