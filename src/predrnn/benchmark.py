@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from predrnn.memory import limit_malloc_arenas
+from predrnn.memory import use_the_command_allocators
 
 __all__ = [
     "BenchmarkConfig",
@@ -1116,11 +1116,10 @@ def run_benchmark_command(args) -> int:
         print(f"predrnn benchmark: error: {error}", file=sys.stderr)
         return 2
     progress = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
-    # The workers inherit it: TensorFlow's BFC allocator, as the `predrnn` command sets it, so
-    # that `python -m predrnn.benchmark` measures what `predrnn benchmark` and `predrnn train`
-    # run (without it TensorFlow's XLA cell steps measured ~1.4x slower, 2.8 against 2.3 GB).
-    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "1")
-    limit_malloc_arenas()  # and glibc's two malloc arenas (predrnn.memory), for every worker
+    # The workers inherit them: the allocators the `predrnn` command sets, so that `python -m
+    # predrnn.benchmark` measures what `predrnn benchmark` and `predrnn train` run (without
+    # TensorFlow's BFC allocator its XLA cell steps measured ~1.4x slower, 2.8 against 2.3 GB).
+    use_the_command_allocators()
     try:
         result = run_benchmark(
             config, impls, steps=args.steps, warmup=args.warmup, rollout_repeats=args.rollout_repeats,

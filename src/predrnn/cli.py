@@ -169,15 +169,9 @@ def _apply_backend(argv) -> None:
             raise SystemExit(f"predrnn: --backend {known.backend}: keras is already imported with another backend in this process.")
         os.environ["KERAS_BACKEND"] = known.backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # TensorFlow's BFC allocator on the CPU: measured a lower peak, far less system time and
-    # equal or slightly faster steps (benchmarks/README.md, "Allocator"). Read when TensorFlow
-    # starts, so it is set here; TF_CPU_ALLOCATOR_USE_BFC=0 keeps the system allocator.
-    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "1")
-    # Two glibc malloc arenas unless MALLOC_ARENA_MAX is set: a smaller working set at the
-    # same speed (predrnn.memory.limit_malloc_arenas); before any backend starts its threads.
-    from predrnn.memory import limit_malloc_arenas
+    from predrnn.memory import use_the_command_allocators  # TensorFlow's BFC, two malloc arenas
 
-    limit_malloc_arenas()
+    use_the_command_allocators()
 
 
 def main(argv=None) -> int:

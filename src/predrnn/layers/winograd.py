@@ -156,7 +156,8 @@ def transformed_winograd_conv2d(x, u, kernel_size, tile=4, data_format="channels
     on a 2-core AVX2 CPU, its forward + backward took 0.3-0.7x the direct convolution's
     time at PredRNN's 5x5 gate convolutions with 192-896 output channels, but was slower
     for 64 outputs or 7x7 kernels (``benchmarks/conv_kernels.py torchtransformed``; see
-    ``predrnn.layers.common.torch_winograd``). TensorFlow differentiates the plain composition (its models use :func:`recomputing_winograd_conv2d`).
+    ``predrnn.layers.common.torch_winograd``). TensorFlow differentiates the plain
+    composition (its models use :func:`recomputing_winograd_conv2d`).
 
     ``kernel`` (PyTorch only): the kernel ``u`` was transformed from, which then takes the
     gradient instead of ``u`` (see :func:`summed_transformed_winograd_conv2d`).
