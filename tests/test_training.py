@@ -148,6 +148,13 @@ def test_bfloat16_on_a_cpu_without_native_support_prints_a_note(monkeypatch, cap
     assert "emulated" in capsys.readouterr().err
     monkeypatch.setattr(train_module, "cpu_lacks_bfloat16", lambda: False)
     train_module._warn_slow_precision("mixed_bfloat16")
+    err = capsys.readouterr().err
+    if keras.backend.backend() == "jax":  # XLA:CPU's bfloat16 convolutions are slow even with AMX
+        assert "XLA:CPU" in err and "emulated" not in err
+    else:
+        assert err == ""
+    monkeypatch.setattr(keras.distribution, "list_devices", lambda: ["gpu:0"])
+    train_module._warn_slow_precision("mixed_bfloat16")
     assert capsys.readouterr().err == ""
 
 

@@ -186,17 +186,27 @@ def cpu_lacks_bfloat16() -> bool:
 def _warn_slow_precision(precision: str) -> None:
     import keras
 
-    if precision != "mixed_bfloat16" or not cpu_lacks_bfloat16():
+    if precision != "mixed_bfloat16":
         return
     try:
         devices = keras.distribution.list_devices()
     except Exception:  # noqa: BLE001 - a backend without a device list: assume the CPU
         devices = ["cpu"]
-    if all("cpu" in str(device).lower() for device in devices):
+    if not all("cpu" in str(device).lower() for device in devices):
+        return
+    if cpu_lacks_bfloat16():
         print(
             "Note: train.precision = \"mixed_bfloat16\" on a CPU without native bfloat16 "
             "(no avx512_bf16/amx_bf16): bfloat16 is emulated and can be 10x slower than float32 here; "
             "use float32 on this machine.",
+            file=sys.stderr,
+        )
+    elif keras.backend.backend() == "jax":
+        print(
+            "Note: train.precision = \"mixed_bfloat16\" with JAX on a CPU: XLA:CPU's bfloat16 "
+            "convolutions do not use the CPU's bfloat16 instructions, and the 4x64 Moving MNIST "
+            "step took 1.9x float32's time on an AMX CPU (benchmarks/README.md, \"Session 18\"); "
+            "use float32 with JAX here, or TensorFlow or PyTorch for bfloat16.",
             file=sys.stderr,
         )
 
