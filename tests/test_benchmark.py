@@ -116,8 +116,20 @@ def test_run_benchmark_in_process_returns_every_key():
     for key in ("config", "machine", "flops", "sgemm", "load_average", "implementations"):
         assert key in result
     json.dumps(result)  # JSON-able
+    assert result["machine"]["bfloat16"] in ("native", "emulated", "unknown")
     table = format_markdown(result)
     assert "| implementation |" in table and BACKEND in table
+    assert f"bfloat16 {result['machine']['bfloat16']} on the CPU" in table
+
+
+def test_the_table_names_the_cpu_features_and_reads_older_results():
+    from predrnn.benchmark import _features_text
+
+    machine = {"cpu": "Xeon", "cpu_features": ["AVX2", "AVX-512", "AMX-BF16"], "bfloat16": "native"}
+    assert _features_text(machine) == " (AVX2, AVX-512, AMX-BF16; bfloat16 native on the CPU)"
+    assert _features_text({"cpu_features": [], "bfloat16": "emulated"}) == " (no AVX2/AVX-512; bfloat16 emulated on the CPU)"
+    assert _features_text({"cpu_features": None, "bfloat16": "unknown"}) == " (flags unknown; bfloat16 unknown on the CPU)"
+    assert _features_text({"cpu": "EPYC"}) == ""  # a result written before session 18
 
 
 def test_command_refuses_to_overwrite(tmp_path, capsys):

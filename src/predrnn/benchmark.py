@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
+from predrnn.hardware import bfloat16_support, cpu_features
 from predrnn.memory import use_the_command_allocators
 
 __all__ = [
@@ -372,7 +373,19 @@ def _machine_info() -> dict:
         info["usable_cores"] = len(affinity)
     except AttributeError:
         pass
+    info["cpu_features"] = cpu_features()  # None where /proc/cpuinfo has no x86 flags
+    info["bfloat16"] = bfloat16_support()  # on the CPU: native, emulated or unknown
     return info
+
+
+def _features_text(machine: dict) -> str:
+    """`` (AVX2, AVX-512; bfloat16 emulated)`` for the Markdown table's machine line; empty
+    for results written before the features were recorded."""
+    if "bfloat16" not in machine:
+        return ""
+    features = machine.get("cpu_features")
+    listed = ", ".join(features) if features else "no AVX2/AVX-512" if features is not None else "flags unknown"
+    return f" ({listed}; bfloat16 {machine['bfloat16']} on the CPU)"
 
 
 def _load_average():
@@ -1018,7 +1031,8 @@ def format_markdown(result: dict) -> str:
         f"**{result['config']['description']}** — {result['flops']['training_step'] / 1e12:.2f} TFLOP per "
         f"training step (analytic), {result['flops']['rollout'] / 1e12:.3f} TFLOP per rollout of the batch.",
         "",
-        f"Machine: {m.get('cpu')}, {m.get('usable_cores', m.get('cores'))} cores, {m.get('memory_gb', '?')} GB; "
+        f"Machine: {m.get('cpu')}{_features_text(m)}, {m.get('usable_cores', m.get('cores'))} cores, "
+        f"{m.get('memory_gb', '?')} GB; "
         f"NumPy sgemm {result['sgemm']['best_gflops']:.0f} GFLOP/s best, "
         f"{result['sgemm']['median_gflops_during_rounds']:.0f} median during the rounds; "
         f"load average {load.get('start')} -> {load.get('end')}; {result['started_utc']}; "

@@ -168,19 +168,15 @@ def dtype_policy(precision: str):
 
 
 def cpu_lacks_bfloat16() -> bool:
-    """True on an x86 CPU without native bfloat16 (no avx512_bf16 / amx_bf16 in /proc/cpuinfo).
+    """True on an x86 CPU without native bfloat16 (no avx512_bf16 / amx_bf16 in /proc/cpuinfo;
+    :func:`predrnn.hardware.bfloat16_support`).
 
     There, TensorFlow/oneDNN emulate bfloat16 convolutions: measured 225 s per step of the
     4x64/batch-8 model against 15.5 s in float32 on an AVX2-only AMD EPYC (benchmarks/README.md).
     """
-    try:
-        with open("/proc/cpuinfo") as handle:
-            flags = handle.read()
-    except OSError:
-        return False  # not Linux: nothing known
-    if "avx" not in flags:
-        return False  # not x86 (e.g. Arm has its own bf16 story)
-    return "avx512_bf16" not in flags and "amx_bf16" not in flags
+    from predrnn.hardware import bfloat16_support
+
+    return bfloat16_support() == "emulated"
 
 
 def _warn_slow_precision(precision: str) -> None:
