@@ -379,7 +379,7 @@ def _machine_info() -> dict:
 
 
 def _features_text(machine: dict) -> str:
-    """`` (AVX2, AVX-512; bfloat16 emulated)`` for the Markdown table's machine line; empty
+    """`` (AVX2, AVX-512; bfloat16 emulated on the CPU)`` for the Markdown table's machine line; empty
     for results written before the features were recorded."""
     if "bfloat16" not in machine:
         return ""
