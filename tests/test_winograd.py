@@ -541,6 +541,61 @@ def test_xla_cell_steps_pass_their_weights_on_and_sum_their_gradients_one_step_a
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's XLA cells: compiled tf.function cell steps")
+def test_xla_cell_steps_transform_their_kernels_once_per_sequence(rng, monkeypatch):
+    """The forward steps of a traced loop convolve with Winograd kernels transformed once,
+    with the weights they pass on: one transform per 3x3-7x7 kernel (conv_x, conv_h, conv_m,
+    conv_o; not the 1x1 conv_last), not one per step. Eagerly every step transforms its own."""
+    import tensorflow as tf
+
+    import predrnn.layers.common as common
+
+    monkeypatch.setenv("PREDRNN_XLA_CELLS", "1")
+    transformed = []
+    original = common.winograd_kernel
+    monkeypatch.setattr(common, "winograd_kernel", lambda kernel, tile: transformed.append(kernel.shape) or original(kernel, tile))
+    cell = SpatioTemporalLSTMCell(8, 5)
+    cell.build((2, 6, 6, 3))
+    x = tf.constant(rng.standard_normal((2, 6, 6, 3)).astype("float32"))
+
+    def loop(step):
+        states = (None, None, None)
+        for t in range(5):
+            states = step(x + 0.1 * t, states)
+        return states[0]
+
+    got = tf.function(lambda: loop(cell.run_step))()
+    assert sorted(tuple(shape) for shape in transformed) == sorted(
+        tuple(w.shape) for w in (cell.kernel_x, cell.kernel_h, cell.kernel_m, cell.kernel_o)
+    )
+    np.testing.assert_allclose(got.numpy(), loop(cell.step).numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the gradient check uses tf.GradientTape")
+def test_a_kernel_transformed_beforehand_gives_the_same_values_and_gradients(rng):
+    """``recomputing_winograd_conv2d(..., u=winograd_kernel(kernel))``: the values and the
+    gradients of ``x`` and ``kernel`` are those without ``u``; ``u`` gets none."""
+    import tensorflow as tf
+
+    x = tf.constant(rng.standard_normal((2, 10, 9, 3)).astype("float32"))
+    kernel = tf.constant((rng.standard_normal((5, 5, 3, 4)) / 5).astype("float32"))
+    weights = tf.constant(rng.standard_normal((2, 10, 9, 4)).astype("float32"))
+    u = winograd_kernel(kernel, 4)
+
+    def loss_and_gradients(u):
+        sources = [x, kernel] + ([] if u is None else [u])
+        with tf.GradientTape() as tape:
+            tape.watch(sources)
+            loss = tf.reduce_sum(recomputing_winograd_conv2d(x, kernel, tile=4, u=u) * weights)
+        return loss, *tape.gradient(loss, sources)
+
+    loss, d_x, d_kernel, d_u = loss_and_gradients(u)
+    want_loss, want_x, want_kernel = loss_and_gradients(None)
+    assert d_u is None
+    for got, want in ((loss, want_loss), (d_x, want_x), (d_kernel, want_kernel)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5 * np.abs(want.numpy()).max())
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's XLA cells: compiled tf.function cell steps")
 def test_xla_cell_steps_use_the_weights_of_their_stateless_scope(rng, monkeypatch):
     """Weights passed from step to step are the ones of the scope they came from: a second
     ``keras.StatelessScope`` in the same graph (as in ``stateless_call``) steps with its own."""

@@ -11,7 +11,13 @@ import keras
 from keras import ops
 
 from predrnn.errors import ConfigError
-from predrnn.layers.winograd import WINOGRAD_KERNEL_SIZES, checked_placements, recomputing_winograd_conv2d, winograd_applies
+from predrnn.layers.winograd import (
+    WINOGRAD_KERNEL_SIZES,
+    checked_placements,
+    recomputing_winograd_conv2d,
+    winograd_applies,
+    winograd_kernel,
+)
 
 LAYER_NORM_EPSILON = 1e-5  # the official PredRNN's nn.LayerNorm default
 
@@ -256,16 +262,17 @@ def conv2d(x, kernel, data_format=CHANNELS_LAST):
     return ops.conv(x, kernel, strides=1, padding="same", data_format=data_format)
 
 
-def xla_conv2d(x, kernel, data_format=CHANNELS_LAST):
+def xla_conv2d(x, kernel, data_format=CHANNELS_LAST, u=None):
     """:func:`conv2d` as the XLA cell steps compute it (:func:`xla_step`; TensorFlow).
 
     3x3-7x7 float32 kernels run as Winograd convolutions (4x4 output tiles up to 5x5, 2x2
     above), which XLA fuses; the rest as :func:`conv2d`. Only inside XLA-compiled steps:
-    uncompiled, Winograd is slower than the direct convolution.
+    uncompiled, Winograd is slower than the direct convolution. ``u``: the Winograd kernel
+    of ``kernel`` transformed beforehand (see :func:`_transformed_kernels`), or None.
     """
     tile = winograd_applies(kernel.shape, x.dtype)
     if tile is not None:
-        return recomputing_winograd_conv2d(x, kernel, tile=tile, data_format=data_format)
+        return recomputing_winograd_conv2d(x, kernel, tile=tile, data_format=data_format, u=u)
     return conv2d(x, kernel, data_format)
 
 
@@ -514,7 +521,7 @@ def xla_step(cell, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None
         compiled[data_format] = _shared_xla_step(cell, data_format)
     forward, backward = compiled[data_format].functions
     states = _zeros_for_none(cell, inputs, states, data_format)
-    sources, weights = _step_weights(cell)
+    sources, weights, transformed = _step_weights(cell)
     arguments = _differentiable(inputs, states, fused_kernels, weights)
     flat = [tf.convert_to_tensor(value) for value in tf.nest.flatten(arguments)]
     count = len(weights)  # the weights are the last arguments
@@ -525,7 +532,7 @@ def xla_step(cell, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None
 
     @tf.custom_gradient
     def step(*flat):
-        outputs, conv_outputs = forward(*unflatten(flat))
+        outputs, conv_outputs = forward(*unflatten(flat), transformed)
         passed = [tf.identity(weight) for weight in flat[len(flat) - count :]]
 
         def grad(*output_gradients):  # None for an output the loss does not use
@@ -539,7 +546,7 @@ def xla_step(cell, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None
         return (*outputs, *passed), grad
 
     results = step(*flat)
-    _pass_weights(cell, sources, results[len(results) - count :])
+    _pass_weights(cell, sources, results[len(results) - count :], transformed)
     return results[: len(results) - count]
 
 
@@ -573,7 +580,7 @@ def _passes_weights():
 
 
 def _step_weights(cell):
-    """``(sources, weights)``: the cell's weights as an XLA step takes them (TensorFlow).
+    """``(sources, weights, transformed)``: the cell's weights as an XLA step takes them (TensorFlow).
 
     In a traced graph the steps of a cell pass its weights on, one step to the next
     (:func:`xla_step`: an identity, no copy), so that each step's backward adds its weight
@@ -583,7 +590,8 @@ def _step_weights(cell):
     8 (benchmarks/README.md, "Memory (session 11)"). ``sources`` (the variables, or what a
     ``keras.StatelessScope`` maps them to) tell whether the passed weights are still the
     ones to use; eagerly (and under :func:`weights_read_per_step`) every step reads the
-    variables.
+    variables. ``transformed`` are the Winograd kernels of the weights that are read
+    (:func:`_transformed_kernels`), passed on with them: once per sequence in a traced graph.
     """
     import tensorflow as tf
 
@@ -591,13 +599,44 @@ def _step_weights(cell):
     if _passes_weights():
         passed = _passed_weights_table().get(id(cell))
         if passed is not None and all(a is b for a, b in zip(passed[0], sources)):
-            return sources, list(passed[1])
-    return sources, [tf.convert_to_tensor(source) for source in sources]
+            return sources, list(passed[1]), passed[2]
+    weights = [tf.convert_to_tensor(source) for source in sources]
+    return sources, weights, _transformed_kernels(cell, weights)
 
 
-def _pass_weights(cell, sources, weights):
+def _pass_weights(cell, sources, weights, transformed):
     if _passes_weights():
-        _passed_weights_table()[id(cell)] = (sources, tuple(weights))
+        _passed_weights_table()[id(cell)] = (sources, tuple(weights), transformed)
+
+
+def _winograd_weights(cell):
+    """The positions in ``cell.weights`` of the kernels the XLA steps run as Winograd's, with their tiles."""
+    return [
+        (index, tile)
+        for index, weight in enumerate(cell.weights)
+        if (tile := winograd_applies(tuple(weight.shape), weight.dtype)) is not None
+    ]
+
+
+def _transformed_kernels(cell, weights):
+    """The Winograd kernels (:func:`predrnn.layers.winograd.winograd_kernel`) of the cell's
+    3x3-7x7 kernels among ``weights``, in :func:`_winograd_weights`' order, without a gradient.
+
+    The forward XLA steps convolve with them instead of transforming their kernels at every
+    time step; the backward steps still transform theirs, so that nothing of the size of
+    the transformed kernels (61 MB at 4x64, ~270 MB on the paper model) stays alive into the
+    backward pass, where the memory peaks. On a 2-core AMX Xeon at 4x64
+    (``predrnn benchmark --preset mnist --impl reference tensorflow --steps 5``, one run
+    each): a 10-15% faster rollout per sequence (0.086-0.088 against 0.095-0.099 s), a
+    training step 0.79-0.82x the reference's against 0.81-0.83x, and the same working
+    memory within the run-to-run spread. Passed into the backward steps as well they made
+    the step 0.75-0.79x the reference's, but the working set 1.05x the reference's in both
+    runs (benchmarks/README.md, "Session 18"). The results are the same up to float
+    rounding (the training loss agreed to the last digit).
+    """
+    import tensorflow as tf
+
+    return tuple(tf.stop_gradient(winograd_kernel(weights[index], tile)) for index, tile in _winograd_weights(cell))
 
 
 def _zeros_for_none(cell, inputs, states, data_format):
@@ -648,12 +687,15 @@ def _compile_xla_step(cell, data_format):
     """The forward and backward ``tf.function(jit_compile=True)`` of :func:`xla_step`."""
     import tensorflow as tf
 
+    def table(transformed):  # {id(variable): its Winograd kernel}, as the cell's step passes the variables
+        return {id(cell.weights[index]): u for (index, _), u in zip(_winograd_weights(cell), transformed)}
+
     def run(x, states, fused, values, conv):
         with keras.StatelessScope(state_mapping=list(zip(cell.weights, values))), conv_hook(conv):
             return tuple(cell.step(x, states, data_format, fused))
 
-    def forward(x, states, fused, values):
-        record = _RecordedConvolutions()
+    def forward(x, states, fused, values, transformed):
+        record = _RecordedConvolutions(table(transformed))
         return run(x, states, fused, values, record), tuple(record.outputs)
 
     def backward(x, states, fused, values, conv_outputs, output_gradients):
@@ -674,8 +716,9 @@ class _RecordedConvolutions:
     convolutions (the ST-LSTM's conv_last) are not recorded: the backward step recomputes
     them (:func:`_recomputed`)."""
 
-    def __init__(self):
+    def __init__(self, transformed=None):
         self.outputs = []
+        self.transformed = transformed or {}  # {id(kernel variable): its Winograd kernel}
 
     def __call__(self, x, kernel, data_format):
         if _recomputed(kernel):
@@ -683,7 +726,9 @@ class _RecordedConvolutions:
         return self.summed([_whole_term(x, kernel)], kernel.shape[-1], data_format)
 
     def summed(self, terms, out_channels, data_format):
-        convolved = [(xla_conv2d(x, kernel, data_format), places) for x, kernel, places in terms]
+        convolved = [
+            (xla_conv2d(x, kernel, data_format, u=self.transformed.get(id(kernel))), places) for x, kernel, places in terms
+        ]
         self.outputs.append(placed_sum(convolved, out_channels, data_format))
         return self.outputs[-1]
 

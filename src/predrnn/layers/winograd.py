@@ -94,7 +94,7 @@ def winograd_conv2d(x, kernel, tile=4, data_format="channels_last"):
     return to_y(ops.matmul(to_v(x), to_u(kernel)))
 
 
-def recomputing_winograd_conv2d(x, kernel, tile=4, data_format="channels_last"):
+def recomputing_winograd_conv2d(x, kernel, tile=4, data_format="channels_last", u=None):
     """:func:`winograd_conv2d` whose gradient keeps only ``x`` and ``kernel`` (TensorFlow).
 
     TensorFlow's automatic gradient of :func:`winograd_conv2d` keeps every intermediate for
@@ -106,14 +106,20 @@ def recomputing_winograd_conv2d(x, kernel, tile=4, data_format="channels_last"):
     instead, and pulls the output gradient back through the (linear) output transform; the
     two large products of the backward pass are the same as before. Same values and
     gradients as :func:`winograd_conv2d` (``tests/test_winograd.py``).
+
+    ``u``: ``kernel`` already transformed (:func:`winograd_kernel`, e.g. once per sequence
+    by the XLA cell steps), used in both passes instead of transforming ``kernel`` in each;
+    ``kernel``'s gradient is still pulled back through the transform here (its value is
+    not needed for that, and XLA drops it). ``u`` itself gets no gradient.
     """
     import tensorflow as tf
 
     to_v, to_u, to_y = _transforms(x, kernel.shape, tile, data_format)
+    given_u = None if u is None else tf.stop_gradient(ops.convert_to_tensor(u))
 
     @tf.custom_gradient
     def conv(x, kernel):
-        products = ops.matmul(to_v(x), to_u(kernel))
+        products = ops.matmul(to_v(x), to_u(kernel) if given_u is None else given_u)
 
         def grad(dy):
             with tf.GradientTape() as tape:
@@ -124,7 +130,7 @@ def recomputing_winograd_conv2d(x, kernel, tile=4, data_format="channels_last"):
                 output_tape.watch(zeros)
                 y = to_y(zeros)
             d_products = output_tape.gradient(y, zeros, output_gradients=dy)
-            d_v = tf.matmul(d_products, u, transpose_b=True)
+            d_v = tf.matmul(d_products, u if given_u is None else given_u, transpose_b=True)
             d_u = tf.matmul(v, d_products, transpose_a=True)
             return tape.gradient([v, u], [x, kernel], output_gradients=[d_v, d_u])
 
