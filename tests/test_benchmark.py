@@ -257,6 +257,40 @@ def test_mixed_bfloat16_trains_and_stays_close_to_float32(rng):
         keras.mixed_precision.set_global_policy(previous)
 
 
+@pytest.mark.parametrize("use_layer_norm", [False, True])
+def test_inference_under_mixed_precision_casts_each_kernel_once_per_sequence(rng, monkeypatch, use_layer_norm):
+    """An inference call (``training=False``) of a mixed-precision model casts each kernel to
+    bfloat16 once for the whole sequence (``_CastOnceConvolution``), not at every time
+    step, and predicts exactly what the per-step casts predict (``training=None``)."""
+    import predrnn.models.video_predictor as video_predictor
+
+    monkeypatch.setenv("PREDRNN_TORCH_WINOGRAD", "0")  # PyTorch's loop has its own hook otherwise
+    casts, convolutions = [], []
+    original = video_predictor._CastOnceConvolution.__call__
+
+    def spy(self, x, kernel, data_format):
+        convolutions.append(id(kernel))
+        if id(kernel) not in self.cast:
+            casts.append(id(kernel))
+        return original(self, x, kernel, data_format)
+
+    monkeypatch.setattr(video_predictor._CastOnceConvolution, "__call__", spy)
+    inputs = _batch(rng, b=2)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = PredRNN(filters=(8, 8), kernel_size=3, patch_size=2, use_layer_norm=use_layer_norm)
+        per_step = keras.ops.convert_to_numpy(model(inputs, training=None))
+        assert not convolutions
+        once = keras.ops.convert_to_numpy(model(inputs, training=False))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    kernels = sum(1 for cell in model.cells for w in cell.weights if len(w.shape) == 4)
+    assert len(casts) == len(set(casts)) == kernels  # 5 per ST-LSTM cell
+    assert len(convolutions) > 3 * kernels  # the time steps reuse them
+    np.testing.assert_array_equal(once, per_step)
+
+
 def test_rollout_keeps_one_compiled_function_per_length(rng):
     model = PredRNN(filters=(4,), kernel_size=3, patch_size=2)
     context = rng.random((2, 3, 8, 8, 1)).astype("float32")

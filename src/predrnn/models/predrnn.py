@@ -160,7 +160,7 @@ class PredRNN(VideoPredictor):
     def call(self, inputs, training=None):
         frames = ops.cast(inputs[FRAMES], self.compute_dtype)
         with_decoupling = self.decoupling_weight > 0
-        predictions, decoupling = self._forward(frames, inputs[TEACHER_FORCING_MASK], with_decoupling)
+        predictions, decoupling = self._forward(frames, inputs[TEACHER_FORCING_MASK], with_decoupling, training=training)
         if with_decoupling:
             self.add_loss(self.decoupling_weight * ops.cast(decoupling, "float32"))
         return self._output(predictions)

@@ -63,6 +63,26 @@ def _no_torch_gradient():
     return torch.no_grad()
 
 
+class _CastOnceConvolution:
+    """The cell convolutions of an inference pass under mixed precision (a
+    :func:`~predrnn.layers.common.conv_hook` function): each kernel is cast to the compute
+    dtype once per sequence, not at every time step. On TensorFlow the 4x64 model's casts
+    were 62 ms of the ~0.9 s of op time of a bfloat16 rollout, and casting once made the
+    rollout 0.93x (one process, 6 alternating rounds, the same predictions to the bit;
+    benchmarks/README.md, "Session 18"); PyTorch's loop has its own hook. Only without
+    gradients (``training=False``): the time steps' gradients of a kernel cast once would be
+    summed in the compute dtype."""
+
+    def __init__(self):
+        self.cast = {}  # id(kernel) -> (kernel, kernel in the compute dtype); the kernel kept so its id stays its own
+
+    def __call__(self, x, kernel, data_format):
+        cached = self.cast.get(id(kernel))
+        if cached is None:
+            cached = self.cast[id(kernel)] = (kernel, ops.cast(kernel, x.dtype))
+        return conv2d(x, cached[1], data_format)
+
+
 class _WinogradLoopConvolution:
     """The cell convolutions of a time loop that runs Winograd's (``VideoPredictor._loop_convolution``),
     a :func:`~predrnn.layers.common.conv_hook` function.
@@ -323,13 +343,14 @@ class VideoPredictor(keras.Model):
 
         return step
 
-    def _unroll(self, patches, num_steps, context_length, mask=None, with_decoupling=False):
+    def _unroll(self, patches, num_steps, context_length, mask=None, with_decoupling=False, training=None):
         """Run the stack over ``num_steps`` steps in patch space.
 
         Steps ``t < context_length`` read ``patches[:, t]``; later steps read
         ``mask``-mixed truth and prediction, or the prediction alone when ``mask`` is
         None. Returns the stacked predictions ``(B, num_steps, h, w, p*p*C)`` and the
-        mean decoupling term (or None).
+        mean decoupling term (or None). ``training``: the model call's (see
+        :meth:`_loop_convolution`).
         """
         data_format = internal_data_format()
         if data_format == CHANNELS_FIRST:
@@ -338,7 +359,7 @@ class VideoPredictor(keras.Model):
         if num_steps > 1 and self._scans_its_time_loop() and _is_traced(patches):
             predictions, decoupling = self._scanned_unroll(patches, num_steps, context_length, mask, with_decoupling, data_format, constants)
         else:
-            convolve = self._loop_convolution(constants)
+            convolve = self._loop_convolution(constants, training=training)
             with conv_hook(convolve):
                 predictions, decoupling = self._unrolled(
                     patches, num_steps, context_length, mask, with_decoupling, data_format, constants, convolve
@@ -379,15 +400,19 @@ class VideoPredictor(keras.Model):
         loop is :meth:`_scanned_unroll`, the cells' k x k convolutions Winograd's."""
         return keras.backend.backend() == "jax" and model_xla_cells(self.filters, self.kernel_size, self.compute_dtype)
 
-    def _loop_convolution(self, constants=None, scanned=False):
+    def _loop_convolution(self, constants=None, scanned=False, training=None):
         """What the time loop's cell convolutions run as (a :func:`conv_hook` function), or None
         for :func:`conv2d`: in JAX's scanned loop (``scanned``, :meth:`_scanned_unroll`),
         Winograd's for every float32 3x3-7x7 kernel; on PyTorch, Winograd's where
         :func:`torch_winograd` says so, and the cells' gate sums of them one call each with
         a single output transform. The kernels are transformed once per sequence
-        (:meth:`_winograd_kernels`)."""
+        (:meth:`_winograd_kernels`). Otherwise, in an inference call (``training=False``)
+        under mixed precision, the kernels are cast to the compute dtype once
+        (:class:`_CastOnceConvolution`)."""
         torch = keras.backend.backend() == "torch"
         if not scanned and not (torch and torch_winograd()):
+            if training is False and self.compute_dtype != self.variable_dtype:
+                return _CastOnceConvolution()
             return None
         return _WinogradLoopConvolution(self._winograd_kernels(constants, with_gradient=not torch), sums=torch)
 
@@ -453,10 +478,10 @@ class VideoPredictor(keras.Model):
         with contextlib.nullcontext() if with_gradient else _no_torch_gradient():
             return {id(kernel): winograd_kernel(kernel, tile) for kernel, tile in zip(kernels, tiles) if tile is not None}
 
-    def _forward(self, frames, mask, with_decoupling):
+    def _forward(self, frames, mask, with_decoupling, training=None):
         patches = to_patches(frames, self.patch_size)
         predictions, decoupling = self._unroll(
-            patches, frames.shape[1] - 1, context_length=1, mask=mask, with_decoupling=with_decoupling
+            patches, frames.shape[1] - 1, context_length=1, mask=mask, with_decoupling=with_decoupling, training=training
         )
         return from_patches(predictions, self.patch_size), decoupling
 
@@ -468,7 +493,7 @@ class VideoPredictor(keras.Model):
 
     def call(self, inputs, training=None):
         frames = ops.cast(inputs[FRAMES], self.compute_dtype)
-        predictions, _ = self._forward(frames, inputs[TEACHER_FORCING_MASK], with_decoupling=False)
+        predictions, _ = self._forward(frames, inputs[TEACHER_FORCING_MASK], with_decoupling=False, training=training)
         return self._output(predictions)
 
     def rollout(self, context, horizon, batch_size=None):
