@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from predrnn.hardware import bfloat16_support, cpu_features
+from predrnn.hardware import bfloat16_support, cpu_features, cpu_flags
 from predrnn.memory import use_the_command_allocators
 
 __all__ = [
@@ -373,8 +373,9 @@ def _machine_info() -> dict:
         info["usable_cores"] = len(affinity)
     except AttributeError:
         pass
-    info["cpu_features"] = cpu_features()  # None where /proc/cpuinfo has no x86 flags
-    info["bfloat16"] = bfloat16_support()  # on the CPU: native, emulated or unknown
+    flags = cpu_flags()  # None where /proc/cpuinfo has no x86 flags
+    info["cpu_features"] = cpu_features(flags)
+    info["bfloat16"] = bfloat16_support(flags)  # on the CPU: native, emulated or unknown
     return info
 
 
@@ -384,7 +385,12 @@ def _features_text(machine: dict) -> str:
     if "bfloat16" not in machine:
         return ""
     features = machine.get("cpu_features")
-    listed = ", ".join(features) if features else "no AVX2/AVX-512" if features is not None else "flags unknown"
+    if features is None:
+        listed = "flags unknown"
+    elif not features:
+        listed = "no AVX2/AVX-512"
+    else:
+        listed = ", ".join(features)
     return f" ({listed}; bfloat16 {machine['bfloat16']} on the CPU)"
 
 
