@@ -21,6 +21,7 @@ from predrnn.layers.winograd import (
     winograd_kernel,
     winograd_matrices,
 )
+from predrnn.layers.winograd import _data_transforms, _input_transform_adjoint
 
 import numpy_reference as ref
 
@@ -66,6 +67,34 @@ def test_matches_the_direct_convolution_in_both_layouts(rng, height, width, kern
     np.testing.assert_allclose(got, want, atol=2e-5 * np.abs(want).max())
     first = winograd_conv2d(keras.ops.transpose(xt, (0, 3, 1, 2)), kt, tile=tile, data_format="channels_first")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(first).transpose(0, 2, 3, 1), got, atol=1e-6 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize(
+    "height, width, kernel_size, tile", [(16, 16, 5, 4), (13, 7, 5, 4), (9, 10, 3, 4), (8, 5, 7, 2), (3, 2, 5, 4)]
+)
+def test_the_written_out_input_transform_adjoint_is_the_transpose_of_the_input_transform(
+    rng, data_format, height, width, kernel_size, tile
+):
+    """``<to_v(x), d_v> = <x, adjoint(d_v)>`` for every ``x`` and ``d_v``: the gradient the
+    Winograd convolutions pull back to their input (TensorFlow's XLA steps, JAX's VJP) is
+    exactly the input transform's."""
+    shape = (2, height, width, 3) if data_format == "channels_last" else (2, 3, height, width)
+    x = keras.ops.convert_to_tensor(rng.standard_normal(shape).astype("float32"))
+    to_v, _ = _data_transforms(x, kernel_size, 4, tile, data_format)
+    v = keras.ops.convert_to_numpy(to_v(x)).astype("float64")
+    d_v = rng.standard_normal(v.shape).astype("float32")
+    d_x = keras.ops.convert_to_numpy(_input_transform_adjoint(shape, kernel_size, tile, data_format, "float32")(d_v))
+    assert d_x.shape == shape
+    np.testing.assert_allclose(np.sum(v * d_v), np.sum(keras.ops.convert_to_numpy(x).astype("float64") * d_x), rtol=1e-5)
+    # Each input pixel's gradient, not only the total: against the transpose applied pixel by pixel.
+    basis = np.zeros(shape, "float32")
+    for index in [(0, 0, 0, 0), (1, height - 1, width - 1, 2), (0, height // 2, 0, 1)]:
+        index = index if data_format == "channels_last" else (index[0], index[3], index[1], index[2])
+        basis[:] = 0
+        basis[index] = 1
+        column = keras.ops.convert_to_numpy(to_v(keras.ops.convert_to_tensor(basis)))
+        np.testing.assert_allclose(d_x[index], np.sum(column * d_v), rtol=1e-4, atol=1e-4)
 
 
 def test_even_kernels_are_refused():

@@ -104,7 +104,10 @@ def recomputing_winograd_conv2d(x, kernel, tile=4, data_format="channels_last", 
     default's peak memory over 20 frames (benchmarks/README.md, "XLA cell steps"). This
     gradient recomputes the cheap, linear transforms of ``x`` and ``kernel``
     instead, and pulls the output gradient back through the (linear) output transform; the
-    two large products of the backward pass are the same as before. Same values and
+    two large products of the backward pass are the same as before. The input's gradient
+    goes back through the input transform's written-out adjoint
+    (:func:`_input_transform_adjoint`; TensorFlow's gradient of its strided gather made
+    the 4x64 training step 1.2x slower, benchmarks/README.md "Session 19"). Same values and
     gradients as :func:`winograd_conv2d` (``tests/test_winograd.py``).
 
     ``u``: ``kernel`` already transformed (:func:`winograd_kernel`, e.g. once per sequence
@@ -123,8 +126,9 @@ def recomputing_winograd_conv2d(x, kernel, tile=4, data_format="channels_last", 
 
         def grad(dy):
             with tf.GradientTape() as tape:
-                tape.watch([x, kernel])
-                v, u = to_v(x), to_u(kernel)
+                tape.watch(kernel)
+                u = to_u(kernel)
+            v = to_v(x)
             zeros = tf.zeros_like(products)  # to_y is linear: its gradient does not depend on the point
             with tf.GradientTape() as output_tape:
                 output_tape.watch(zeros)
@@ -132,7 +136,8 @@ def recomputing_winograd_conv2d(x, kernel, tile=4, data_format="channels_last", 
             d_products = output_tape.gradient(y, zeros, output_gradients=dy)
             d_v = tf.matmul(d_products, u if given_u is None else given_u, transpose_b=True)
             d_u = tf.matmul(v, d_products, transpose_a=True)
-            return tape.gradient([v, u], [x, kernel], output_gradients=[d_v, d_u])
+            d_x = _input_transform_adjoint(x.shape, kernel.shape[0], tile, data_format, x.dtype)(d_v)
+            return d_x, tape.gradient(u, kernel, output_gradients=d_u)
 
         return to_y(products), grad
 
@@ -154,7 +159,8 @@ def transformed_winograd_conv2d(x, u, kernel_size, tile=4, data_format="channels
     """:func:`winograd_conv2d` of ``x`` with the :func:`winograd_kernel` ``u`` (JAX, PyTorch).
 
     Its gradient keeps only ``x`` and ``u``, as the direct convolution keeps ``x`` and the
-    kernel, and recomputes the (cheap, linear) input transform; an automatic gradient would
+    kernel, recomputes the (cheap, linear) input transform and pulls ``x``'s gradient back
+    through its written-out adjoint (:func:`_input_transform_adjoint`); an automatic gradient would
     keep the transformed input, ``(n / tile)^2`` times larger than ``x`` (4x for 5x5
     kernels), per convolution and time step. JAX: a ``jax.custom_vjp``. PyTorch: a
     ``torch.autograd.Function`` with every transform and its adjoint written out
@@ -265,11 +271,12 @@ def _jax_transformed_winograd(kernel_size, tile, data_format):  # made at first 
     def backward(saved, dy):
         x, u = saved
         to_v, to_y = maps(x, u)
-        v, v_transpose = jax.vjp(to_v, x)
+        v = to_v(x)
         # to_y is linear: its transpose, applied to dy, is its gradient at any point.
         _, y_transpose = jax.vjp(to_y, jnp.zeros((v.shape[0], v.shape[1], u.shape[2]), dy.dtype))
         (d_products,) = y_transpose(dy)
-        (d_x,) = v_transpose(jnp.matmul(d_products, jnp.swapaxes(u, 1, 2)))
+        to_x = _input_transform_adjoint(x.shape, kernel_size, tile, data_format, x.dtype)
+        d_x = to_x(jnp.matmul(d_products, jnp.swapaxes(u, 1, 2)))
         return d_x, jnp.matmul(jnp.swapaxes(v, 1, 2), d_products)
 
     conv.defvjp(forward, backward)
@@ -527,3 +534,58 @@ def _data_transforms(x, kernel_size, out_channels, tile, data_format):
         return y[:, :height, :width]
 
     return to_v, to_y
+
+
+def _input_transform_adjoint(x_shape, kernel_size, tile, data_format, dtype):
+    """The adjoint (transpose) of :func:`_data_transforms`' ``to_v`` for inputs of ``x_shape``:
+    ``d_v (n^2, tiles, in) -> d_x``, the gradient of ``to_v`` at any point (it is linear).
+
+    Written out instead of differentiating ``to_v``: ``to_v`` gathers each n x n tile with
+    n strided slices per axis, whose automatic gradient sums n interleaved, strided
+    paddings (what XLA compiled into the slowest fusions of a backward cell step:
+    ``add_bitcast_fusion``, 1.3-2.2 ms each, ~7 of a 4x64 backward step's ~40 ms of op time).
+    Here the input is cut into m-row (m-column) blocks, of which a tile spans
+    ``blocks = ceil(n / m)`` (2 for 5x5 kernels and tile 4): ``B`` (padded with zero rows
+    to ``blocks * m``) takes ``d_v`` back to each tile's blocks, and each input block sums
+    the ``blocks`` tiles that cover it, as whole shifted blocks. The same values as the
+    automatic gradient, up to the order of float additions (``tests/test_winograd.py``).
+    """
+    k, m = kernel_size, tile
+    n = m + k - 1
+    channels_first = data_format == CHANNELS_FIRST
+    in_channels, height, width = x_shape[1:4] if channels_first else (x_shape[3], x_shape[1], x_shape[2])
+    tiles_h, tiles_w = -(-height // m), -(-width // m)
+    blocks = -(-n // m)
+    _, _, b_t = winograd_matrices(m, k)
+    # (blocks * m, n): row j * m + i is B^T's column for tile offset j * m + i (zero past n).
+    b_ext = ops.convert_to_tensor(np.pad(b_t, [[0, 0], [0, blocks * m - n]]).T.astype("float32"), dtype=dtype)
+    lo = k // 2
+
+    def scatter(d, axis, tiles):
+        """``(n, ..., tiles @ axis, ...)``: gradients of the n tile offsets along ``axis`` (of
+        the rest) -> ``(..., (tiles + blocks - 1) * m @ axis, ...)``, the padded input's."""
+        rest = list(d.shape[1:])
+        rest[0] = -1 if rest[0] is None else rest[0]
+        d = ops.reshape(ops.matmul(b_ext, ops.reshape(d, (n, -1))), (blocks, m, *rest))
+        order = [0, *range(2, axis + 3), 1, *range(axis + 3, len(rest) + 2)]
+        d = ops.transpose(d, order)  # (blocks, ..., tiles, m, ...)
+        total = None
+        for j in range(blocks):  # tile t's block j is the input's block t + j
+            padding = [[0, 0]] * (len(rest) + 1)
+            padding[axis] = [j, blocks - 1 - j]
+            piece = ops.pad(d[j], padding)
+            total = piece if total is None else total + piece
+        shape = list(total.shape)
+        shape[0] = -1 if shape[0] is None else shape[0]
+        return ops.reshape(total, [*shape[:axis], shape[axis] * m, *shape[axis + 2 :]])
+
+    def adjoint(d_v):
+        d_v = ops.reshape(d_v, (n, n, -1, tiles_h, tiles_w, in_channels))  # (e, a, b, th, tw, c)
+        if channels_first:
+            d_v = ops.transpose(d_v, (0, 1, 2, 5, 3, 4))  # (e, a, b, c, th, tw)
+            d_rows = scatter(d_v, 4, tiles_w)  # (a, b, c, th, W')
+            return scatter(d_rows, 2, tiles_h)[:, :, lo : lo + height, lo : lo + width]  # (b, c, H', W') cropped
+        d_rows = scatter(d_v, 3, tiles_w)  # (a, b, th, W', c)
+        return scatter(d_rows, 1, tiles_h)[:, lo : lo + height, lo : lo + width]  # (b, H', W', c) cropped
+
+    return adjoint
