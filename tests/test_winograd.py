@@ -13,6 +13,8 @@ from predrnn.errors import ConfigError
 from predrnn.layers import ConvLSTMCell, SpatioTemporalLSTMCell
 from predrnn.layers.common import conv2d, model_xla_cells, torch_winograd, xla_cells
 from predrnn.layers.winograd import (
+    _data_transforms,
+    _input_transform_adjoint,
     recomputing_winograd_conv2d,
     summed_transformed_winograd_conv2d,
     transformed_winograd_conv2d,
@@ -21,7 +23,6 @@ from predrnn.layers.winograd import (
     winograd_kernel,
     winograd_matrices,
 )
-from predrnn.layers.winograd import _data_transforms, _input_transform_adjoint
 
 import numpy_reference as ref
 
