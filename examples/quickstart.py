@@ -34,15 +34,15 @@ summary = train(config, "runs/example_quickstart", overwrite=True)
 print({k: summary[k] for k in ("step", "best_value")})
 
 # %% [markdown]
-# ## Evaluate against the copy-last-frame baseline
+# ## Evaluate against the baselines (copy last frame, all black, mean of the context)
 # `mse_per_frame` is the sum of squared errors over the 64x64 pixels of a frame (the
 # papers' convention), averaged over the 10 predicted frames.
 
 # %%
 report = evaluate("runs/example_quickstart", num=64, overwrite=True, progress=False)
 print(f"model     mse/frame {report['mse_per_frame']:.1f}  ssim {report['ssim']:.3f}")
-base = report["baseline_copy_last"]
-print(f"copy-last mse/frame {base['mse_per_frame']:.1f}  ssim {base['ssim']:.3f}")
+for name, base in report["baselines"].items():
+    print(f"{name:9s} mse/frame {base['mse_per_frame']:.1f}  ssim {base['ssim']:.3f}")
 
 # %% [markdown]
 # ## Predict 20 frames from 10 and write a GIF

@@ -62,4 +62,4 @@ train(config, "runs/example_own_data", overwrite=True)
 from predrnn.jobs.evaluate import evaluate
 
 report = evaluate("runs/example_own_data", data="runs/my_grid.npy", context=6, horizon=6, overwrite=True, progress=False)
-print(report["mse_per_frame"], report["baseline_copy_last"]["mse_per_frame"])
+print(report["mse_per_frame"], {name: base["mse_per_frame"] for name, base in report["baselines"].items()})

@@ -37,7 +37,7 @@ def test_train_evaluate_predict_in_subprocesses(tmp_path):
 
     result = run_cli("evaluate", run, "--num", 4, "--backend", BACKEND)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "mse_per_frame" in result.stdout and "copy-last" in result.stdout
+    assert "mse_per_frame" in result.stdout and "copy last frame" in result.stdout and "all black" in result.stdout
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["backend"] == BACKEND and metrics["num_sequences"] == 4
 

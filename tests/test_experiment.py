@@ -16,6 +16,7 @@ from predrnn.jobs import experiment as ex
 from predrnn.jobs.config import load_config
 
 METRICS = ex.METRICS
+BASELINES = ex.BASELINES
 
 
 def write_spec(path, text):
@@ -209,14 +210,16 @@ def test_tiny_experiment_tables(tiny_experiment):
             values = np.array([r[metric] for r in reports])
             assert float(summary[variant][f"{metric}_mean"]) == pytest.approx(values.mean(), rel=1e-12)
             assert float(summary[variant][f"{metric}_std"]) == pytest.approx(values.std(ddof=1), rel=1e-9, abs=1e-15)
-            baseline = reports[0]["baseline_copy_last"][metric]
-            if np.isfinite(baseline):
-                assert float(summary[variant][f"baseline_{metric}"]) == pytest.approx(baseline)
+            for b in BASELINES:
+                baseline = reports[0]["baselines"][b][metric]
+                if np.isfinite(baseline):
+                    assert float(summary[variant][f"{b}_{metric}"]) == pytest.approx(baseline)
         mean, std = (np.mean([r["mse_per_frame"] for r in reports]), np.std([r["mse_per_frame"] for r in reports], ddof=1))
         assert f"| {variant} | 2/2 |" in md and f"{mean:.2f} ± {std:.2f}" in md
-    # same test set for every run: identical copy-last baselines
-    assert len({r["baseline_mse_per_frame"] for r in rows}) == 1
-    assert "copy last frame (baseline)" in md
+    # same test set for every run: identical baselines, one row each in the table
+    for b in BASELINES:
+        assert len({r[f"{b}_mse_per_frame"] for r in rows}) == 1
+    assert "copy last frame (baseline)" in md and "all black (zeros) (baseline)" in md and "mean of the context (baseline)" in md
     assert (workdir / "summary.png").stat().st_size > 1000
     assert (workdir / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # layout
@@ -275,8 +278,8 @@ def test_resume_refuses_a_changed_variant(tiny_experiment):
 def fake_metrics(variant, seed):
     value = 10.0 + 3.0 * seed + len(variant)
     metrics = {m: value + i for i, m in enumerate(METRICS)}
-    baseline = {m: 100.0 + i for i, m in enumerate(METRICS)}
-    return {**metrics, "num_sequences": 4, "test_set": {"kind": "fake"}, "baseline_copy_last": baseline}
+    baselines = {b: {m: 100.0 + i + j for i, m in enumerate(METRICS)} for j, b in enumerate(BASELINES)}
+    return {**metrics, "num_sequences": 4, "test_set": {"kind": "fake"}, "baselines": baselines}
 
 
 @pytest.fixture
@@ -424,7 +427,7 @@ else:
     seed = int(run.name.split("_")[1])
     value = 10.0 + 3.0 * seed + len(run.parent.name)
     report = {{m: value for m in {metrics!r}}}
-    report["baseline_copy_last"] = {{m: 100.0 for m in {metrics!r}}}
+    report["baselines"] = {{b: {{m: 100.0 for m in {metrics!r}}} for b in ("copy_last", "zeros", "context_mean")}}
     report["num_sequences"] = int(option("--num"))
     Path(option("--output")).write_text(json.dumps(report))
     print("evaluated")

@@ -128,7 +128,7 @@ def test_resubmits_only_unfinished_tasks(tmp_path, fake_slurm):
         folder = ex.run_dir(workdir, variant, seed)
         folder.mkdir(parents=True)
         (folder / "metrics.json").write_text(json.dumps({
-            **{m: 1.0 for m in ex.METRICS}, "baseline_copy_last": {m: 2.0 for m in ex.METRICS}, "num_sequences": 4,
+            **{m: 1.0 for m in ex.METRICS}, "baselines": {b: {m: 2.0 for m in ex.METRICS} for b in ex.BASELINES}, "num_sequences": 4,
         }))
     queue.write_text("123|3|PENDING\n999|2|RUNNING\n")  # 999 is not ours
     result = ex.run_experiment(workdir / "spec.toml", None, workdir, slurm=True, resume=True)

@@ -8,6 +8,7 @@ import pytest
 from keras import ops
 
 from predrnn.data.datasets import VideoPredictionDataset
+from predrnn.data.moving_mnist import generate_moving_mnist
 from predrnn.errors import CheckpointError, ConfigError, DataError
 from predrnn.jobs.config import load_config
 from predrnn.jobs.evaluate import evaluate, predict
@@ -65,15 +66,19 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
     for name in ("config.json", "checkpoints/best.keras", "samples"):
         assert (tmp_path / "b" / name).exists(), name
 
-    # evaluate: JSON with the documented keys, CSV, plot; the baseline scored on the same frames
+    # evaluate: JSON with the documented keys, CSV, plot; the baselines scored on the same frames
     report = evaluate(tmp_path / "b", num=4, progress=False)
     saved = json.loads((tmp_path / "b" / "metrics.json").read_text())
     for key in ("mse_per_frame", "mae_per_frame", "ssim", "psnr", "mse_per_pixel", "per_frame",
-                "baseline_copy_last", "num_sequences", "test_set"):
+                "baselines", "num_sequences", "test_set"):
         assert key in saved, key
     assert saved["num_sequences"] == 4 and len(saved["per_frame"]["mse_per_frame"]) == 3
     assert saved["test_set"]["kind"] == "moving_mnist" and saved["test_set"]["num_digits"] == 1
     np.testing.assert_allclose(report["mse_per_frame"], np.mean(saved["per_frame"]["mse_per_frame"]))
+    assert set(saved["baselines"]) == {"copy_last", "zeros", "context_mean"}
+    truth = generate_moving_mnist(4, 0, num_digits=1, num_frames=6, image_size=16, digit_size=8, split="test")[:, 3:]
+    # all black: the error of each frame is the sum of its squared pixels
+    np.testing.assert_allclose(saved["baselines"]["zeros"]["mse_per_frame"], np.mean(np.sum(truth**2, axis=(2, 3, 4))), rtol=1e-6)
     assert (tmp_path / "b" / "metrics.csv").exists() and (tmp_path / "b" / "metrics.png").exists()
     with pytest.raises(ConfigError, match="exists. Pass --overwrite"):
         evaluate(tmp_path / "b", num=4, progress=False)

@@ -122,7 +122,7 @@ def test_plot_per_frame_writes_png(tmp_path):
     )
     baseline = {"mse_per_frame": [15.0, 25.0, 35.0], "ssim": [0.8, 0.7, 0.6]}
     path = tmp_path / "plots" / "per_frame.png"
-    visualize.plot_per_frame(path, model, baseline=baseline, title="test")
+    visualize.plot_per_frame(path, model, baselines={"copy last": baseline, "zeros": model}, title="test")
     image = iio.imread(path)
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
     assert leftovers(path.parent) == []

@@ -47,14 +47,22 @@ def _evaluate(args) -> int:
         context=args.context, horizon=args.horizon, output=args.output,
         batch_size=args.batch_size, overwrite=args.overwrite,
     )
-    base = report["baseline_copy_last"]
-    print(
-        f"{report['num_sequences']} sequences, {report['context']} -> {report['horizon']} frames: "
-        f"mse_per_frame {report['mse_per_frame']:.2f} (copy-last {base['mse_per_frame']:.2f}), "
-        f"ssim {report['ssim']:.4f} (copy-last {base['ssim']:.4f}), "
-        f"psnr {report['psnr']:.2f} dB (copy-last {base['psnr']:.2f})"
-    )
+    print(format_evaluation(report))
     return 0
+
+
+def format_evaluation(report) -> str:
+    """The evaluation's summary: a line for the model, then one for each baseline on the same frames."""
+    from predrnn.baselines import BASELINE_LABELS
+
+    def scores(r):
+        return f"mse_per_frame {r['mse_per_frame']:.2f}, ssim {r['ssim']:.4f}, psnr {r['psnr']:.2f} dB"
+
+    lines = [f"{report['num_sequences']} sequences, {report['context']} -> {report['horizon']} frames:"]
+    lines.append(f"  {'model':22s} {scores(report)}")
+    for name, result in report["baselines"].items():
+        lines.append(f"  {BASELINE_LABELS.get(name, name):22s} {scores(result)}")
+    return "\n".join(lines)
 
 
 def _predict(args) -> int:

@@ -290,10 +290,9 @@ def _per_frame_lists(name: str, values: Mapping) -> Mapping:
 def plot_per_frame(
     path,
     per_frame: Mapping,
-    baseline: Mapping | None = None,
+    baselines: Mapping | None = None,
     title: str = "Per-frame metrics",
     label: str = "model",
-    baseline_label: str = "copy last frame",
 ) -> None:
     """A PNG with one subplot per metric vs future frame index (1-based).
 
@@ -302,14 +301,18 @@ def plot_per_frame(
         per_frame: ``{metric_name: per-frame values}`` (or a ``summarize`` report,
             whose ``"per_frame"`` entry is used). Drawn: ``mse_per_frame``,
             ``mae_per_frame``, ``ssim``, ``psnr``, those present; others are ignored.
-        baseline: the same for a baseline (by default labelled "copy last frame"), or None.
+        baselines: ``{legend label: per-frame values}`` of baselines drawn dashed beside
+            the model (e.g. copy last frame, all black), or None.
         title: figure title.
-        label, baseline_label: legend entries.
+        label: the model's legend entry.
 
     Infinite values (PSNR of a perfect frame) are left out of the lines.
     """
     per_frame = _per_frame_lists("per_frame", per_frame)
-    baseline = None if baseline is None else _per_frame_lists("baseline", baseline)
+    baselines = {
+        baseline_label: _per_frame_lists(f"baselines[{baseline_label!r}]", values)
+        for baseline_label, values in (baselines or {}).items()
+    }
     names = [name for name in PLOTTED_METRICS if name in per_frame]
     if not names:
         raise ValueError(
@@ -325,8 +328,7 @@ def plot_per_frame(
     axes = figure.subplots(rows_count, columns, squeeze=False).ravel()
     for axis, name in zip(axes, names):
         series = [(label, per_frame[name], "o-")]
-        if baseline is not None and name in baseline:
-            series.append((baseline_label, baseline[name], "s--"))
+        series += [(baseline_label, values[name], "--") for baseline_label, values in baselines.items() if name in values]
         for series_label, values, style in series:
             values = np.asarray(values, dtype=np.float64)
             if values.ndim != 1:

@@ -54,10 +54,6 @@ def load_predictor(run_or_checkpoint, *, channels=None):
     return model, config, path
 
 
-def _copy_last(context, horizon):
-    return np.repeat(context[:, -1:], horizon, axis=1)
-
-
 def _test_set(config, data, num_digits, num, seed, context, horizon, image_size):
     """The sequences to score and a description of them."""
     from predrnn.data.formats import load_sequences
@@ -116,9 +112,11 @@ def evaluate(
     generated Moving MNIST from the test digits (``num_digits``, ``num``, ``seed``;
     defaults from the run's config, else 2 digits, 1,000 sequences, seed 0). Each
     sequence gives ``context`` frames to the model, which predicts ``horizon`` more.
-    Scores use the DESIGN.md conventions; the copy-last-frame baseline is scored on
-    the same frames under ``baseline_copy_last``.
+    Scores follow the conventions of docs/design.md. The baselines of
+    :mod:`predrnn.baselines` (copy last frame, all black, mean of the context) are
+    scored on the same frames under ``baselines``.
     """
+    from predrnn.baselines import BASELINE_LABELS, BASELINES
     from predrnn.metrics import FrameMetricsAccumulator
     from predrnn.visualize import plot_per_frame
 
@@ -140,13 +138,15 @@ def evaluate(
             f"The test sequences have {sequences.shape[1]} frames but context + horizon = {context} + {horizon} = {needed}. "
             "Lower --context/--horizon or use longer sequences."
         )
-    model_scores, baseline_scores = FrameMetricsAccumulator(), FrameMetricsAccumulator()
+    model_scores = FrameMetricsAccumulator()
+    baseline_scores = {name: FrameMetricsAccumulator() for name in BASELINES}
     total = len(sequences)
     for start in range(0, total, batch_size):
         batch = np.asarray(sequences[start : start + batch_size], dtype=np.float32)[:, :needed]
         past, truth = batch[:, :context], batch[:, context:]
         model_scores.update(truth, model.rollout(past, horizon))
-        baseline_scores.update(truth, _copy_last(past, horizon))
+        for name, baseline in BASELINES.items():
+            baseline_scores[name].update(truth, baseline(past, horizon))
         if progress:
             done = min(start + batch_size, total)
             print(f"\revaluating {done}/{total} sequences", end="", flush=True)
@@ -155,7 +155,7 @@ def evaluate(
     import keras
 
     report = model_scores.result()
-    report["baseline_copy_last"] = baseline_scores.result()
+    report["baselines"] = {name: scores.result() for name, scores in baseline_scores.items()}
     report.update(
         {
             "num_sequences": model_scores.num_sequences,
@@ -176,14 +176,18 @@ def evaluate(
     with open(csv_path, "w", newline="") as handle:
         writer = csv.writer(handle)
         names = list(report["per_frame"])
-        writer.writerow(["frame"] + names + [f"baseline_{n}" for n in names])
+        writer.writerow(["frame"] + names + [f"{b}_{n}" for b in BASELINES for n in names])
         for index in range(horizon):
             writer.writerow(
                 [context + index + 1]
                 + [report["per_frame"][n][index] for n in names]
-                + [report["baseline_copy_last"]["per_frame"][n][index] for n in names]
+                + [report["baselines"][b]["per_frame"][n][index] for b in BASELINES for n in names]
             )
-    plot_per_frame(output.with_suffix(".png"), report, baseline=report["baseline_copy_last"])
+    plot_per_frame(
+        output.with_suffix(".png"),
+        report,
+        baselines={BASELINE_LABELS[b]: report["baselines"][b] for b in BASELINES},
+    )
     return report
 
 

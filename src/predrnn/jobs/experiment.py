@@ -31,7 +31,8 @@ Experiment folder (``workdir``)::
                                (train and evaluate output) and status.json
     results.csv                one row per run: variant, seed, status, metrics, log
     summary.csv, summary.md    per variant: mean and std of each metric, finished runs,
-                               the copy-last-frame baseline
+                               the baselines (copy last frame, all black, mean of
+                               the context: predrnn.baselines)
     summary.png                bar chart with error bars, one panel per metric
     slurm/                     with --slurm: job.sbatch, tasks.json, logs/, submissions.json
 
@@ -66,6 +67,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from predrnn.baselines import BASELINE_LABELS, BASELINES
 from predrnn.errors import ConfigError, PredRNNError
 
 SPECS_DIR = Path(__file__).resolve().parent.parent / "experiments"
@@ -1082,13 +1084,13 @@ def summarize_experiment(workdir, *, plot: bool = True) -> dict:
         variant, seed = task["variant"], int(task["seed"])
         folder = run_dir(workdir, variant, seed)
         status = run_status(workdir, variant, seed)
-        row = {"variant": variant, "seed": seed, "status": status, "metrics": None, "baseline": None,
+        row = {"variant": variant, "seed": seed, "status": status, "metrics": None, "baselines": None,
                "num_sequences": None, "run_dir": folder, "log": folder / "log.txt" if folder.exists() else _pending_log(workdir, variant, seed)}
         if status == "finished":
             try:
                 metrics = _read_json(folder / "metrics.json")
                 row["metrics"] = {m: float(metrics[m]) for m in METRICS}
-                row["baseline"] = {m: float(metrics["baseline_copy_last"][m]) for m in METRICS}
+                row["baselines"] = {b: {m: float(metrics["baselines"][b][m]) for m in METRICS} for b in BASELINES}
                 row["num_sequences"] = metrics.get("num_sequences")
                 row["test_set"] = metrics.get("test_set")
             except (OSError, KeyError, TypeError, ValueError) as error:
@@ -1106,13 +1108,14 @@ def summarize_experiment(workdir, *, plot: bool = True) -> dict:
             "total": len(mine),
             "seeds": [r["seed"] for r in finished],
             "metrics": {},
-            "baseline": {},
+            "baselines": {b: {} for b in BASELINES},
         }
         for metric in METRICS:
             values = [r["metrics"][metric] for r in finished]
             mean, std = _mean_std(values)
             aggregates[variant]["metrics"][metric] = {"mean": mean, "std": std, "values": values}
-            aggregates[variant]["baseline"][metric] = _mean_std([r["baseline"][metric] for r in finished])[0]
+            for b in BASELINES:
+                aggregates[variant]["baselines"][b][metric] = _mean_std([r["baselines"][b][metric] for r in finished])[0]
 
     files = {}
     files["results"] = _write_results_csv(workdir, rows)
@@ -1137,14 +1140,15 @@ def summarize_experiment(workdir, *, plot: bool = True) -> dict:
 def _write_results_csv(workdir, rows) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["variant", "seed", "status", *METRICS, *(f"baseline_{m}" for m in METRICS), "num_sequences", "run_dir", "log"])
+    writer.writerow(["variant", "seed", "status", *METRICS, *(f"{b}_{m}" for b in BASELINES for m in METRICS),
+                     "num_sequences", "run_dir", "log"])
     for r in rows:
         metrics = r["metrics"] or {}
-        baseline = r["baseline"] or {}
+        baselines = r["baselines"] or {}
         writer.writerow([
             r["variant"], r["seed"], r["status"],
             *(_csv_number(metrics.get(m)) for m in METRICS),
-            *(_csv_number(baseline.get(m)) for m in METRICS),
+            *(_csv_number(baselines.get(b, {}).get(m)) for b in BASELINES for m in METRICS),
             "" if r["num_sequences"] is None else r["num_sequences"],
             _relative(r["run_dir"], workdir), _relative(r["log"], workdir) if r["status"] != "not_started" else "",
         ])
@@ -1157,12 +1161,13 @@ def _write_summary_csv(workdir, aggregates) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["variant", "runs_finished", "runs_total",
-                     *(f"{m}_{s}" for m in METRICS for s in ("mean", "std")), *(f"baseline_{m}" for m in METRICS)])
+                     *(f"{m}_{s}" for m in METRICS for s in ("mean", "std")),
+                     *(f"{b}_{m}" for b in BASELINES for m in METRICS)])
     for variant, a in aggregates.items():
         writer.writerow([
             variant, a["finished"], a["total"],
             *(_csv_number(a["metrics"][m][s]) if a["finished"] else "" for m in METRICS for s in ("mean", "std")),
-            *(_csv_number(a["baseline"][m]) if a["finished"] else "" for m in METRICS),
+            *(_csv_number(a["baselines"][b][m]) if a["finished"] else "" for b in BASELINES for m in METRICS),
         ])
     path = Path(workdir) / "summary.csv"
     _atomic_write(path, buffer.getvalue())
@@ -1199,14 +1204,17 @@ def format_summary_table(aggregates) -> str:
             cells.append(f"**{text}**" if best.get(metric) == variant else text)
         lines.append(f"| {variant} | {a['finished']}/{a['total']} | " + " | ".join(cells) + " |")
     finished = {v: a for v, a in aggregates.items() if a["finished"]}
-    baselines = {v: tuple(a["baseline"][m] for m in METRICS) for v, a in finished.items()}
-    distinct = set(baselines.values())
-    if len(distinct) == 1:
-        values = next(iter(distinct))
-        lines.append("| copy last frame (baseline) | | " + " | ".join(_format(m, x) for m, x in zip(METRICS, values)) + " |")
-    else:
-        for variant, values in baselines.items():
-            lines.append(f"| copy last frame ({variant}'s test set) | | " + " | ".join(_format(m, x) for m, x in zip(METRICS, values)) + " |")
+    for b in BASELINES:
+        baselines = {v: tuple(a["baselines"][b][m] for m in METRICS) for v, a in finished.items()}
+        distinct = set(baselines.values())
+        if len(distinct) == 1:
+            values = next(iter(distinct))
+            lines.append(f"| {BASELINE_LABELS[b]} (baseline) | | " + " | ".join(_format(m, x) for m, x in zip(METRICS, values)) + " |")
+        else:
+            for variant, values in baselines.items():
+                lines.append(
+                    f"| {BASELINE_LABELS[b]} ({variant}'s test set) | | " + " | ".join(_format(m, x) for m, x in zip(METRICS, values)) + " |"
+                )
     return "\n".join(lines)
 
 
@@ -1254,10 +1262,11 @@ def _plot_summary(path, aggregates):
         stds = np.array([aggregates[n]["metrics"][metric]["std"] if aggregates[n]["finished"] else np.nan for n in names])
         finite = np.where(np.isfinite(means), means, 0.0)
         ax.bar(positions, finite, yerr=np.where(np.isfinite(stds), stds, 0.0), color=colors, capsize=4, alpha=0.85)
-        baseline = [aggregates[n]["baseline"][metric] for n in names if aggregates[n]["finished"]]
-        baseline = [b for b in baseline if np.isfinite(b)]
-        if baseline:
-            ax.axhline(float(np.mean(baseline)), color="0.3", linestyle="--", linewidth=1, label="copy last frame")
+        for b, style in zip(BASELINES, ("--", ":", "-.")):
+            baseline = [aggregates[n]["baselines"][b][metric] for n in names if aggregates[n]["finished"]]
+            baseline = [x for x in baseline if np.isfinite(x)]
+            if baseline:
+                ax.axhline(float(np.mean(baseline)), color="0.3", linestyle=style, linewidth=1, label=BASELINE_LABELS[b])
         arrow = "↓" if metric in LOWER_IS_BETTER else "↑"
         ax.set_title(f"{metric} {arrow}", fontsize=10)
         ax.set_xticks(positions, names, rotation=30, ha="right", fontsize=8)
