@@ -2,27 +2,26 @@
 # GPU check of the PredRNN benchmark: the paper's model (4x128 channels, batch 16, 64x64 Moving
 # MNIST, patch 4, kernel 5, 10 -> 10 frames, ~11 TFLOP per training step) in float32 and bfloat16,
 # in one `predrnn benchmark` run: JAX (XLA), the PyTorch backend and the PyTorch reference
-# re-implementation, and TensorFlow with XLA where TensorFlow is installed.
-# Target (issue 6): >= 20 training steps/s in bf16 (step <= 0.05 s).
+# re-implementation, and TensorFlow with XLA where TensorFlow is installed. It prints training
+# steps per second and flags a bfloat16 row below 20 steps/s (a step above 0.05 s).
 #
-#   bash benchmarks/gpu_wheels.sh                   # here, once: Keras' wheels into .whl/
-#   bash benchmarks/gpu_check.sh [OUTPUT_DIR]       # there; default: $OUT or benchmarks/results/gpu
+# Needs: one CUDA GPU with room for up to seven paper-model worker processes at once (they share
+# it; no framework preallocates its memory), Python >= 3.10 with JAX and/or PyTorch built for CUDA, and
+# Keras 3 (installed, or as wheels in .whl/ at the repository root). The package runs from
+# src/ (PYTHONPATH), so it need not be installed. On a cluster node without network access:
 #
-# The lent H200 machine (the device tool) has JAX and PyTorch with CUDA but neither Keras nor
-# TensorFlow, and no network: carry .whl (run's carry [".whl"]); this script installs Keras from
-# it when Keras is missing and runs the package from src/ (PYTHONPATH), so nothing is fetched.
-# TensorFlow's wheel is too large to carry (~600 MB against 64 MiB), so on that machine the
-# TensorFlow rows are left out and said so.
+#   bash benchmarks/gpu_wheels.sh [PYTHON_VERSION]  # where pip works: Keras' wheels into .whl/
+#   bash benchmarks/gpu_check.sh [OUTPUT_DIR]       # on the GPU node; default: $OUT or benchmarks/results/gpu
 #
-# Budget: one device call of at most 10 minutes (BUDGET seconds for the benchmark, default 500):
-# each implementation starts in its own process and compiles once (JAX: the 19-step unrolled
-# graph, ~1-2 min per precision), then 20 timed steps of ~0.05-0.3 s each, interleaved.
+# copying the repository with .whl/ to the node. TensorFlow is used only where it is installed.
 #
-# Environment: PRESET (paper), STEPS (20), WARMUP (3), ROLLOUT_REPEATS (5), BUDGET (500).
-# GPU_CHECK_ALLOW_CPU=1 runs it without a GPU (e.g. PRESET=tiny STEPS=2 to check the script).
+# Time: about 10 minutes (BUDGET seconds for the benchmark, default 500): each implementation
+# starts in its own process and compiles once (JAX: the 19-step unrolled graph, ~1-2 min per
+# precision), then 20 timed steps of ~0.05-0.3 s each, interleaved.
 #
-# NOT RUN ON A GPU YET: this task's sessions were not lent one. Checked on the CPU
-# (GPU_CHECK_ALLOW_CPU=1 PRESET=tiny, in an environment without TensorFlow nor Keras).
+# Environment: PRESET (paper), STEPS (20), WARMUP (3), ROLLOUT_REPEATS (5), BUDGET (500),
+# PYTHON (python3). GPU_CHECK_ALLOW_CPU=1 runs it without a GPU (e.g. PRESET=tiny STEPS=2
+# WARMUP=1 ROLLOUT_REPEATS=1 to check the script on a CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
-# Download, here, the wheels that benchmarks/gpu_check.sh needs on the lent GPU machine.
+# Download the wheels that benchmarks/gpu_check.sh installs on a GPU node without network access.
 #
-# That machine cannot reach the network. Its image (Python 3.12) has JAX and PyTorch with CUDA,
-# numpy, h5py, rich, ml-dtypes, absl-py, imageio, pillow and matplotlib, but not Keras nor
-# TensorFlow: this fetches Keras and the two packages of Keras' that the image lacks, without
-# their other dependencies, into .whl/ (git-ignored; this script's own folder, replaced on
-# each run so that no older version stays beside the new). TensorFlow stays behind: its wheel is
-# about ten times the 64 MiB that may travel to the machine.
+# For a node whose Python has JAX and/or PyTorch with CUDA, NumPy, h5py, rich, ml-dtypes,
+# absl-py, imageio, pillow and matplotlib, but not Keras: this fetches Keras and the two of
+# its dependencies such images usually lack (namex, optree), without their other
+# dependencies, into .whl/ (git-ignored; replaced on each run so that no older version stays
+# beside the new). Copy the repository with .whl/ to the node; gpu_check.sh installs them there
+# when Keras is missing. TensorFlow is not fetched (a ~600 MB wheel); the check leaves its rows
+# out where it is not installed.
 #
-#   bash benchmarks/gpu_wheels.sh [PYTHON_VERSION]     # default 3.12, the GPU image's
-#
-# Then pass carry [".whl"] to the device tool's run; gpu_check.sh installs them there.
+#   bash benchmarks/gpu_wheels.sh [PYTHON_VERSION]     # the node's Python, default 3.12
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version="${1:-3.12}"

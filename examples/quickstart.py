@@ -12,8 +12,8 @@
 #
 # Everything here is also one CLI command (`predrnn train quickstart --workdir runs/qs`,
 # `predrnn evaluate runs/qs`, `predrnn predict ...`). The Python API is the same code.
-# Set `STEPS` higher for a better model (the `quickstart` preset trains 300 steps; on a
-# busy 2-core CPU 100 steps took about 10 minutes).
+# This notebook trains 100 steps (`QUICKSTART_STEPS` in the environment changes it); the
+# `quickstart` preset trains 300, about 4.5 minutes on a 2-core CPU, for a better model.
 
 # %%
 import os
