@@ -20,6 +20,7 @@ _EXPORTS = {
     "from_patches": "predrnn.patching",
     "to_patches": "predrnn.patching",
     "load_model": "predrnn.models",
+    "pretrained": "predrnn.pretrained_models",
 }
 _REGISTERING = ("predrnn.models", "predrnn.layers", "predrnn.schedules", "predrnn.metrics")
 

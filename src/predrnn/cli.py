@@ -11,23 +11,7 @@ import json
 import os
 import sys
 
-BACKENDS = ("tensorflow", "jax", "torch")
-
-
-def add_backend_argument(parser, help="Keras backend (default: $KERAS_BACKEND, else tensorflow)."):
-    """``--backend`` for a subcommand (also used by the subcommands of predrnn.jobs)."""
-    parser.add_argument("--backend", choices=BACKENDS, default=None, help=help)
-
-
-def positive_int(text):
-    """argparse type: an integer >= 1 (also used by the subcommands of predrnn.jobs)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+from predrnn.cli_args import BACKENDS, add_backend_argument, positive_int
 
 
 def _train(args) -> int:
@@ -130,11 +114,78 @@ def build_parser() -> argparse.ArgumentParser:
     add_backend_argument(p)
     p.set_defaults(handler=_predict)
 
+    p = commands.add_parser(
+        "pretrained", help="list the pretrained models that ship with the package, with their model cards",
+        description="List the pretrained models that ship with the package (use a NAME wherever a run folder "
+        "is accepted: predrnn evaluate NAME, predrnn predict NAME INPUT), show one's card, or package a run as one.",
+    )
+    p.set_defaults(handler=_pretrained, pretrained_command=None)
+    pretrained_commands = p.add_subparsers(dest="pretrained_command", metavar="ACTION")
+    q = pretrained_commands.add_parser("show", help="print a model's whole card (JSON)")
+    q.add_argument("name")
+    q = pretrained_commands.add_parser(
+        "package", help="(maintainers) store a finished, evaluated run as a pretrained model: float16 weights and a card",
+    )
+    q.add_argument("run", help="a run folder with checkpoints/best.keras and metrics.json")
+    q.add_argument("--name", required=True, help="the model's name (letters, digits, _)")
+    q.add_argument("--description", required=True, help="one sentence: what the model predicts")
+    q.add_argument("--command", dest="training_command", required=True, help="the command that trained the run")
+    q.add_argument("--out", help="folder for NAME.npz and NAME.json (default: the package's weights folder)")
+
     p = commands.add_parser("presets", help="list the shipped config presets")
     p.set_defaults(handler=_presets)
 
     _add_optional_commands(commands)
     return parser
+
+
+def _pretrained(args) -> int:
+    from predrnn import pretrained_models
+
+    if args.pretrained_command == "package":
+        card = pretrained_models.package_run(
+            args.run, args.name, description=args.description, training={"command": args.training_command},
+            out=args.out or pretrained_models.WEIGHTS_DIR,
+        )
+        print(f"Wrote {card['name']}: {card['weights']['bytes'] / 2**20:.1f} MB of float16 weights, "
+              f"check mse_per_frame {card['check']['mse_per_frame']:.2f} on {card['check']['num_sequences']} sequences.")
+        return 0
+    names = pretrained_models.available()
+    if args.pretrained_command == "show":
+        print(json.dumps(pretrained_models.card(args.name), indent=2))
+        return 0
+    if not names:
+        print("No pretrained models are installed.")
+        return 0
+    for name in names:
+        print(format_card(pretrained_models.card(name)))
+        print()
+    print("Use one with `predrnn predict NAME INPUT --horizon 10 --out DIR`, `predrnn evaluate NAME`, "
+          "or predrnn.pretrained(\"NAME\") in Python; `predrnn pretrained show NAME` prints its whole card.")
+    return 0
+
+
+def format_card(card) -> str:
+    """A pretrained model's card in a few lines: what it is, how it was trained, how it scores."""
+    from predrnn.baselines import BASELINE_LABELS
+
+    m, d, t = card["config"]["model"], card["config"]["data"], card["training"]
+    test = card["test"]
+    lines = [
+        f"{card['name']}: {card['description']}",
+        f"  model     {card['architecture']} {'x'.join(str(f) for f in m['filters'])} filters, kernel {m['kernel_size']}, "
+        f"patch {m['patch_size']}; {card['parameters']:,} parameters ({card['weights']['bytes'] / 2**20:.1f} MB float16)",
+        f"  data      Moving MNIST, {d['num_digits']} digit(s), {d['image_size']}x{d['image_size']}, "
+        f"{d['input_length']} -> {d['output_length']} frames",
+        f"  training  {t.get('steps')} steps in {t.get('wall_time_hours')} h on {t.get('machine')}",
+        f"            {t.get('command')}",
+        f"  test      {test['num_sequences']} sequences (seed {test['test_set'].get('seed')}): "
+        f"mse_per_frame {test['mse_per_frame']:.2f}, ssim {test['ssim']:.4f}, psnr {test['psnr']:.2f} dB",
+    ]
+    for name, result in test.get("baselines", {}).items():
+        lines.append(f"            {BASELINE_LABELS.get(name, name)}: mse_per_frame {result['mse_per_frame']:.2f}, ssim {result['ssim']:.4f}")
+    lines.append(f"  licence   {card['data_licence']}")
+    return "\n".join(lines)
 
 
 def _presets(args) -> int:
@@ -155,7 +206,7 @@ def _add_optional_commands(commands):
     else:
         add_data_parser(commands)
     for module_name, adder in (
-        ("predrnn.jobs.experiment", "add_experiment_parser"),
+        ("predrnn.jobs.experiment.commands", "add_experiment_parser"),
         ("predrnn.benchmark", "add_benchmark_parser"),
     ):
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 
 import keras
@@ -106,13 +107,23 @@ class RolloutValidation(keras.callbacks.Callback):
 
 class RunCheckpoint(keras.callbacks.Callback):
     """After each epoch: ``last.keras`` (weights + optimizer) and ``state.json``, both
-    written atomically; ``best.keras`` when ``monitor`` improves (lower is better)."""
+    written atomically; ``best.keras`` when ``monitor`` improves (lower is better).
 
-    def __init__(self, directory, monitor="val_mse_per_frame", best_value=None):
+    ``state.json`` also keeps the step of ``best.keras`` (``best_step``) and the seconds
+    spent training so far, over every resumed part of the run (``train_seconds``).
+    """
+
+    def __init__(self, directory, monitor="val_mse_per_frame", best_value=None, best_step=None, train_seconds=0.0):
         super().__init__()
         self.directory = Path(directory)
         self.monitor = monitor
         self.best_value = best_value
+        self.best_step = best_step
+        self.train_seconds = float(train_seconds)
+        self._started = None
+
+    def on_train_begin(self, logs=None):
+        self._started = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -121,15 +132,21 @@ class RunCheckpoint(keras.callbacks.Callback):
         improved = value is not None and math.isfinite(value) and (
             self.best_value is None or value < self.best_value
         )
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         if improved:
-            self.best_value = float(value)
+            self.best_value, self.best_step = float(value), step
             atomic_save_model(self.model, self.directory / "best.keras")
         atomic_save_model(self.model, self.directory / "last.keras")
+        now = time.monotonic()
+        self.train_seconds += now - (self._started if self._started is not None else now)
+        self._started = now
         state = {
             "epoch": epoch + 1,
-            "step": int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)),
+            "step": step,
             "monitor": self.monitor,
             "best_value": self.best_value,
+            "best_step": self.best_step,
+            "train_seconds": round(self.train_seconds, 1),
             "logs": {k: float(v) for k, v in logs.items() if isinstance(v, (int, float, np.floating))},
         }
         atomic_write_json(self.directory / "state.json", state)

@@ -13,18 +13,24 @@ from predrnn.errors import CheckpointError, ConfigError, DataError
 
 
 def load_predictor(run_or_checkpoint, *, channels=None):
-    """Load a model from a run folder, a ``.keras`` file or an official ``model.ckpt-N``.
+    """Load a model from a run folder, a ``.keras`` file, an official ``model.ckpt-N`` or
+    the name of a shipped pretrained model (:mod:`predrnn.pretrained_models`).
 
     Returns ``(model, run_config_or_None, checkpoint_path)``. A run folder gives its
-    ``checkpoints/best.keras`` (or ``last.keras``) and its config.
+    ``checkpoints/best.keras`` (or ``last.keras``) and its config; a pretrained model
+    its training config.
     """
     import keras
 
     import predrnn.models  # noqa: F401  (registers the model classes for loading)
+    from predrnn import pretrained_models
     from predrnn.jobs.config import load_saved_config
 
     path = Path(run_or_checkpoint)
     config = None
+    if not path.exists() and str(run_or_checkpoint) in pretrained_models.available():
+        model, config = pretrained_models.load_with_config(str(run_or_checkpoint))
+        return model, config, pretrained_models.WEIGHTS_DIR / f"{run_or_checkpoint}.npz"
     if path.is_dir():
         if (path / "config.json").is_file():
             config = load_saved_config(path / "config.json")
@@ -39,7 +45,10 @@ def load_predictor(run_or_checkpoint, *, channels=None):
                 "(a run writes them after its first epoch). Pass a run folder or a .keras / model.ckpt-N file."
             )
     elif not path.exists():
-        raise CheckpointError(f"Checkpoint not found: {str(run_or_checkpoint)!r}. Pass a run folder, a .keras file or an official model.ckpt-N.")
+        raise CheckpointError(
+            f"Checkpoint not found: {str(run_or_checkpoint)!r}. Pass a run folder, a .keras file, an official "
+            f"model.ckpt-N or a pretrained model's name ({', '.join(pretrained_models.available()) or 'none installed'})."
+        )
     if path.suffix == ".keras":
         try:
             model = keras.saving.load_model(path, compile=False)

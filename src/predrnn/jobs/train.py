@@ -271,13 +271,14 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
         _check_workdir(workdir, resume, overwrite)
     xla_cells(), torch_winograd()  # before any file is written: they check PREDRNN_XLA_CELLS, PREDRNN_TORCH_WINOGRAD
     checkpoints = workdir / "checkpoints"
-    initial_epoch, best_value = 0, None
+    initial_epoch, best_value, best_step, train_seconds = 0, None, None, 0.0
     if resume:
         saved = load_saved_config(workdir / "config.json")
         _check_resume_config(saved, config)
         with open(checkpoints / "state.json") as handle:
             state = json.load(handle)
         initial_epoch, best_value = int(state["epoch"]), state.get("best_value")
+        best_step, train_seconds = state.get("best_step"), state.get("train_seconds", 0.0)
     if is_chief:
         workdir.mkdir(parents=True, exist_ok=True)
         save_config(config, workdir / "config.json")
@@ -321,7 +322,7 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
             )
             callbacks.append(info.validation_callback(validation_callback))
         callbacks += [
-            RunCheckpoint(out / "checkpoints", best_value=best_value),
+            RunCheckpoint(out / "checkpoints", best_value=best_value, best_step=best_step, train_seconds=train_seconds),
             keras.callbacks.CSVLogger(str(out / "history.csv"), append=resume),
         ]
         if keras.backend.backend() == "tensorflow":
