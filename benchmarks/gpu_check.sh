@@ -49,11 +49,11 @@ if ! nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev
     echo "no GPU visible: running on the CPU (GPU_CHECK_ALLOW_CPU=1)"
 fi
 
-# Keras from the carried wheels where the machine lacks it; the package from this checkout.
+# Keras from the wheels in .whl/ where the machine lacks it; the package from this checkout.
 if ! KERAS_BACKEND=jax "$PYTHON" -c "import keras" 2>/dev/null; then
     if ! ls .whl/*.whl >/dev/null 2>&1; then
         echo "Keras is not installed here and no wheels were carried: run 'bash benchmarks/gpu_wheels.sh'" \
-            "where pip works, then carry .whl" >&2
+            "where pip works, then copy .whl/ to this machine" >&2
         exit 1
     fi
     SITE="$(mktemp -d)"
