@@ -53,7 +53,7 @@ fi
 if ! KERAS_BACKEND=jax "$PYTHON" -c "import keras" 2>/dev/null; then
     if ! ls .whl/*.whl >/dev/null 2>&1; then
         echo "Keras is not installed here and no wheels were carried: run 'bash benchmarks/gpu_wheels.sh'" \
-            "where pip works, then copy .whl/ to this machine" >&2
+            "where pip works, then carry .whl" >&2
         exit 1
     fi
     SITE="$(mktemp -d)"
