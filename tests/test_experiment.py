@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from predrnn.baselines import BASELINES
 from predrnn.errors import ConfigError
 from predrnn.jobs import experiment as ex
 from predrnn.jobs.config import load_config
+from predrnn.jobs.experiment import summary as experiment_summary
 
 METRICS = ex.METRICS
-BASELINES = ex.BASELINES
 
 
 def write_spec(path, text):
@@ -285,7 +286,7 @@ def fake_metrics(variant, seed):
 @pytest.fixture
 def no_plot(monkeypatch):
     """summary.png is checked once (the tiny experiment); elsewhere skip matplotlib's ~1 s."""
-    monkeypatch.setattr(ex, "_plot_summary", lambda path, aggregates: None)
+    monkeypatch.setattr(experiment_summary, "_plot_summary", lambda path, aggregates: None)
 
 
 @pytest.fixture

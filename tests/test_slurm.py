@@ -11,9 +11,11 @@ import warnings
 
 import pytest
 
+from predrnn.baselines import BASELINES
 from predrnn.errors import ConfigError, PredRNNError
 from predrnn.jobs import experiment as ex
-from predrnn.jobs import slurm
+from predrnn.jobs.experiment import slurm
+from predrnn.jobs.experiment import summary as experiment_summary
 
 SPEC = """
     base = "smoke"
@@ -51,7 +53,7 @@ def fake_slurm(tmp_path, monkeypatch):
     for name in ("sbatch", "squeue"):
         (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setattr(ex, "_plot_summary", lambda path, aggregates: None)
+    monkeypatch.setattr(experiment_summary, "_plot_summary", lambda path, aggregates: None)
 
     def read_calls():
         return [line.split() for line in calls.read_text().splitlines()] if calls.exists() else []
@@ -128,7 +130,7 @@ def test_resubmits_only_unfinished_tasks(tmp_path, fake_slurm):
         folder = ex.run_dir(workdir, variant, seed)
         folder.mkdir(parents=True)
         (folder / "metrics.json").write_text(json.dumps({
-            **{m: 1.0 for m in ex.METRICS}, "baselines": {b: {m: 2.0 for m in ex.METRICS} for b in ex.BASELINES}, "num_sequences": 4,
+            **{m: 1.0 for m in ex.METRICS}, "baselines": {b: {m: 2.0 for m in ex.METRICS} for b in BASELINES}, "num_sequences": 4,
         }))
     queue.write_text("123|3|PENDING\n999|2|RUNNING\n")  # 999 is not ours
     result = ex.run_experiment(workdir / "spec.toml", None, workdir, slurm=True, resume=True)

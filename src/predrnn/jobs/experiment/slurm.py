@@ -4,11 +4,13 @@ Host-side only (no keras). :func:`write_sbatch` writes a job-array script whose 
 ``i`` runs ``python -m predrnn experiment-task DIR i``; :func:`submit` calls
 ``sbatch`` (``--array=LIST`` on the command line overrides the script's range, which
 is how unfinished tasks are resubmitted); :func:`queued_tasks` asks ``squeue`` which
-array tasks of earlier submissions are still pending or running.
+array tasks of earlier submissions are still pending or running;
+:func:`submit_experiment` submits the unfinished runs of a prepared experiment.
 """
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import getpass
 import os
@@ -16,9 +18,12 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from predrnn.errors import ConfigError, PredRNNError
+from predrnn.jobs.experiment.state import _read_json, _write_json, run_dir, run_status
+from predrnn.jobs.experiment.summary import _plural, summarize_experiment
 
 # Long options of sbatch that may be set through --slurm-option / [slurm].
 SBATCH_OPTIONS = frozenset(
@@ -314,3 +319,61 @@ def _expand_indices(text: str) -> set[int]:
         except ValueError:
             continue
     return indices
+
+
+def submit_experiment(plan, *, parallel, resume, dry_run, out) -> dict:
+    workdir, spec = plan["workdir"], plan["spec"]
+    options = dict(spec.slurm)
+    tasks = plan["tasks"]
+    slurm_dir = workdir / "slurm"
+    submissions_path = slurm_dir / "submissions.json"
+    submissions = _read_json(submissions_path) if submissions_path.is_file() else []
+    unfinished = [t for t in plan["current"] if run_status(workdir, t["variant"], t["seed"]) != "finished"]
+    queued = queued_tasks([s.get("job_id") for s in submissions]) if (resume and submissions and not dry_run) else set()
+    if queued is None:
+        print("Warning: squeue did not answer; tasks that are still queued may be submitted twice.", file=out)
+        queued = set()
+    todo = [t for t in unfinished if t["index"] not in queued]
+    script = write_sbatch(
+        workdir, len(tasks), options, backend=plan["backend"], throttle=parallel if parallel > 1 else None,
+        job_name=f"predrnn-{spec.name}",
+    )
+    _write_json(slurm_dir / "tasks.json", {
+        "workdir": str(workdir), "backend": plan["backend"], "evaluate": plan["evaluate"],
+        "command": f"{sys.executable} -m predrnn experiment-task {workdir} INDEX --backend {plan['backend']}",
+        "tasks": [{**t, "run_dir": str(run_dir(workdir, t["variant"], t["seed"]))} for t in tasks],
+    })
+    summary_script = write_summary_sbatch(workdir, options) if options.get("summary_job", True) else None
+    result = {"workdir": str(workdir), "runs": plan["runs"], "variants": list(plan["configs"]), "backend": plan["backend"],
+              "tasks": len(plan["current"]), "skipped": len(plan["current"]) - len(unfinished), "records": [],
+              "script": str(script), "queued": sorted(queued & {t["index"] for t in unfinished})}
+    if queued & {t["index"] for t in unfinished}:
+        print(f"Still queued or running (not resubmitted): tasks {format_array(result['queued'])}.", file=out)
+    if not todo:
+        print(f"Nothing to submit: {result['skipped']} of {len(plan['current'])} runs finished"
+              + (", the others are queued." if result["queued"] else "."), file=out)
+        summary = summarize_experiment(workdir) if not result["queued"] else None
+        return {**result, "status": "nothing_to_submit", "summary": summary, "indices": [], "exit_code": 0}
+    indices = [t["index"] for t in todo]
+    full = indices == list(range(len(tasks)))
+    array = None if full else format_array(indices) + (f"%{parallel}" if parallel > 1 else "")
+    command = ["sbatch"] + ([f"--array={array}"] if array else []) + [str(script)]
+    result.update({"indices": indices, "array": array or f"0-{len(tasks) - 1}", "command": shlex.join(command)})
+    if dry_run:
+        print(f"Wrote {script} ({len(tasks)} tasks; task table {slurm_dir / 'tasks.json'}). Submit with:\n  {shlex.join(command)}", file=out)
+        if summary_script:
+            print(f"and, after it, the summary job:\n  sbatch --dependency=afterany:JOBID {summary_script}", file=out)
+        print(f"(or let predrnn submit both: predrnn experiment {workdir / 'spec.toml'} --workdir {workdir} --slurm --resume)", file=out)
+        return {**result, "status": "dry_run", "exit_code": 0}
+    job_id = submit(script, array=array)
+    summary_job = None
+    if summary_script:
+        summary_job = submit(summary_script, dependency=f"afterany:{job_id}")
+    submissions.append({"job_id": job_id, "array": result["array"], "indices": indices, "summary_job_id": summary_job,
+                        "submitted": datetime.datetime.now().isoformat(timespec="seconds")})
+    _write_json(submissions_path, submissions)
+    print(f"Submitted job array {job_id} ({_plural(len(indices), 'task')}: {result['array']}); logs in {slurm_dir / 'logs'}."
+          + (f" Summary job {summary_job} runs after it." if summary_job else ""), file=out)
+    print(f"Check with `squeue -j {job_id}`; rebuild the tables any time with `predrnn experiment-summary {workdir}`; "
+          f"resubmit unfinished runs with `predrnn experiment {workdir / 'spec.toml'} --workdir {workdir} --slurm --resume`.", file=out)
+    return {**result, "status": "submitted", "job_id": job_id, "summary_job_id": summary_job, "exit_code": 0}

@@ -1,0 +1,253 @@
+"""The experiment's tables: results.csv (one row per run), summary.csv and summary.md (mean
+and standard deviation per variant, with the baselines) and the summary.png bar chart."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from pathlib import Path
+
+from predrnn.baselines import BASELINE_LABELS, BASELINES
+from predrnn.jobs.experiment.state import STATUSES, _atomic_write, _pending_log, _read_json, load_experiment, run_dir, run_status
+
+METRICS = ("mse_per_frame", "mae_per_frame", "ssim", "psnr", "mse_per_pixel")
+LOWER_IS_BETTER = frozenset({"mse_per_frame", "mae_per_frame", "mse_per_pixel"})
+METRIC_FORMATS = {"mse_per_frame": ".2f", "mae_per_frame": ".2f", "ssim": ".4f", "psnr": ".2f", "mse_per_pixel": ".5f"}
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _mean_std(values):
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return math.nan, math.nan
+    with np.errstate(invalid="ignore", over="ignore"):  # inf values (a perfect PSNR) give std nan
+        mean = float(np.mean(values))
+        std = float(np.std(values, ddof=1 if values.size > 1 else 0))
+    return mean, std
+
+
+def _relative(path, workdir) -> str:
+    try:
+        return str(Path(path).relative_to(workdir))
+    except ValueError:
+        return str(path)
+
+
+def _csv_number(value) -> str:
+    if value is None:
+        return ""
+    value = float(value)
+    return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
+
+
+def summarize_experiment(workdir, *, plot: bool = True) -> dict:
+    """Rebuild results.csv, summary.csv, summary.md and summary.png from the runs of
+    ``workdir`` that have a metrics.json. Returns the per-variant aggregates."""
+    workdir = Path(workdir).resolve()
+    record = load_experiment(workdir)
+    rows = []
+    for task in record.get("tasks", []):
+        variant, seed = task["variant"], int(task["seed"])
+        folder = run_dir(workdir, variant, seed)
+        status = run_status(workdir, variant, seed)
+        row = {"variant": variant, "seed": seed, "status": status, "metrics": None, "baselines": None,
+               "num_sequences": None, "run_dir": folder, "log": folder / "log.txt" if folder.exists() else _pending_log(workdir, variant, seed)}
+        if status == "finished":
+            try:
+                metrics = _read_json(folder / "metrics.json")
+                row["metrics"] = {m: float(metrics[m]) for m in METRICS}
+                row["baselines"] = {b: {m: float(metrics["baselines"][b][m]) for m in METRICS} for b in BASELINES}
+                row["num_sequences"] = metrics.get("num_sequences")
+                row["test_set"] = metrics.get("test_set")
+            except (OSError, KeyError, TypeError, ValueError) as error:
+                row["status"] = "failed"
+                row["error"] = f"unreadable metrics.json: {error}"
+        rows.append(row)
+
+    variants = list(dict.fromkeys(record.get("variants", []) + [r["variant"] for r in rows]))
+    aggregates = {}
+    for variant in variants:
+        mine = [r for r in rows if r["variant"] == variant]
+        finished = [r for r in mine if r["status"] == "finished"]
+        aggregates[variant] = {
+            "finished": len(finished),
+            "total": len(mine),
+            "seeds": [r["seed"] for r in finished],
+            "metrics": {},
+            "baselines": {b: {} for b in BASELINES},
+        }
+        for metric in METRICS:
+            values = [r["metrics"][metric] for r in finished]
+            mean, std = _mean_std(values)
+            aggregates[variant]["metrics"][metric] = {"mean": mean, "std": std, "values": values}
+            for b in BASELINES:
+                aggregates[variant]["baselines"][b][metric] = _mean_std([r["baselines"][b][metric] for r in finished])[0]
+
+    files = {}
+    files["results"] = _write_results_csv(workdir, rows)
+    files["summary_csv"] = _write_summary_csv(workdir, aggregates)
+    test_set = next((r.get("test_set") for r in rows if r.get("test_set")), None)
+    files["summary_md"] = _write_summary_md(workdir, record, aggregates, rows, test_set)
+    if plot:
+        files["summary_png"] = _plot_summary(workdir / "summary.png", aggregates)
+    counts = {status: sum(r["status"] == status for r in rows) for status in STATUSES}
+    return {
+        "workdir": str(workdir),
+        "variants": aggregates,
+        "results": [
+            {**{k: v for k, v in r.items() if k not in ("run_dir", "log")}, "run_dir": str(r["run_dir"]), "log": str(r["log"])}
+            for r in rows
+        ],
+        "counts": counts,
+        "files": {k: str(v) for k, v in files.items() if v},
+    }
+
+
+def _write_results_csv(workdir, rows) -> Path:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["variant", "seed", "status", *METRICS, *(f"{b}_{m}" for b in BASELINES for m in METRICS),
+                     "num_sequences", "run_dir", "log"])
+    for r in rows:
+        metrics = r["metrics"] or {}
+        baselines = r["baselines"] or {}
+        writer.writerow([
+            r["variant"], r["seed"], r["status"],
+            *(_csv_number(metrics.get(m)) for m in METRICS),
+            *(_csv_number(baselines.get(b, {}).get(m)) for b in BASELINES for m in METRICS),
+            "" if r["num_sequences"] is None else r["num_sequences"],
+            _relative(r["run_dir"], workdir), _relative(r["log"], workdir) if r["status"] != "not_started" else "",
+        ])
+    path = Path(workdir) / "results.csv"
+    _atomic_write(path, buffer.getvalue())
+    return path
+
+
+def _write_summary_csv(workdir, aggregates) -> Path:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["variant", "runs_finished", "runs_total",
+                     *(f"{m}_{s}" for m in METRICS for s in ("mean", "std")),
+                     *(f"{b}_{m}" for b in BASELINES for m in METRICS)])
+    for variant, a in aggregates.items():
+        writer.writerow([
+            variant, a["finished"], a["total"],
+            *(_csv_number(a["metrics"][m][s]) if a["finished"] else "" for m in METRICS for s in ("mean", "std")),
+            *(_csv_number(a["baselines"][b][m]) if a["finished"] else "" for b in BASELINES for m in METRICS),
+        ])
+    path = Path(workdir) / "summary.csv"
+    _atomic_write(path, buffer.getvalue())
+    return path
+
+
+def _format(metric, value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return format(value, METRIC_FORMATS[metric])
+
+
+def format_summary_table(aggregates) -> str:
+    """The Markdown table of means ± standard deviations (best mean in bold)."""
+    arrows = {m: "↓" if m in LOWER_IS_BETTER else "↑" for m in METRICS}
+    lines = ["| variant | runs | " + " | ".join(f"{m} {arrows[m]}" for m in METRICS) + " |",
+             "|---|---:|" + "---:|" * len(METRICS)]
+    best = {}
+    for metric in METRICS:
+        means = [(a["metrics"][metric]["mean"], v) for v, a in aggregates.items() if a["finished"]]
+        means = [(m, v) for m, v in means if not math.isnan(m)]
+        if len(means) > 1:
+            best[metric] = (min if metric in LOWER_IS_BETTER else max)(means)[1]
+    for variant, a in aggregates.items():
+        cells = []
+        for metric in METRICS:
+            if not a["finished"]:
+                cells.append("-")
+                continue
+            stats = a["metrics"][metric]
+            text = f"{_format(metric, stats['mean'])} ± {_format(metric, stats['std'])}"
+            cells.append(f"**{text}**" if best.get(metric) == variant else text)
+        lines.append(f"| {variant} | {a['finished']}/{a['total']} | " + " | ".join(cells) + " |")
+    finished = {v: a for v, a in aggregates.items() if a["finished"]}
+    for b in BASELINES:
+        baselines = {v: tuple(a["baselines"][b][m] for m in METRICS) for v, a in finished.items()}
+        distinct = set(baselines.values())
+        if len(distinct) == 1:
+            values = next(iter(distinct))
+            lines.append(f"| {BASELINE_LABELS[b]} (baseline) | | " + " | ".join(_format(m, x) for m, x in zip(METRICS, values)) + " |")
+        else:
+            for variant, values in baselines.items():
+                lines.append(
+                    f"| {BASELINE_LABELS[b]} ({variant}'s test set) | | " + " | ".join(_format(m, x) for m, x in zip(METRICS, values)) + " |"
+                )
+    return "\n".join(lines)
+
+
+def _write_summary_md(workdir, record, aggregates, rows, test_set) -> Path:
+    counts = {status: sum(r["status"] == status for r in rows) for status in STATUSES}
+    lines = [
+        f"# Experiment {record.get('name', workdir.name)}",
+        "",
+        f"{_plural(len(rows), 'run')} ({_plural(len(aggregates), 'variant')}, seeds 0..{record.get('runs', 0) - 1}) on the "
+        f"{record.get('backend', '?')} backend; spec: `{record.get('spec', '?')}`.",
+        "Status: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ".",
+        "",
+        format_summary_table(aggregates),
+        "",
+        "Mean ± standard deviation over the finished runs (sample std, ddof=1; 0 for a single run). "
+        "↓ lower is better, ↑ higher is better; the best mean is in bold.",
+        "mse_per_frame and mae_per_frame: sum over the pixels of a frame ([0, 1] scale), mean over the predicted frames.",
+    ]
+    if test_set:
+        described = ", ".join(f"{k} {v}" for k, v in test_set.items())
+        lines.append(f"Test set (the same for every run): {described}.")
+    problems = [r for r in rows if r["status"] in ("failed", "interrupted")]
+    if problems:
+        lines += ["", "Runs without results:", ""]
+        lines += [f"- {r['variant']} seed {r['seed']}: {r['status']} (log: `{_relative(r['log'], workdir)}`)" for r in problems]
+    lines.append("")
+    path = Path(workdir) / "summary.md"
+    _atomic_write(path, "\n".join(lines))
+    return path
+
+
+def _plot_summary(path, aggregates):
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = list(aggregates)
+    figure = Figure(figsize=(3.2 * len(METRICS), 3.6), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(METRICS))
+    colors = [f"C{i % 10}" for i in range(len(names))]
+    positions = np.arange(len(names))
+    for ax, metric in zip(axes, METRICS):
+        means = np.array([aggregates[n]["metrics"][metric]["mean"] if aggregates[n]["finished"] else np.nan for n in names])
+        stds = np.array([aggregates[n]["metrics"][metric]["std"] if aggregates[n]["finished"] else np.nan for n in names])
+        finite = np.where(np.isfinite(means), means, 0.0)
+        ax.bar(positions, finite, yerr=np.where(np.isfinite(stds), stds, 0.0), color=colors, capsize=4, alpha=0.85)
+        for b, style in zip(BASELINES, ("--", ":", "-.")):
+            baseline = [aggregates[n]["baselines"][b][metric] for n in names if aggregates[n]["finished"]]
+            baseline = [x for x in baseline if np.isfinite(x)]
+            if baseline:
+                ax.axhline(float(np.mean(baseline)), color="0.3", linestyle=style, linewidth=1, label=BASELINE_LABELS[b])
+        arrow = "↓" if metric in LOWER_IS_BETTER else "↑"
+        ax.set_title(f"{metric} {arrow}", fontsize=10)
+        ax.set_xticks(positions, names, rotation=30, ha="right", fontsize=8)
+        ax.tick_params(axis="y", labelsize=8)
+    if any(ax.get_legend_handles_labels()[0] for ax in axes):
+        axes[0].legend(fontsize=7, loc="lower left")
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    figure.savefig(tmp, dpi=100)
+    os.replace(tmp, path)
+    return path
