@@ -1,0 +1,66 @@
+""":func:`load_sequences`: the loader for a file or folder, chosen by its extension and contents."""
+
+from __future__ import annotations
+
+from predrnn.data.formats.arrays import load_npy, load_npz
+from predrnn.data.formats.images import load_image_folder
+from predrnn.data.formats.sequence import SequenceArray, _existing_path
+from predrnn.data.formats.video import VIDEO_EXTENSIONS, load_video
+from predrnn.errors import DataError
+
+
+def load_sequences(
+    path,
+    *,
+    layout: str | None = None,
+    key: str | None = None,
+    value_range=None,
+    channels=None,
+    resize=None,
+) -> SequenceArray:
+    """Open sequences from any supported file or folder (see :mod:`predrnn.data.formats`).
+
+    Dispatch: ``.npy`` -> :func:`load_npy` (layout guessed as documented there);
+    ``.npz`` -> :func:`load_official_npz` when it holds ``clips``/``dims``/``input_raw_data``,
+    else :func:`load_npz`; ``.gif``/``.mp4``/``.avi``/... -> :func:`load_video`; a folder ->
+    :func:`load_video` if it holds only video files, else :func:`load_image_folder`.
+
+    Args:
+        path: file or folder.
+        layout: array layout for ``.npy``/``.npz`` (``"NTHWC"``, ``"NTHW"`` or ``"TNHW"``).
+        key: member of a generic ``.npz``.
+        value_range: ``(lo, hi)`` of the stored values, mapped to ``[0, 1]`` (arrays only).
+        channels: ``None``, 1 or 3.
+        resize: ``(H, W)`` for image and video sources.
+
+    Returns:
+        A lazy :class:`SequenceArray`.
+    """
+    path = _existing_path(path)
+    suffix = path.suffix.lower()
+    is_array = path.is_file() and suffix in (".npy", ".npz")
+    if is_array and resize is not None:
+        raise DataError(
+            f"resize is only for image and video sources; {str(path)!r} is an array file. "
+            f"Received: resize={resize!r}"
+        )
+    if not is_array and (layout is not None or key is not None or value_range is not None):
+        raise DataError(
+            f"layout, key and value_range apply to .npy/.npz files only; {str(path)!r} is not one."
+        )
+    if path.is_dir():
+        entries = [p for p in path.iterdir() if not p.name.startswith(".")]
+        videos = [p for p in entries if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS]
+        if videos and len(videos) == len(entries):
+            return load_video(path, channels=channels, resize=resize)
+        return load_image_folder(path, channels=channels, resize=resize)
+    if suffix == ".npy":
+        return load_npy(path, layout=layout, value_range=value_range, channels=channels)
+    if suffix == ".npz":
+        return load_npz(path, key=key, layout=layout, value_range=value_range, channels=channels)
+    if suffix in VIDEO_EXTENSIONS:
+        return load_video(path, channels=channels, resize=resize)
+    raise DataError(
+        f"Unsupported data file {str(path)!r}. Supported: .npy, .npz, "
+        f"{', '.join(VIDEO_EXTENSIONS)}, or a folder of frame images or videos."
+    )
