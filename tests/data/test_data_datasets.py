@@ -8,8 +8,8 @@ from predrnn.data import (
     MovingMNISTStream,
     VideoPredictionDataset,
     as_sequence_array,
-    save_sequences,
     load_sequences,
+    save_sequences,
     split_train_validation,
 )
 from predrnn.errors import DataError
@@ -268,7 +268,7 @@ def test_dataset_pickles_for_worker_processes_without_copying_the_file(tmp_path)
     ds[0]
     copy = pickle.loads(pickle.dumps(ds))
     assert isinstance(copy.sequences.raw, np.memmap) and copy.epoch == 1
-    for (x_a, y_a), (x_b, y_b) in zip([ds[i] for i in range(3)], [copy[i] for i in range(3)]):
+    for (x_a, _), (x_b, _) in zip([ds[i] for i in range(3)], [copy[i] for i in range(3)]):
         np.testing.assert_array_equal(x_a["frames"], x_b["frames"])
         np.testing.assert_array_equal(x_a["teacher_forcing_mask"], x_b["teacher_forcing_mask"])
 
@@ -307,7 +307,7 @@ def test_to_tf_dataset_keeps_the_error_of_a_bad_batch():
     data[5, 2, 1, 1, 0] = np.nan
     ds = VideoPredictionDataset(data, 2, 3, 3, schedule=ReferenceSchedule(), shuffle=False)
     pipeline = ds.to_tf_dataset(0, 4)  # batch 0 (checked eagerly) is fine; batch 2 holds sequence 5
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - tf.data raises the loader's error as its own type
         list(pipeline)
     assert isinstance(ds.loader_error, DataError) and "sequence 5" in str(ds.loader_error)
     with pytest.raises(DataError, match="sequence 5 contains NaN"):

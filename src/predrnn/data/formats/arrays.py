@@ -34,7 +34,7 @@ class _FileArray:
         self.array = self._open()
 
     @classmethod
-    def from_memmap(cls, array: np.memmap) -> "_FileArray":
+    def from_memmap(cls, array: np.memmap) -> _FileArray:
         order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
         return cls(array.filename, array.dtype, array.shape, order, array.offset)
 
@@ -180,11 +180,6 @@ def _open_npz(path) -> dict:
     if not stores:
         raise DataError(f"{str(path)!r} holds no arrays.")
     return stores
-
-
-# A reader knows one storage format. It exposes ``lengths`` (N,), ``frame_shape`` (H, W, C)
-# (native channels), ``dtype``, ``names``, ``path`` and ``read(i, start, stop)`` returning
-# ``(stop - start, H, W, C)`` frames of sequence i in the stored dtype.
 
 
 class _ArrayReader:

@@ -104,6 +104,9 @@ def _convert_channels(frames: np.ndarray, channels: int | None, source: str) -> 
     )
 
 
+# A reader knows one storage format. It exposes ``lengths`` (N,), ``frame_shape`` (H, W, C)
+# (native channels), ``dtype``, ``names``, ``path`` and ``read(i, start, stop)`` returning
+# ``(stop - start, H, W, C)`` frames of sequence i in the stored dtype.
 class SequenceArray:
     """A lazy ``(N, T, H, W, C)`` float32 view of sequences stored in a file or folder.
 
@@ -317,7 +320,7 @@ class SequenceArray:
         return array if dtype is None else array.astype(dtype)
 
     # ---- views
-    def subset(self, indices) -> "SequenceArray":
+    def subset(self, indices) -> SequenceArray:
         """A view of some sequences (positions in this view); nothing is copied."""
         positions = np.asarray(indices)
         if positions.dtype == bool:

@@ -197,7 +197,7 @@ def write_sbatch(
         "# Resubmit only unfinished tasks with: predrnn experiment SPEC --workdir DIR --slurm --resume",
         "set -euo pipefail",
         *options.get("setup", ()),
-        f'echo "predrnn experiment task ${{SLURM_ARRAY_TASK_ID}} on $(hostname), job ${{SLURM_ARRAY_JOB_ID:-?}}"',
+        'echo "predrnn experiment task ${SLURM_ARRAY_TASK_ID} on $(hostname), job ${SLURM_ARRAY_JOB_ID:-?}"',
         f"exec {shlex.quote(python)} -m predrnn experiment-task {shlex.quote(str(workdir))} "
         f'"${{SLURM_ARRAY_TASK_ID}}" --backend {shlex.quote(backend)}',
         "",
