@@ -1,5 +1,6 @@
 """The ``experiment``, ``experiment-task`` and ``experiment-summary`` subcommands of the
-``predrnn`` command."""
+``predrnn`` command.
+"""
 
 from __future__ import annotations
 

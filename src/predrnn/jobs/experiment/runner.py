@@ -1,5 +1,6 @@
 """Running an experiment: every run locally (train then evaluate, as subprocesses or in
-this process), or as a Slurm job array; one task of the array (:func:`run_task`)."""
+this process), or as a Slurm job array; one task of the array (:func:`run_task`).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Experiment specs: reading and checking a spec TOML file, each variant's config, and
-writing specs and configs back as TOML."""
+writing specs and configs back as TOML.
+"""
 
 from __future__ import annotations
 

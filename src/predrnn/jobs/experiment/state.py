@@ -1,5 +1,6 @@
 """The experiment folder: its files, each run's folder and status, and preparing the
-folder for a spec (checked against the runs already in it when resuming)."""
+folder for a spec (checked against the runs already in it when resuming).
+"""
 
 from __future__ import annotations
 

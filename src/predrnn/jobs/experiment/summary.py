@@ -1,5 +1,6 @@
 """The experiment's tables: results.csv (one row per run), summary.csv and summary.md (mean
-and standard deviation per variant, with the baselines) and the summary.png bar chart."""
+and standard deviation per variant, with the baselines) and the summary.png bar chart.
+"""
 
 from __future__ import annotations
 
