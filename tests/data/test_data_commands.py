@@ -1,11 +1,13 @@
 """The `predrnn data moving-mnist` command, through argparse and run_data_command."""
 
 import argparse
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from predrnn.data import generate_moving_mnist, load_sequences
+from predrnn.data import commands, generate_moving_mnist, load_sequences
 from predrnn.data.commands import add_data_parser, run_data_command
 from predrnn.errors import DataError
 
@@ -39,6 +41,55 @@ def test_other_formats(tmp_path, capsys, name, extra, layout):
     loaded = load_sequences(out)
     assert loaded.layout == layout and loaded.shape == (2, 3, 32, 32, 1)
     np.testing.assert_array_equal(loaded[:], generate_moving_mnist(2, 0, num_frames=3, image_size=32))
+
+
+@pytest.mark.parametrize("fmt", ["mnist-test-seq", "npy", "official-npz"])
+def test_every_format_holds_the_generator_output_bit_for_bit_across_chunks(tmp_path, capsys, monkeypatch, fmt):
+    monkeypatch.setattr(commands, "_CHUNK", 4)  # 10 sequences: chunks of 4, 4 and 2
+    out = tmp_path / ("set.npz" if fmt == "official-npz" else "set.npy")
+    argv = ["data", "moving-mnist", "--num", "10", "--seed", "3", "--digits", "3", "--frames", "5"]
+    run_data_command(_parse(argv + ["--image-size", "40", "--format", fmt, "--out", str(out)]))
+    expected = generate_moving_mnist(10, 3, num_digits=3, num_frames=5, image_size=40)
+    if fmt == "mnist-test-seq":
+        stored = np.load(out)  # uint8 (T, N, H, W)
+        expected = np.transpose(expected[..., 0], (1, 0, 2, 3))
+        np.testing.assert_array_equal(stored.astype(np.float32) / np.float32(255), expected)
+    else:
+        np.testing.assert_array_equal(load_sequences(out)[:], expected)
+
+
+# Runs `python -m predrnn ARGS` and prints the process's own peak resident memory (VmHWM) at exit.
+# (os.wait4's ru_maxrss would not do: a child's ru_maxrss starts from this test process's peak,
+# which it inherits at fork and keeps through exec.)
+_PEAK_OF_THE_COMMAND = """
+import atexit, runpy, sys
+def report():
+    peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    sys.stderr.write(peak)
+atexit.register(report)
+sys.argv = ["predrnn", *sys.argv[1:]]
+runpy.run_module("predrnn", run_name="__main__")
+"""
+
+
+def _peak_rss(argv) -> int:
+    """Peak resident bytes of one `predrnn ...` process."""
+    result = subprocess.run([sys.executable, "-c", _PEAK_OF_THE_COMMAND, *argv], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return int(result.stderr.splitlines()[-1].split()[1]) * 1024  # "VmHWM:   58504 kB"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_the_command_holds_a_chunk_not_the_set(tmp_path):
+    # 3000 sequences of 20 x 64 x 64: a 246 MB file. The command generates and writes a chunk at a
+    # time, so its peak grows by far less than the file over a --num 1 run (a whole uint8 set
+    # would be 1x, a float32 set 4x).
+    argv = ["data", "moving-mnist", "--seed", "0", "--overwrite", "--out"]
+    baseline = _peak_rss(argv + [str(tmp_path / "one.npy"), "--num", "1"])
+    peak = _peak_rss(argv + [str(tmp_path / "set.npy"), "--num", "3000"])
+    output = (tmp_path / "set.npy").stat().st_size
+    assert output == 3000 * 20 * 64 * 64 + 128
+    assert peak - baseline < 0.5 * output, (peak, baseline, output)
 
 
 def test_small_sets_under_other_names_get_a_layout_hint(tmp_path, capsys):
@@ -77,3 +128,17 @@ def test_importing_the_data_layer_does_not_import_keras():
     code = "import sys, predrnn.data.commands; print('keras' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_the_command_starts_without_a_deep_learning_framework(tmp_path):
+    # Importing Keras (and TensorFlow) would cost the command seconds and hundreds of MB.
+    out = tmp_path / "a.npy"
+    code = (
+        "import sys\n"
+        "from predrnn.cli import main\n"
+        f"status = main(['data', 'moving-mnist', '--num', '2', '--frames', '3', '--out', {str(out)!r}])\n"
+        "print(status, sorted(m for m in ('keras', 'tensorflow', 'torch', 'jax') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "0 []"

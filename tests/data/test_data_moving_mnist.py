@@ -10,6 +10,7 @@ from predrnn.data import (
     load_mnist_digits,
     moving_mnist_batch,
 )
+from predrnn.data.moving_mnist import generate_moving_mnist_chunks
 from predrnn.errors import DataError
 
 
@@ -136,3 +137,34 @@ def test_zero_step_length_keeps_digits_still(square_sprites):
 def test_bad_generator_arguments_raise_data_errors(kwargs, message):
     with pytest.raises(DataError, match=message):
         generate_moving_mnist(1, seed=0, **kwargs)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 64, 100])
+@pytest.mark.parametrize("frame_major", [False, True])
+def test_uint8_chunks_are_the_float_frames_times_255(chunk_size, frame_major):
+    options = dict(num_digits=3, num_frames=5, image_size=40, split="train")
+    expected = generate_moving_mnist(70, 9, **options)  # 70: chunks of 64 + 6 inside
+    chunks = list(generate_moving_mnist_chunks(70, 9, chunk_size=chunk_size, frame_major=frame_major, **options))
+    assert [len(c) for c in chunks] == [min(chunk_size, 70 - b) for b in range(0, 70, chunk_size)]
+    assert all(c.dtype == np.uint8 and c.shape[1:] == (5, 40, 40, 1) for c in chunks)
+    if frame_major:  # stored (T, n, H, W): frame t of the chunk is one contiguous block
+        assert all(c[:, 2, ..., 0].flags.c_contiguous for c in chunks)
+    assert not any(np.shares_memory(a, b) for a, b in zip(chunks, chunks[1:]))
+    # Bit for bit: uint8 / 255 in float32 is the float generator's output.
+    np.testing.assert_array_equal(np.concatenate(chunks).astype(np.float32) / np.float32(255), expected)
+
+
+def test_uint8_chunks_with_custom_sprites_and_resized_digits(square_sprites):
+    options = dict(num_digits=2, num_frames=4, image_size=20, digit_size=6, digits=square_sprites / 255.0)
+    chunks = generate_moving_mnist_chunks(9, 1, chunk_size=4, **options)
+    np.testing.assert_array_equal(np.concatenate(list(chunks)) / np.float32(255), generate_moving_mnist(9, 1, **options))
+    resized = np.concatenate(list(generate_moving_mnist_chunks(5, 2, chunk_size=2, digit_size=20, image_size=32)))
+    np.testing.assert_array_equal(resized / np.float32(255), generate_moving_mnist(5, 2, digit_size=20, image_size=32))
+
+
+def test_uint8_chunks_check_their_arguments_when_called():
+    with pytest.raises(DataError, match="chunk_size must be an integer >= 1"):
+        generate_moving_mnist_chunks(4, 0, chunk_size=0)
+    with pytest.raises(DataError, match="num_digits must be an integer >= 1"):
+        generate_moving_mnist_chunks(4, 0, num_digits=0)  # raised before any chunk is taken
+    assert list(generate_moving_mnist_chunks(0, 0)) == []

@@ -10,13 +10,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from predrnn.data.moving_mnist import generate_moving_mnist
-from predrnn.data.writers import save_mnist_test_seq, save_official_npz, save_sequences
+from predrnn.data.moving_mnist import generate_moving_mnist_chunks
+from predrnn.data.writers import sequence_writer
 from predrnn.errors import DataError
 
 __all__ = ["add_data_parser", "run_data_command", "FORMATS"]
 
 FORMATS = ("mnist-test-seq", "official-npz", "npy")
+_LAYOUTS = {"mnist-test-seq": "mnist-test-seq", "official-npz": "official-npz", "npy": "sequences"}
+# Sequences generated and written at a time: about 10 MB of uint8 frames at 20 x 64 x 64.
+_CHUNK = 128
 
 
 def add_data_parser(subparsers) -> argparse.ArgumentParser:
@@ -80,27 +83,32 @@ def run_data_command(args: argparse.Namespace) -> int:
         raise DataError(f"{str(out)!r} already exists; pass --overwrite to replace it.")
     if args.input_length is not None and fmt != "official-npz":
         raise DataError(f"--input-length applies to --format official-npz only. Received: --format {fmt}")
-    sequences = generate_moving_mnist(
+    # Generated as uint8 and written a chunk at a time: memory holds one chunk, not the set.
+    # mnist_test_seq files are frame-major (T, N, H, W): frame-major chunks are stored uncopied.
+    chunks = generate_moving_mnist_chunks(
         args.num,
         args.seed,
+        chunk_size=_CHUNK,
+        frame_major=fmt == "mnist-test-seq",
         num_digits=args.digits,
         num_frames=args.frames,
         image_size=args.image_size,
         split=args.split,
     )
+    shape = (args.num, args.frames, args.image_size, args.image_size, 1)
+    with sequence_writer(
+        out, shape, layout=_LAYOUTS[fmt], input_length=args.input_length, overwrite=args.overwrite
+    ) as writer:
+        for chunk in chunks:
+            writer.write(chunk)
     if fmt == "mnist-test-seq":
-        save_mnist_test_seq(out, sequences, overwrite=args.overwrite)
-        shape = (args.frames, args.num) + sequences.shape[2:4]
-        layout = f"mnist_test_seq layout, uint8 (T, N, H, W) = {shape}"
+        layout = f"mnist_test_seq layout, uint8 (T, N, H, W) = {(args.frames, args.num) + shape[2:4]}"
         if args.num < args.frames and not out.name.startswith("mnist_test_seq"):
             layout += "; fewer sequences than frames: load it with layout='TNHW'"
     elif fmt == "official-npz":
-        save_official_npz(out, sequences, input_length=args.input_length, overwrite=args.overwrite)
-        shape = (args.num * args.frames, 1) + sequences.shape[2:4]
-        layout = f"official PredRNN npz, float32 input_raw_data {shape}"
+        layout = f"official PredRNN npz, float32 input_raw_data {(args.num * args.frames, 1) + shape[2:4]}"
     else:
-        save_sequences(out, sequences, overwrite=args.overwrite)
-        layout = f"float32 (N, T, H, W, C) = {sequences.shape}"
+        layout = f"float32 (N, T, H, W, C) = {shape}"
     print(
         f"Wrote {args.num} Moving MNIST sequences ({args.frames} frames, {args.image_size}x"
         f"{args.image_size}, {args.digits} digits, {args.split} digits, seed {args.seed}) to {out} "

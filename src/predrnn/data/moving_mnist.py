@@ -20,12 +20,14 @@ different files anyway, so report which one was used.
 
 Everything is vectorised NumPy and driven by ``np.random.default_rng``: the same seed gives the
 same sequences on every Keras backend. Training digits feed training streams (``split="train"``),
-test digits feed test sets (``split="test"``).
+test digits feed test sets (``split="test"``). :func:`generate_moving_mnist_chunks` gives the
+same sequences as uint8, a chunk at a time, for writing large sets to files.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -36,6 +38,7 @@ __all__ = [
     "MovingMNISTSample",
     "MovingMNISTStream",
     "generate_moving_mnist",
+    "generate_moving_mnist_chunks",
     "generate_moving_mnist_sample",
     "moving_mnist_batch",
 ]
@@ -119,12 +122,12 @@ def _triangle_wave(unfolded: np.ndarray) -> np.ndarray:
     return np.where(folded > 1.0, 2.0 - folded, folded)
 
 
-def _render(pixel_positions: np.ndarray, sprites: np.ndarray, image_size: int, out: np.ndarray):
-    """Paste ``sprites`` (N, D, s, s) uint8 at ``pixel_positions`` (N, T, D, 2) into ``out``
-    (N, T, H, W) float32, combining digits by maximum, scaled to [0, 1]."""
+def _render(pixel_positions: np.ndarray, sprites: np.ndarray, canvas: np.ndarray) -> None:
+    """Paste ``sprites`` (N, D, s, s) uint8 at ``pixel_positions`` (N, T, D, 2) into ``canvas``
+    (N, T, H, W) uint8 (any strides), cleared first, combining digits by maximum."""
     num, frames, num_digits = pixel_positions.shape[:3]
     size = sprites.shape[-1]
-    canvas = np.zeros((num, frames, image_size, image_size), dtype=np.uint8)
+    canvas[...] = 0
     # windows[n, t, y, x] is the (size, size) patch of canvas[n, t] whose top-left is (y, x).
     windows = np.lib.stride_tricks.sliding_window_view(
         canvas, (size, size), axis=(2, 3), writeable=True
@@ -140,10 +143,35 @@ def _render(pixel_positions: np.ndarray, sprites: np.ndarray, image_size: int, o
             patch = windows[seq, time, rows, cols]  # a copy: (N, T, s, s)
             np.maximum(patch, sprite, out=patch)
             windows[seq, time, rows, cols] = patch
-    np.divide(canvas, np.float32(255.0), out=out)
 
 
-def _generate(
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """The drawn trajectories and digits of a set, before any frame is rendered."""
+
+    positions: np.ndarray
+    pixel_positions: np.ndarray
+    digit_indices: np.ndarray
+    sprites: np.ndarray  # (K, s, s) uint8, the source set
+    num_frames: int
+    image_size: int
+    digit_size: int
+
+    def __len__(self) -> int:
+        return self.digit_indices.shape[0]
+
+    def render(self, begin: int, end: int, canvas: np.ndarray) -> None:
+        """Render sequences ``begin:end`` as uint8 into ``canvas`` ((end - begin, T, H, W)),
+        ``_CHUNK`` sequences at a time."""
+        for start in range(begin, end, _CHUNK):
+            stop = min(start + _CHUNK, end)
+            indices = self.digit_indices[start:stop]
+            chosen = _resize_sprites(self.sprites[indices.reshape(-1)], self.digit_size)
+            chosen = chosen.reshape(indices.shape + (self.digit_size, self.digit_size))
+            _render(self.pixel_positions[start:stop], chosen, canvas[start - begin : stop - begin])
+
+
+def _plan(
     rng: np.random.Generator,
     num_sequences: int,
     *,
@@ -154,7 +182,7 @@ def _generate(
     step_length: float,
     split: str,
     digits,
-) -> MovingMNISTSample:
+) -> _Plan:
     num_sequences = _check_int("num_sequences", num_sequences, 0)
     num_digits = _check_int("num_digits", num_digits, 1)
     num_frames = _check_int("num_frames", num_frames, 1)
@@ -180,14 +208,21 @@ def _generate(
     positions = _triangle_wave(start[:, None] + steps * velocity[:, None])  # (N, T, D, 2)
     free_range = image_size - digit_size
     pixel_positions = np.minimum(np.floor(positions * free_range), free_range).astype(np.int64)
+    return _Plan(
+        positions, pixel_positions, digit_indices, sprites, num_frames, image_size, digit_size
+    )
 
-    chosen = _resize_sprites(sprites[digit_indices.reshape(-1)], digit_size)
-    chosen = chosen.reshape(num_sequences, num_digits, digit_size, digit_size)
-    frames = np.empty((num_sequences, num_frames, image_size, image_size, 1), dtype=np.float32)
-    for begin in range(0, num_sequences, _CHUNK):
-        end = begin + _CHUNK
-        _render(pixel_positions[begin:end], chosen[begin:end], image_size, frames[begin:end, ..., 0])
-    return MovingMNISTSample(frames, positions, pixel_positions, digit_indices)
+
+def _generate(rng: np.random.Generator, num_sequences: int, **options) -> MovingMNISTSample:
+    plan = _plan(rng, num_sequences, **options)
+    size = plan.image_size
+    frames = np.empty((len(plan), plan.num_frames, size, size, 1), dtype=np.float32)
+    canvas = np.empty((min(len(plan), _CHUNK), plan.num_frames, size, size), dtype=np.uint8)
+    for begin in range(0, len(plan), _CHUNK):
+        end = min(begin + _CHUNK, len(plan))
+        plan.render(begin, end, canvas[: end - begin])
+        np.divide(canvas[: end - begin], np.float32(255.0), out=frames[begin:end, ..., 0])
+    return MovingMNISTSample(frames, plan.positions, plan.pixel_positions, plan.digit_indices)
 
 
 def generate_moving_mnist_sample(
@@ -258,6 +293,67 @@ def generate_moving_mnist(
         split=split,
         digits=digits,
     ).frames
+
+
+def generate_moving_mnist_chunks(
+    num_sequences: int,
+    seed: int,
+    *,
+    chunk_size: int = 128,
+    frame_major: bool = False,
+    num_digits: int = 2,
+    num_frames: int = 20,
+    image_size: int = 64,
+    digit_size: int = 28,
+    step_length: float = 0.1,
+    split: str = "test",
+    digits=None,
+) -> Iterator[np.ndarray]:
+    """:func:`generate_moving_mnist`'s sequences as uint8, ``chunk_size`` sequences at a time.
+
+    The arguments are checked, and every trajectory and digit drawn, when it is called; each
+    chunk is rendered when it is taken. For writing large sets to a file: memory holds one
+    chunk, and uint8 is a quarter of float32.
+
+    Args:
+        num_sequences, seed, num_digits, num_frames, image_size, digit_size, step_length, split,
+            digits: as in :func:`generate_moving_mnist`.
+        chunk_size: sequences per chunk (the last chunk holds the rest).
+        frame_major: store each chunk frame by frame: it is then a transposed view of a
+            ``(T, n, H, W, 1)`` array, the memory order of the mnist_test_seq layout, so that
+            the writer of that layout copies nothing. The values are the same.
+
+    Returns:
+        An iterator of new ``(n, T, image_size, image_size, 1)`` uint8 arrays (0..255), the
+        consecutive sequences ``0:n``, ``n:2n``, ...: divided by 255 in float32 they are exactly
+        ``generate_moving_mnist(num_sequences, seed, ...)`` with the same arguments.
+    """
+    chunk_size = _check_int("chunk_size", chunk_size, 1)
+    plan = _plan(
+        np.random.default_rng(int(seed)),
+        num_sequences,
+        num_digits=num_digits,
+        num_frames=num_frames,
+        image_size=image_size,
+        digit_size=digit_size,
+        step_length=step_length,
+        split=split,
+        digits=digits,
+    )
+
+    def chunks():
+        for begin in range(0, len(plan), chunk_size):
+            end = min(begin + chunk_size, len(plan))
+            size = plan.image_size
+            shape = (end - begin, plan.num_frames, size, size, 1)
+            if frame_major:
+                chunk = np.empty((shape[1], shape[0]) + shape[2:], np.uint8).transpose(1, 0, 2, 3, 4)
+            else:
+                chunk = np.empty(shape, np.uint8)
+            plan.render(begin, end, chunk[..., 0])
+            yield chunk
+
+    return chunks()
 
 
 def moving_mnist_batch(
