@@ -43,7 +43,9 @@ def _parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--num", type=int, default=10_000, help="sequences per run (default 10000)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs; medians are reported")
     parser.add_argument(
-        "--format", choices=("mnist-test-seq", "official-npz", "npy"), default="mnist-test-seq",
+        "--format",
+        choices=("mnist-test-seq", "official-npz", "npy"),
+        default="mnist-test-seq",
         help="the command's --format (default mnist-test-seq)",
     )
     parser.add_argument("--digits", type=int, default=2)
@@ -51,9 +53,10 @@ def _parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--split", choices=("test", "train"), default="test")
     parser.add_argument(
-        "--batch-size", type=int, default=None,
-        help="time the training stream instead: moving_mnist_batch() calls of this size in this "
-        "process, --num sequences in all",
+        "--batch-size",
+        type=int,
+        default=None,
+        help="time the training stream instead: moving_mnist_batch() calls of this size in this process, --num sequences in all",
     )
     parser.add_argument("--cpu", type=int, default=None, help="pin the runs to this CPU core (Linux)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -76,15 +79,32 @@ runpy.run_module("predrnn", run_name="__main__")
 def run_command(num: int, seed: int, out: Path, args, cpu: int | None = None) -> dict:
     """One ``predrnn data moving-mnist`` process: wall and CPU seconds, peak RSS, file size."""
     argv = [
-        "data", "moving-mnist", "--num", str(num), "--seed", str(seed), "--digits", str(args.digits),
-        "--frames", str(args.frames), "--image-size", str(args.image_size), "--split", args.split,
-        "--format", args.format, "--out", str(out),
+        "data",
+        "moving-mnist",
+        "--num",
+        str(num),
+        "--seed",
+        str(seed),
+        "--digits",
+        str(args.digits),
+        "--frames",
+        str(args.frames),
+        "--image-size",
+        str(args.image_size),
+        "--split",
+        args.split,
+        "--format",
+        args.format,
+        "--out",
+        str(out),
     ]
     out.unlink(missing_ok=True)  # a new file, as usual (deleting an old one is not timed)
     pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
     start = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-c", _COMMAND, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-c", _COMMAND, *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         preexec_fn=pin,
     )
     error = process.stderr.read().decode()  # until the process closes it, at exit
@@ -136,9 +156,7 @@ def _stream_benchmark(args) -> dict:
 
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
-    options = dict(
-        num_digits=args.digits, num_frames=args.frames, image_size=args.image_size, split=args.split
-    )
+    options = dict(num_digits=args.digits, num_frames=args.frames, image_size=args.image_size, split=args.split)
     steps = max(args.num // args.batch_size, 1)
     load_mnist_digits(args.split)  # read and cache the digits outside the timing
 
@@ -159,9 +177,7 @@ def _stream_benchmark(args) -> dict:
         "sequences_per_second_median": statistics.median(rates),
         "sequences_per_second_min": min(rates),
         "sequences_per_second_max": max(rates),
-        "sequences_per_cpu_second_median": statistics.median(
-            sequences / max(cpu, 1e-9) for _, cpu in timings
-        ),
+        "sequences_per_cpu_second_median": statistics.median(sequences / max(cpu, 1e-9) for _, cpu in timings),
     }
 
 
@@ -169,9 +185,15 @@ def main(argv=None) -> dict:
     args = _parse_args(argv)
     result = _command_benchmark(args) if args.batch_size is None else _stream_benchmark(args)
     result.update(
-        frames=args.frames, image_size=args.image_size, digits=args.digits, split=args.split,
-        repeats=args.repeats, cpu=args.cpu, numpy=np.__version__,
-        python=platform.python_version(), machine=platform.machine(),
+        frames=args.frames,
+        image_size=args.image_size,
+        digits=args.digits,
+        split=args.split,
+        repeats=args.repeats,
+        cpu=args.cpu,
+        numpy=np.__version__,
+        python=platform.python_version(),
+        machine=platform.machine(),
         load_average=os.getloadavg(),
     )
     if args.json:
@@ -184,8 +206,10 @@ def main(argv=None) -> dict:
         f"{result['sequences_per_cpu_second_median']:,.0f} per CPU-second)"
     )
     if args.batch_size is not None:
-        print(f"moving_mnist_batch(batch_size={args.batch_size}): {rates}, {args.repeats} runs of "
-              f"{result['sequences_per_run']} x {shape}")
+        print(
+            f"moving_mnist_batch(batch_size={args.batch_size}): {rates}, {args.repeats} runs of "
+            f"{result['sequences_per_run']} x {shape}"
+        )
         return result
     mb = 1e6
     print(

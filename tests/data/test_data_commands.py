@@ -37,7 +37,9 @@ def test_moving_mnist_command_writes_the_mnist_test_seq_layout(tmp_path, capsys)
 )
 def test_other_formats(tmp_path, capsys, name, extra, layout):
     out = tmp_path / name
-    run_data_command(_parse(["data", "moving-mnist", "--num", "2", "--frames", "3", "--image-size", "32", "--out", str(out), *extra]))
+    run_data_command(
+        _parse(["data", "moving-mnist", "--num", "2", "--frames", "3", "--image-size", "32", "--out", str(out), *extra])
+    )
     loaded = load_sequences(out)
     assert loaded.layout == layout and loaded.shape == (2, 3, 32, 32, 1)
     np.testing.assert_array_equal(loaded[:], generate_moving_mnist(2, 0, num_frames=3, image_size=32))

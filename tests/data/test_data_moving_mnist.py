@@ -38,7 +38,12 @@ def test_default_shape_dtype_and_range():
 @pytest.mark.parametrize("num_digits", [1, 2, 3])
 def test_frames_are_the_max_of_the_digits_at_their_trajectories(square_sprites, num_digits):
     sample = generate_moving_mnist_sample(
-        4, seed=num_digits, num_digits=num_digits, num_frames=9, image_size=24, digit_size=6,
+        4,
+        seed=num_digits,
+        num_digits=num_digits,
+        num_frames=9,
+        image_size=24,
+        digit_size=6,
         digits=square_sprites,
     )
     assert sample.frames.shape == (4, 9, 24, 24, 1)
@@ -49,8 +54,14 @@ def test_frames_are_the_max_of_the_digits_at_their_trajectories(square_sprites, 
 
 def test_one_full_square_digit_is_always_entirely_inside_the_canvas(square_sprites):
     sample = generate_moving_mnist_sample(
-        16, seed=3, num_digits=1, num_frames=40, image_size=20, digit_size=6,
-        digits=square_sprites[:1], step_length=0.3,
+        16,
+        seed=3,
+        num_digits=1,
+        num_frames=40,
+        image_size=20,
+        digit_size=6,
+        digits=square_sprites[:1],
+        step_length=0.3,
     )
     # A bounce was exercised and no pixel of the 6x6 square was ever cut off by the border.
     lit = (sample.frames > 0).sum(axis=(2, 3, 4))

@@ -59,7 +59,9 @@ def test_official_npz_in_chunks_equals_the_layout_of_np_savez(tmp_path, channels
     path = _write(tmp_path / "o.npz", sequences, 2, layout="official-npz", input_length=2)
     with zipfile.ZipFile(path) as archive:
         assert [(i.filename, i.compress_type) for i in archive.infolist()] == [
-            ("clips.npy", zipfile.ZIP_STORED), ("dims.npy", zipfile.ZIP_STORED), ("input_raw_data.npy", zipfile.ZIP_STORED)
+            ("clips.npy", zipfile.ZIP_STORED),
+            ("dims.npy", zipfile.ZIP_STORED),
+            ("input_raw_data.npy", zipfile.ZIP_STORED),
         ]
     with np.load(path) as stored:
         raw = stored["input_raw_data"]

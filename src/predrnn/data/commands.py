@@ -28,9 +28,7 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     Parsed arguments carry ``data_command`` (``"moving-mnist"``) and ``handler``
     (:func:`run_data_command`).
     """
-    data = subparsers.add_parser(
-        "data", help="Generate or convert datasets.", description=__doc__.split("\n")[0]
-    )
+    data = subparsers.add_parser("data", help="Generate or convert datasets.", description=__doc__.split("\n")[0])
     data.set_defaults(handler=run_data_command, data_command=None)
     commands = data.add_subparsers(dest="data_command", metavar="COMMAND")
     mnist = commands.add_parser(
@@ -46,9 +44,7 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     mnist.add_argument("--digits", type=int, default=2, help="digits per sequence (default 2)")
     mnist.add_argument("--frames", type=int, default=20, help="frames per sequence (default 20)")
     mnist.add_argument("--image-size", type=int, default=64, help="canvas size in pixels (default 64)")
-    mnist.add_argument(
-        "--split", choices=("test", "train"), default="test", help="MNIST digits to use (default test)"
-    )
+    mnist.add_argument("--split", choices=("test", "train"), default="test", help="MNIST digits to use (default test)")
     mnist.add_argument("--out", type=Path, required=True, help="file to write")
     mnist.add_argument(
         "--format",
@@ -61,7 +57,9 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
         ),
     )
     mnist.add_argument(
-        "--input-length", type=int, default=None,
+        "--input-length",
+        type=int,
+        default=None,
         help="official-npz only: context frames per clip (default frames // 2)",
     )
     mnist.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -72,8 +70,7 @@ def run_data_command(args: argparse.Namespace) -> int:
     """Run a parsed ``predrnn data ...`` command; returns the exit status (0)."""
     if getattr(args, "data_command", None) != "moving-mnist":
         raise DataError(
-            "Choose a data command: `predrnn data moving-mnist ...`. "
-            f"Received: {getattr(args, 'data_command', None)!r}"
+            f"Choose a data command: `predrnn data moving-mnist ...`. Received: {getattr(args, 'data_command', None)!r}"
         )
     if args.num < 1:
         raise DataError(f"--num must be >= 1. Received: --num {args.num}")
@@ -96,9 +93,7 @@ def run_data_command(args: argparse.Namespace) -> int:
         split=args.split,
     )
     shape = (args.num, args.frames, args.image_size, args.image_size, 1)
-    with sequence_writer(
-        out, shape, layout=_LAYOUTS[fmt], input_length=args.input_length, overwrite=args.overwrite
-    ) as writer:
+    with sequence_writer(out, shape, layout=_LAYOUTS[fmt], input_length=args.input_length, overwrite=args.overwrite) as writer:
         for chunk in chunks:
             writer.write(chunk)
     if fmt == "mnist-test-seq":

@@ -79,10 +79,7 @@ def _prepare_sprites(digits, split: str, digit_size: int) -> np.ndarray:
     else:
         sprites = np.asarray(digits)
         if sprites.ndim != 3 or sprites.shape[0] < 1:
-            raise DataError(
-                "digits must be a (K, h, w) array of K >= 1 sprites. "
-                f"Received: shape {sprites.shape}"
-            )
+            raise DataError(f"digits must be a (K, h, w) array of K >= 1 sprites. Received: shape {sprites.shape}")
         if np.issubdtype(sprites.dtype, np.floating):
             if not np.all(np.isfinite(sprites)) or sprites.min() < 0 or sprites.max() > 1:
                 raise DataError(
@@ -91,9 +88,7 @@ def _prepare_sprites(digits, split: str, digit_size: int) -> np.ndarray:
                 )
             sprites = np.round(sprites * 255).astype(np.uint8)
         elif sprites.dtype != np.uint8:
-            raise DataError(
-                f"digits must be uint8 (0..255) or float in [0, 1]. Received: dtype {sprites.dtype}"
-            )
+            raise DataError(f"digits must be uint8 (0..255) or float in [0, 1]. Received: dtype {sprites.dtype}")
     if sprites.shape[1:] != (digit_size, digit_size):
         if digits is not None:
             raise DataError(
@@ -109,10 +104,7 @@ def _resize_sprites(sprites: np.ndarray, digit_size: int) -> np.ndarray:
 
     if sprites.shape[1:] == (digit_size, digit_size):
         return sprites
-    resized = [
-        np.asarray(Image.fromarray(s).resize((digit_size, digit_size), Image.Resampling.BILINEAR))
-        for s in sprites
-    ]
+    resized = [np.asarray(Image.fromarray(s).resize((digit_size, digit_size), Image.Resampling.BILINEAR)) for s in sprites]
     return np.stack(resized).astype(np.uint8)
 
 
@@ -129,9 +121,7 @@ def _render(pixel_positions: np.ndarray, sprites: np.ndarray, canvas: np.ndarray
     size = sprites.shape[-1]
     canvas[...] = 0
     # windows[n, t, y, x] is the (size, size) patch of canvas[n, t] whose top-left is (y, x).
-    windows = np.lib.stride_tricks.sliding_window_view(
-        canvas, (size, size), axis=(2, 3), writeable=True
-    )
+    windows = np.lib.stride_tricks.sliding_window_view(canvas, (size, size), axis=(2, 3), writeable=True)
     seq = np.arange(num)[:, None]
     time = np.arange(frames)[None, :]
     for d in range(num_digits):
@@ -189,10 +179,7 @@ def _plan(
     image_size = _check_int("image_size", image_size, 1)
     digit_size = _check_int("digit_size", digit_size, 1)
     if digit_size > image_size:
-        raise DataError(
-            "digit_size must be <= image_size. "
-            f"Received: digit_size={digit_size}, image_size={image_size}"
-        )
+        raise DataError(f"digit_size must be <= image_size. Received: digit_size={digit_size}, image_size={image_size}")
     step_length = float(step_length)
     if not np.isfinite(step_length) or step_length < 0:
         raise DataError(f"step_length must be finite and >= 0. Received: step_length={step_length}")
@@ -208,9 +195,7 @@ def _plan(
     positions = _triangle_wave(start[:, None] + steps * velocity[:, None])  # (N, T, D, 2)
     free_range = image_size - digit_size
     pixel_positions = np.minimum(np.floor(positions * free_range), free_range).astype(np.int64)
-    return _Plan(
-        positions, pixel_positions, digit_indices, sprites, num_frames, image_size, digit_size
-    )
+    return _Plan(positions, pixel_positions, digit_indices, sprites, num_frames, image_size, digit_size)
 
 
 def _generate(rng: np.random.Generator, num_sequences: int, **options) -> MovingMNISTSample:

@@ -55,8 +55,7 @@ def atomic_write(path, *, overwrite: bool = False):
         raise DataError(f"Cannot write to {str(path)!r}: it is a folder. Pass a file name.")
     if path.exists() and not overwrite:
         raise DataError(
-            f"{str(path)!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it, "
-            "or choose another file name."
+            f"{str(path)!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it, or choose another file name."
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -79,10 +78,7 @@ def _as_sequences(sequences, name: str = "sequences") -> np.ndarray:
     if array.ndim == 4:
         array = array[..., None]
     if array.ndim != 5 or array.size == 0:
-        raise DataError(
-            f"{name} must be a non-empty (N, T, H, W) or (N, T, H, W, C) array. "
-            f"Received: shape {array.shape}"
-        )
+        raise DataError(f"{name} must be a non-empty (N, T, H, W) or (N, T, H, W, C) array. Received: shape {array.shape}")
     if array.dtype != np.uint8 and array.dtype.kind != "f":
         raise DataError(f"{name} must be uint8 or float in [0, 1]. Received: dtype {array.dtype}")
     return array
@@ -101,9 +97,7 @@ def _check_unit_float(array: np.ndarray, name: str) -> None:
         raise DataError(f"{name} must be within [0, 1]. Received: min {low:g}, max {high:g}")
 
 
-def _to_unit_float(
-    array: np.ndarray, name: str, *, checked: bool = False, out: np.ndarray | None = None
-) -> np.ndarray:
+def _to_unit_float(array: np.ndarray, name: str, *, checked: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """uint8 -> /255; float -> checked (unless ``checked``) to be finite and in [0, 1]; float32
     out (into ``out`` when given, an array of ``array``'s shape)."""
     if array.dtype == np.uint8:
@@ -137,10 +131,7 @@ def _check_input_length(input_length, frames: int) -> int:
     if input_length is None:
         input_length = frames // 2
     if isinstance(input_length, bool) or not 1 <= int(input_length) < frames:
-        raise DataError(
-            f"input_length must be in [1, T - 1] = [1, {frames - 1}]. "
-            f"Received: input_length={input_length}"
-        )
+        raise DataError(f"input_length must be in [1, T - 1] = [1, {frames - 1}]. Received: input_length={input_length}")
     return int(input_length)
 
 
@@ -293,10 +284,7 @@ def sequence_writer(
     suffix = Path(path).suffix.lower()
     if layout == "mnist-test-seq":
         if channels != 1:
-            raise DataError(
-                "The mnist_test_seq layout holds gray frames only (C = 1). "
-                f"Received: shape {shape}"
-            )
+            raise DataError(f"The mnist_test_seq layout holds gray frames only (C = 1). Received: shape {shape}")
         dtype, members = np.dtype(np.uint8), None
     elif layout == "official-npz":
         input_length = _check_input_length(input_length, frames)
@@ -336,9 +324,7 @@ def sequence_writer(
 
 def _check_complete(writer: SequenceWriter) -> None:
     if writer.written != writer.shape[0]:
-        raise DataError(
-            f"{writer.written} of {writer.shape[0]} sequences were written; the file was not saved."
-        )
+        raise DataError(f"{writer.written} of {writer.shape[0]} sequences were written; the file was not saved.")
 
 
 def _write_in_chunks(writer: SequenceWriter, array: np.ndarray) -> None:
@@ -368,9 +354,7 @@ def save_mnist_test_seq(path, sequences, *, overwrite: bool = False) -> Path:
     return Path(path)
 
 
-def save_official_npz(
-    path, sequences, *, input_length: int | None = None, overwrite: bool = False
-) -> Path:
+def save_official_npz(path, sequences, *, input_length: int | None = None, overwrite: bool = False) -> Path:
     """Write the official PredRNN ``.npz`` layout (thuml/predrnn-pytorch data providers).
 
     Keys (written uncompressed, so :func:`~predrnn.data.load_official_npz` can memory-map them):
@@ -390,9 +374,7 @@ def save_official_npz(
     _check_input_length(input_length, array.shape[1])
     if array.dtype.kind == "f":
         _check_unit_float(array, "sequences")
-    with sequence_writer(
-        path, array.shape, layout="official-npz", input_length=input_length, overwrite=overwrite
-    ) as writer:
+    with sequence_writer(path, array.shape, layout="official-npz", input_length=input_length, overwrite=overwrite) as writer:
         _write_in_chunks(writer, array)
     return Path(path)
 
