@@ -68,7 +68,7 @@ def test_comparison_strip_layout(rng):
     context = distinct_frames(rng, 3)
     truth = distinct_frames(rng, 2)
     prediction = distinct_frames(rng, 2)
-    strip = visualize.comparison_strip(context, truth, prediction, separator=1)
+    strip = visualize.comparison_strip(context, truth, prediction, separator=1, labels=False)
     assert strip.dtype == np.uint8
     assert strip.shape == (3 * 8 + 2, 3 * 8 + 2, 3)
     np.testing.assert_array_equal(strip[:8, :8, 0], visualize.to_uint8(context[0, ..., 0]))
@@ -77,8 +77,28 @@ def test_comparison_strip_layout(rng):
     assert np.all(strip[8, :] == visualize.SEPARATOR_VALUE)  # row separator
     assert np.all(strip[9:, 17:] == visualize.SEPARATOR_VALUE)  # short rows padded grey
 
-    no_truth = visualize.comparison_strip(context, None, prediction, separator=2, scale=2)
+    no_truth = visualize.comparison_strip(context, None, prediction, separator=2, scale=2, labels=False)
     assert no_truth.shape == (2 * 16 + 2, 3 * 16 + 2 * 2, 3)
+
+    # Labelled (the default): the same frames right of a column that names each row.
+    labelled = visualize.comparison_strip(context, truth, prediction, separator=1)
+    offset = labelled.shape[1] - strip.shape[1]
+    np.testing.assert_array_equal(labelled[:, offset:], strip)
+    assert offset > 30  # wide enough for "prediction"
+    for top in (0, 9, 18):  # white text in each row's label
+        assert labelled[top : top + 8, : offset - 1].max() > 200
+    assert labelled[8, : offset - 1].min() == visualize.SEPARATOR_VALUE
+
+
+def test_labelled_rows_name_any_number_of_rows(rng):
+    rows = {"context": distinct_frames(rng, 3), "truth": distinct_frames(rng, 2), "PredRNN-V2": distinct_frames(rng, 2),
+            "ConvLSTM": distinct_frames(rng, 2)}
+    image = visualize.labelled_rows(rows, separator=1)
+    assert image.shape[0] == 4 * 8 + 3
+    plain = visualize.labelled_rows(rows, separator=1, labels=False)
+    np.testing.assert_array_equal(image[:, image.shape[1] - plain.shape[1] :], plain)
+    with pytest.raises(ValueError, match="same frame size"):
+        visualize.labelled_rows({"a": distinct_frames(rng, 2), "b": distinct_frames(rng, 2, 8, 6)})
 
 
 def test_comparison_strip_rejects_mismatches(rng):
@@ -107,12 +127,33 @@ def test_save_comparison_gif(with_truth, rng, tmp_path):
     path = tmp_path / "comparison.gif"
     visualize.save_comparison_gif(path, context, truth, prediction, fps=2, scale=2)
     read = iio.imread(path, index=None)
-    height = 16 + visualize.BAR_HEIGHT * 2
-    width = 2 * 16 + 1 if with_truth else 16
-    assert read.shape[:3] == (5, height, width)
-    # Context frames: both panels show the observed frame.
+    rows = 2 if with_truth else 1
+    height = rows * 16 + (rows - 1) + visualize.BAR_HEIGHT * 2
+    assert read.shape[:2] == (5, height)
+    left = read.shape[2] - 16  # the label column and its gap
+    assert left > 30
+    # Context frames: both rows show the observed frame; then truth above, prediction below.
     if with_truth:
-        np.testing.assert_array_equal(read[0, :16, :16, 0], read[0, :16, 17:, 0])
+        np.testing.assert_array_equal(read[0, :16, left:, 0], read[0, 17:33, left:, 0])
+        assert not np.array_equal(read[4, :16, left:, 0], read[4, 17:33, left:, 0])
+
+
+def test_save_rows_gif_has_a_row_per_model_and_a_column_per_sequence(rng, tmp_path):
+    context = np.stack([distinct_frames(rng, 2) for _ in range(3)])
+    truth = np.stack([distinct_frames(rng, 2) for _ in range(3)])
+    predictions = {"model a": truth * 0.5, "model b": np.zeros_like(truth)}
+    path = tmp_path / "grid.gif"
+    visualize.save_rows_gif(path, context, truth, predictions, separator=1)
+    read = iio.imread(path, index=None)
+    assert read.shape[:2] == (4, 3 * 8 + 2 + visualize.BAR_HEIGHT)
+    left = read.shape[2] - (3 * 8 + 2)
+    grid = read[:, : 3 * 8 + 2, left:, 0].astype(int)
+    # rows: truth y 0:8, model a y 9:17, model b y 18:26; columns: sequences x 0:8, 9:17, 18:26
+    for x in (slice(0, 8), slice(9, 17), slice(18, 26)):  # a context frame: every row shows it
+        assert np.array_equal(grid[1, :8, x], grid[1, 9:17, x]) and np.array_equal(grid[1, :8, x], grid[1, 18:26, x])
+        assert grid[3, 18:26, x].max() == 0 and grid[3, :8, x].max() > 0  # model b predicts black
+    with pytest.raises(ValueError, match="same number of future frames"):
+        visualize.save_rows_gif(path, context, truth, {"short": truth[:, :1]})
 
 
 def test_plot_per_frame_writes_png(tmp_path):

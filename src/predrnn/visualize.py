@@ -25,8 +25,10 @@ __all__ = [
     "to_uint8",
     "save_gif",
     "comparison_strip",
+    "labelled_rows",
     "save_png",
     "save_comparison_gif",
+    "save_rows_gif",
     "plot_per_frame",
     "plot_schedule",
 ]
@@ -35,6 +37,8 @@ SEPARATOR_VALUE = 128  # mid grey: visible on black Moving MNIST backgrounds and
 CONTEXT_BAR_COLOR = (0, 170, 0)  # green bar under observed (context) frames
 FUTURE_BAR_COLOR = (200, 0, 0)  # red bar under predicted frames
 BAR_HEIGHT = 2  # pixels, times the upscaling factor
+LABEL_FONT_SIZE = 12  # pixels, for row labels
+LABEL_BACKGROUND = 32  # near-black label column
 
 # Metrics drawn by plot_per_frame, in subplot order, with axis labels.
 PLOTTED_METRICS = {
@@ -123,6 +127,31 @@ def _hstack(images: list[np.ndarray], separator: int) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
+def _label_column(labels: list[str], heights: list[int], separator: int) -> np.ndarray:
+    """A column of row labels: ``labels[i]`` left-aligned and vertically centred in a band of
+    ``heights[i]`` pixels, bands separated by ``separator`` grey pixels; ``(H, W, 3)`` uint8."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=LABEL_FONT_SIZE)
+    width = 8 + max(int(font.getbbox(label)[2]) for label in labels)
+    bands = []
+    for index, (label, height) in enumerate(zip(labels, heights)):
+        if index:
+            bands.append(np.full((separator, width, 3), SEPARATOR_VALUE, dtype=np.uint8))
+        band = Image.new("RGB", (width, height), (LABEL_BACKGROUND,) * 3)
+        top, bottom = font.getbbox(label)[1::2]
+        ImageDraw.Draw(band).text((4, (height - (top + bottom)) // 2), label, fill=(255, 255, 255), font=font)
+        bands.append(np.asarray(band))
+    return np.concatenate(bands, axis=0)
+
+
+def _with_labels(image: np.ndarray, labels: list[str], heights: list[int], separator: int) -> np.ndarray:
+    """``image`` with a label column on its left (and a grey gap of ``separator`` between)."""
+    column = _label_column(labels, heights, separator)
+    gap = np.full((image.shape[0], max(separator, 1), 3), SEPARATOR_VALUE, dtype=np.uint8)
+    return np.concatenate([column, gap, image], axis=1)
+
+
 def _check_matching(reference_name, reference, others: dict) -> None:
     for name, frames in others.items():
         if frames is not None and frames.shape[1:] != reference.shape[1:]:
@@ -182,8 +211,9 @@ def save_gif(path, frames, fps: float = 4, scale: int = 1) -> None:
     _write_gif(path, _upscale(to_uint8(frames), _check_scale(scale)), fps)
 
 
-def comparison_strip(context, truth, prediction, separator: int = 1, scale: int = 1) -> np.ndarray:
-    """One RGB ``uint8`` image: rows context | truth | prediction, frames side by side.
+def comparison_strip(context, truth, prediction, separator: int = 1, scale: int = 1, labels: bool = True) -> np.ndarray:
+    """One RGB ``uint8`` image: rows context | truth | prediction, frames side by side,
+    each row labelled on the left.
 
     Args:
         context: observed frames ``(T_in, H, W, C)``, or ``None`` to omit the row.
@@ -191,9 +221,10 @@ def comparison_strip(context, truth, prediction, separator: int = 1, scale: int 
         prediction: predicted future frames ``(T_out, H, W, C)``.
         separator: width in pixels (after scaling) of the grey lines between frames and rows.
         scale: integer nearest-neighbour upscaling of every frame.
+        labels: draw the row names ("context", "truth", "prediction") in a column on the left.
 
     Returns:
-        ``(rows * H' + (rows - 1) * separator, W_max, 3)`` uint8 with ``H' = H * scale``;
+        ``(rows * H' + (rows - 1) * separator, W, 3)`` uint8 with ``H' = H * scale``;
         shorter rows are padded on the right with grey.
     """
     scale = _check_scale(scale)
@@ -210,6 +241,21 @@ def comparison_strip(context, truth, prediction, separator: int = 1, scale: int 
             f"Received: truth.shape={rows['truth'].shape}, prediction.shape={prediction.shape}"
         )
     rows["prediction"] = prediction
+    return labelled_rows(rows, separator=separator, scale=scale, labels=labels)
+
+
+def labelled_rows(rows: Mapping, separator: int = 1, scale: int = 1, labels: bool = True) -> np.ndarray:
+    """One RGB ``uint8`` image with a row of frames per entry of ``rows`` (``{label: frames
+    (T, H, W, C)}``, in order), each labelled on the left; shorter rows padded with grey.
+
+    E.g. ``{"context": x[:10], "truth": x[10:], "PredRNN-V2": p1, "ConvLSTM": p2}``.
+    """
+    scale = _check_scale(scale)
+    if not rows:
+        raise ValueError("rows must hold at least one {label: frames} entry.")
+    rows = {str(name): _check_frames(str(name), frames) for name, frames in rows.items()}
+    first_name, first = next(iter(rows.items()))
+    _check_matching(first_name, first, rows)
     images = [
         _hstack(list(_upscale(_rgb(to_uint8(frames)), scale)), separator) for frames in rows.values()
     ]
@@ -220,49 +266,94 @@ def comparison_strip(context, truth, prediction, separator: int = 1, scale: int 
             padded.append(np.full((separator, width, 3), SEPARATOR_VALUE, dtype=np.uint8))
         pad = np.full((image.shape[0], width - image.shape[1], 3), SEPARATOR_VALUE, dtype=np.uint8)
         padded.append(np.concatenate([image, pad], axis=1))
-    return np.concatenate(padded, axis=0)
+    image = np.concatenate(padded, axis=0)
+    if labels:
+        image = _with_labels(image, list(rows), [i.shape[0] for i in images], separator)
+    return image
 
 
 def save_comparison_gif(
     path, context, truth, prediction, fps: float = 4, scale: int = 1, separator: int = 1
 ) -> None:
-    """A GIF of ``T_in + T_out`` frames: truth (left) and prediction (right) side by side.
+    """A GIF of ``T_in + T_out`` frames with two labelled rows, "truth" above "prediction".
 
-    During the context part both panels show the observed frame, with a green bar
-    underneath; during the future part the left panel shows the true frame and the
-    right panel the prediction, with a red bar underneath. With ``truth=None`` only
-    one panel is drawn (context, then prediction).
+    During the context part both rows show the observed frame, with a green bar
+    underneath; during the future part the top row shows the true frame and the
+    bottom row the prediction, with a red bar underneath. With ``truth=None`` only
+    the prediction row is drawn (context, then prediction).
 
     Args:
         path: output file, parent folders are created.
         context: observed frames ``(T_in, H, W, C)``.
         truth: true future frames ``(T_out, H, W, C)`` or ``None``.
         prediction: predicted future frames ``(T_out, H, W, C)``.
+        fps, scale: as in :func:`save_gif`; separator: grey gap between rows, pixels.
+    """
+    context = _check_frames("context", context)
+    truth = None if truth is None else _check_frames("truth", truth)
+    save_rows_gif(
+        path, context[None], None if truth is None else truth[None], {"prediction": _check_frames("prediction", prediction)[None]},
+        fps=fps, scale=scale, separator=separator,
+    )
+
+
+def save_rows_gif(
+    path, context, truth, predictions: Mapping, fps: float = 4, scale: int = 1, separator: int = 1
+) -> None:
+    """A GIF grid: one labelled row for the truth and one per model, one column per sequence.
+
+    Each GIF frame shows time step ``t`` of every sequence: the observed frame while
+    ``t < T_in`` (a green bar underneath), then the true frame in the "truth" row and each
+    model's prediction in its row (a red bar underneath).
+
+    Args:
+        path: output file, parent folders are created.
+        context: observed frames ``(N, T_in, H, W, C)``.
+        truth: true future frames ``(N, T_out, H, W, C)``, or ``None`` for no truth row.
+        predictions: ``{label: (N, T_out, H, W, C)}``, one row each, in order.
         fps, scale: as in :func:`save_gif`; separator: grey gap between panels, pixels.
     """
     scale = _check_scale(scale)
-    context = _check_frames("context", context)
-    prediction = _check_frames("prediction", prediction)
-    truth = None if truth is None else _check_frames("truth", truth)
-    _check_matching("prediction", prediction, {"context": context, "truth": truth})
-    if truth is not None and truth.shape[0] != prediction.shape[0]:
-        raise ValueError(
-            "truth and prediction must have the same number of frames. "
-            f"Received: truth.shape={truth.shape}, prediction.shape={prediction.shape}"
-        )
-
-    def panels(frames):
-        return _upscale(_rgb(to_uint8(frames)), scale)
-
-    observed = panels(context)
-    right = np.concatenate([observed, panels(prediction)])
-    left = None if truth is None else np.concatenate([observed, panels(truth)])
+    context = np.asarray(context)
+    if context.ndim != 5:
+        raise ValueError(f"context must be (N, T_in, H, W, C). Received: context.shape={context.shape}")
+    rows = {} if truth is None else {"truth": truth}
+    rows.update(predictions)
+    if not rows:
+        raise ValueError("save_rows_gif needs truth or at least one prediction.")
+    horizons = set()
+    for name, frames in rows.items():
+        frames = np.asarray(frames)
+        if frames.ndim != 5 or frames.shape[0] != context.shape[0] or frames.shape[2:] != context.shape[2:]:
+            raise ValueError(
+                f"{name} must be (N, T_out, H, W, C) with the context's N, H, W and C. "
+                f"Received: {name}.shape={frames.shape}, context.shape={context.shape}"
+            )
+        horizons.add(frames.shape[1])
+    if len(horizons) != 1:
+        raise ValueError(f"Every row must have the same number of future frames. Received: {sorted(horizons)}")
+    horizon, steps = horizons.pop(), context.shape[1]
+    sequences = [
+        {name: np.concatenate([_check_frames("context", context[i]), _check_frames(name, rows[name][i])]) for name in rows}
+        for i in range(context.shape[0])
+    ]
     frames = []
-    for step in range(right.shape[0]):
-        image = right[step] if left is None else _hstack([left[step], right[step]], separator)
-        bar = np.empty((BAR_HEIGHT * scale, image.shape[1], 3), dtype=np.uint8)
-        bar[:] = CONTEXT_BAR_COLOR if step < len(observed) else FUTURE_BAR_COLOR
-        frames.append(np.concatenate([image, bar], axis=0))
+    for step in range(steps + horizon):
+        images = []
+        for name in rows:
+            panels = [_upscale(_rgb(to_uint8(sequence[name][step])), scale) for sequence in sequences]
+            images.append(_hstack(panels, separator))
+        heights = [image.shape[0] for image in images]
+        grid = np.concatenate(
+            [part for index, image in enumerate(images) for part in (
+                ([np.full((separator, image.shape[1], 3), SEPARATOR_VALUE, dtype=np.uint8)] if index else []) + [image]
+            )],
+            axis=0,
+        )
+        grid = _with_labels(grid, list(rows), heights, separator)
+        bar = np.empty((BAR_HEIGHT * scale, grid.shape[1], 3), dtype=np.uint8)
+        bar[:] = CONTEXT_BAR_COLOR if step < steps else FUTURE_BAR_COLOR
+        frames.append(np.concatenate([grid, bar], axis=0))
     _write_gif(path, np.stack(frames), fps)
 
 
