@@ -80,6 +80,8 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
     # all black: the error of each frame is the sum of its squared pixels
     np.testing.assert_allclose(saved["baselines"]["zeros"]["mse_per_frame"], np.mean(np.sum(truth**2, axis=(2, 3, 4))), rtol=1e-6)
     assert (tmp_path / "b" / "metrics.csv").exists() and (tmp_path / "b" / "metrics.png").exists()
+    drawn = sorted(p.name for p in (tmp_path / "b" / "metrics_pictures").iterdir())
+    assert drawn == [f"sequence_{i:03d}.{ext}" for i in range(4) for ext in ("gif", "png")]
     with pytest.raises(ConfigError, match="exists. Pass --overwrite"):
         evaluate(tmp_path / "b", num=4, progress=False)
 
@@ -90,6 +92,11 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
     predictions = np.load(tmp_path / "pred" / "predictions.npy")
     assert predictions.shape == (2, 4, 16, 16, 1) and result["context"] == 3
     assert (tmp_path / "pred" / "sequence_001.gif").exists() and (tmp_path / "pred" / "sequence_001.png").exists()
+    predict(tmp_path / "b", tmp_path / "input.npy", horizon=4, out=tmp_path / "pred1", pictures=1)
+    assert sorted(p.name for p in (tmp_path / "pred1").iterdir()) == ["predictions.npy", "sequence_000.gif", "sequence_000.png"]
+    with pytest.raises(ConfigError, match="--context"):
+        predict(tmp_path / "b", tmp_path / "input.npy", horizon=4, out=tmp_path / "pred2", context=9)
+    assert not (tmp_path / "pred2").exists()  # a failed predict leaves no folder behind
 
 
 def test_workdir_is_never_overwritten_silently(tmp_path):

@@ -114,14 +114,17 @@ def evaluate(
     batch_size=16,
     overwrite=False,
     progress=True,
+    pictures=4,
 ) -> dict:
-    """Autoregressive evaluation of a run or checkpoint; writes JSON, CSV and a plot.
+    """Autoregressive evaluation of a run or checkpoint; writes JSON, CSV, a plot and pictures.
 
     The test set is ``data`` (any format :func:`predrnn.data.load_sequences` reads) or
     generated Moving MNIST from the test digits (``num_digits``, ``num``, ``seed``;
     defaults from the run's config, else 2 digits, 1,000 sequences, seed 0). Each
     sequence gives ``context`` frames to the model, which predicts ``horizon`` more.
     Scores follow the conventions of docs/design.md. The baselines of
+    ``pictures``: the first that many test sequences are also drawn, as labelled PNG
+    strips and GIFs in ``<output stem>_pictures/`` (0: none).
     :mod:`predrnn.baselines` (copy last frame, all black, mean of the context) are
     scored on the same frames under ``baselines``.
     """
@@ -149,11 +152,13 @@ def evaluate(
         )
     model_scores = FrameMetricsAccumulator()
     baseline_scores = {name: FrameMetricsAccumulator() for name in BASELINES}
-    total = len(sequences)
+    total, drawn = len(sequences), []
     for start in range(0, total, batch_size):
         batch = np.asarray(sequences[start : start + batch_size], dtype=np.float32)[:, :needed]
         past, truth = batch[:, :context], batch[:, context:]
-        model_scores.update(truth, model.rollout(past, horizon))
+        prediction = model.rollout(past, horizon)
+        model_scores.update(truth, prediction)
+        drawn += [(batch[i], np.clip(prediction[i], 0.0, 1.0)) for i in range(min(len(batch), pictures - len(drawn)))]
         for name, baseline in BASELINES.items():
             baseline_scores[name].update(truth, baseline(past, horizon))
         if progress:
@@ -197,19 +202,37 @@ def evaluate(
         report,
         baselines={BASELINE_LABELS[b]: report["baselines"][b] for b in BASELINES},
     )
+    if drawn:
+        _draw_sequences(output.with_name(f"{output.stem}_pictures"), drawn, context)
+        report["pictures"] = str(output.with_name(f"{output.stem}_pictures"))
     return report
 
 
-def predict(checkpoint, input_path, *, horizon, out, context=None, max_pictures=8, overwrite=False, fps=4) -> dict:
+def _draw_sequences(folder, drawn, context, fps=4):
+    """``sequence_<i>.png`` (labelled rows context | truth | prediction) and ``.gif`` per
+    ``(frames, prediction)`` pair; the truth row only where the frames go on past the context."""
+    from predrnn.visualize import comparison_strip, save_comparison_gif, save_png
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, (sequence, prediction) in enumerate(drawn):
+        sequence = np.asarray(sequence, dtype=np.float32)
+        truth = sequence[context : context + len(prediction)]
+        truth = truth if len(truth) == len(prediction) else None
+        save_png(folder / f"sequence_{index:03d}.png", comparison_strip(sequence[:context], truth, prediction, scale=2))
+        save_comparison_gif(folder / f"sequence_{index:03d}.gif", sequence[:context], truth, prediction, fps=fps, scale=2)
+
+
+def predict(checkpoint, input_path, *, horizon, out, context=None, pictures=8, overwrite=False) -> dict:
     """Predict ``horizon`` frames after the context of each sequence of ``input_path``.
 
     Writes ``out/predictions.npy`` ``(N, horizon, H, W, C)`` float32, and for the first
-    ``max_pictures`` sequences ``sequence_<i>.gif`` (truth | prediction over time) and
-    ``sequence_<i>.png`` (rows: context | truth, when the input has it | prediction).
-    ``context`` defaults to the run's input length, else every frame of the input.
+    ``pictures`` sequences ``sequence_<i>.gif`` (labelled rows: truth, when the input has
+    it, and prediction, over time) and ``sequence_<i>.png`` (labelled rows: context |
+    truth | prediction). ``context`` defaults to the run's input length, else every frame
+    of the input. ``out`` is created only once the predictions are made.
     """
     from predrnn.data.formats import load_sequences
-    from predrnn.visualize import comparison_strip, save_comparison_gif, save_png
 
     if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
         raise ConfigError(f"--horizon must be a positive integer. Received: {horizon!r}")
@@ -225,24 +248,20 @@ def predict(checkpoint, input_path, *, horizon, out, context=None, max_pictures=
         raise ConfigError(
             f"--context must be between 1 and the {frames_available} frames of the input. Received: {context!r}"
         )
-    out.mkdir(parents=True, exist_ok=True)
     predictions = []
     for start in range(0, len(sequences), 16):
         batch = np.asarray(sequences[start : start + 16], dtype=np.float32)
         predictions.append(np.clip(model.rollout(batch[:, :context], horizon), 0.0, 1.0))
     predictions = np.concatenate(predictions, axis=0).astype(np.float32)
+    out.mkdir(parents=True, exist_ok=True)
     np.save(out / "predictions.npy", predictions)
-    for index in range(min(max_pictures, len(sequences))):
-        sequence = np.asarray(sequences[index], dtype=np.float32)
-        truth = sequence[context : context + horizon]
-        truth = truth if len(truth) == horizon else None
-        save_png(out / f"sequence_{index:03d}.png", comparison_strip(sequence[:context], truth, predictions[index], scale=2))
-        save_comparison_gif(out / f"sequence_{index:03d}.gif", sequence[:context], truth, predictions[index], fps=fps, scale=2)
+    count = min(pictures, len(sequences))
+    _draw_sequences(out, [(sequences[i], predictions[i]) for i in range(count)], context)
     return {
         "predictions": str(out / "predictions.npy"),
         "num_sequences": int(len(sequences)),
         "context": context,
         "horizon": horizon,
         "checkpoint": str(path),
-        "pictures": min(max_pictures, len(sequences)),
+        "pictures": count,
     }
