@@ -2,6 +2,7 @@
 
 import json
 
+import imageio.v3 as iio
 import keras
 import numpy as np
 import pytest
@@ -230,3 +231,21 @@ def test_an_unknown_torch_winograd_setting_stops_training_before_it_writes(monke
     with pytest.raises(ConfigError, match="PREDRNN_TORCH_WINOGRAD must be 0, 1 or auto"):
         train(load_config("smoke", ["train.steps=2"]), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_gallery_draws_every_model_on_the_same_sequences(tmp_path):
+    from predrnn.jobs.evaluate import gallery
+
+    for name in ("a", "b"):
+        train(load_config("smoke", ["train.steps=2", "train.progress=false", f"train.seed={len(name)}"]), tmp_path / name)
+    result = gallery([tmp_path / "a", tmp_path / "b"], out=tmp_path / "g" / "grid.gif", labels=["first", "second"], num=3)
+    assert result["num_sequences"] == 3 and result["models"] == {"first": str(tmp_path / "a"), "second": str(tmp_path / "b")}
+    frames = iio.imread(tmp_path / "g" / "grid.gif", index=None)
+    assert frames.shape[0] == 6  # 3 context + 3 future frames
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["grid.gif", "grid_0.png", "grid_1.png", "grid_2.png"]
+    png = iio.imread(tmp_path / "g" / "grid_0.png")
+    assert png.shape[0] == 4 * 32 + 3  # rows: context, truth, first, second (16 px frames, scale 2)
+    with pytest.raises(ConfigError, match="exists"):
+        gallery([tmp_path / "a"], out=tmp_path / "g" / "grid.gif")
+    with pytest.raises(ConfigError, match="one distinct label per model"):
+        gallery([tmp_path / "a", tmp_path / "b"], out=tmp_path / "x.gif", labels=["same", "same"])

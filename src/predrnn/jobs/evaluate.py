@@ -265,3 +265,48 @@ def predict(checkpoint, input_path, *, horizon, out, context=None, pictures=8, o
         "checkpoint": str(path),
         "pictures": count,
     }
+
+
+def gallery(models, *, out, labels=None, num_digits=None, num=4, seed=0, context=None, horizon=None, overwrite=False) -> dict:
+    """The same Moving MNIST test sequences predicted by several models, side by side.
+
+    Writes ``out`` (a GIF grid: a labelled row for the truth and one per model, a column
+    per sequence) and, beside it, ``<stem>_<i>.png`` per sequence (labelled rows: context,
+    truth, each model). ``models`` are run folders, checkpoints or pretrained names; the
+    first model's config decides the test set unless ``num_digits``, ``context`` or
+    ``horizon`` are given. ``labels`` default to the models' names.
+    """
+    from predrnn.visualize import labelled_rows, save_png, save_rows_gif
+
+    models = [str(m) for m in models]
+    if not models:
+        raise ConfigError("Name at least one model (a run folder, a checkpoint or a pretrained model).")
+    labels = list(labels) if labels else [Path(m).name or m for m in models]
+    if len(labels) != len(models) or len(set(labels)) != len(labels):
+        raise ConfigError(f"Give one distinct label per model: {len(models)} models, labels {labels}.")
+    out = Path(out)
+    if out.suffix.lower() != ".gif":
+        raise ConfigError(f"--out must be a .gif file. Received: {out}")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} exists. Pass --overwrite to replace it, or another --out.")
+    loaded = [load_predictor(m) for m in models]
+    config = loaded[0][1]
+    context = context or (config.data.input_length if config else 10)
+    horizon = horizon or (config.data.output_length if config else 10)
+    shapes = {tuple(model.frame_shape or ()) for model, _, _ in loaded}
+    if len(shapes) > 1:
+        raise ConfigError(f"The models take frames of different sizes: {sorted(shapes)}. Compare models of one frame size.")
+    image_size = loaded[0][0].frame_shape[0] if loaded[0][0].frame_shape else None
+    sequences, _ = _test_set(config, None, num_digits, num, seed, context, horizon, image_size)
+    sequences = np.asarray(sequences, dtype=np.float32)[:, : context + horizon]
+    past, truth = sequences[:, :context], sequences[:, context:]
+    predictions = {label: np.clip(model.rollout(past, horizon), 0.0, 1.0) for label, (model, _, _) in zip(labels, loaded)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_rows_gif(out, past, truth, predictions, scale=2)
+    pictures = []
+    for index in range(len(sequences)):
+        rows = {"context": past[index], "truth": truth[index], **{label: p[index] for label, p in predictions.items()}}
+        path = out.with_name(f"{out.stem}_{index}.png")
+        save_png(path, labelled_rows(rows, scale=2))
+        pictures.append(str(path))
+    return {"gif": str(out), "pngs": pictures, "models": dict(zip(labels, models)), "num_sequences": len(sequences)}
