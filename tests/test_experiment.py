@@ -34,6 +34,9 @@ TINY = """
     [evaluate]
     num = 4
     seed = 3
+    [evaluate.extra.two_digits]
+    digits = 2
+    num = 3
     [variants.predrnn]
     set = []
     [variants.convlstm]
@@ -221,6 +224,16 @@ def test_tiny_experiment_tables(tiny_experiment):
     for b in BASELINES:
         assert len({r[f"{b}_mse_per_frame"] for r in rows}) == 1
     assert "copy last frame (baseline)" in md and "all black (zeros) (baseline)" in md and "mean of the context (baseline)" in md
+    # the extra evaluation: its own file per run (2 digits, 3 sequences), columns and table
+    for row in rows:
+        extra = json.loads((workdir / row["variant"] / f"seed_{row['seed']}" / "metrics_two_digits.json").read_text())
+        assert extra["test_set"]["num_digits"] == 2 and extra["num_sequences"] == 3 and extra["test_set"]["seed"] == 3
+        assert float(row["two_digits_mse_per_frame"]) == pytest.approx(extra["mse_per_frame"], rel=1e-12)
+        assert float(row["two_digits_zeros_mse_per_frame"]) == pytest.approx(extra["baselines"]["zeros"]["mse_per_frame"], rel=1e-12)
+    assert "## Evaluation two_digits" in md and md.count("all black (zeros) (baseline)") == 2
+    assert float(summary["predrnn"]["two_digits_mse_per_frame_mean"]) == pytest.approx(
+        np.mean([float(r["two_digits_mse_per_frame"]) for r in rows if r["variant"] == "predrnn"]), rel=1e-12)
+    assert (workdir / "summary_per_frame.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (workdir / "summary.png").stat().st_size > 1000
     assert (workdir / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # layout
@@ -338,7 +351,7 @@ def test_failed_run_is_recorded_and_others_continue(tmp_path, fakes):
     ]
     evaluations = [c for c in fakes if c[0] == "evaluate"]
     assert [c[1:3] for c in evaluations] == [("good", 0), ("good", 1)]
-    assert evaluations[0][3] == {"num": 4, "seed": 0, "batch_size": 16, "num_digits": 1, "progress": False, "overwrite": True}
+    assert evaluations[0][3] == {"num": 4, "seed": 0, "batch_size": 16, "num_digits": 1, "progress": False, "overwrite": True, "pictures": 4}
     rows = read_csv(tmp_path / "exp" / "results.csv")
     bad = [r for r in rows if r["variant"] == "bad"]
     assert [r["status"] for r in bad] == ["failed", "failed"] and bad[0]["log"] == "bad/seed_0/log.txt"

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from predrnn.cli_args import BACKENDS, add_backend_argument, positive_int
+from predrnn.cli_args import BACKENDS, add_backend_argument, non_negative_int, positive_int
 
 
 def _train(args) -> int:
@@ -29,9 +29,20 @@ def _evaluate(args) -> int:
     report = evaluate(
         args.run, data=args.data, num_digits=args.digits, num=args.num, seed=args.seed,
         context=args.context, horizon=args.horizon, output=args.output,
-        batch_size=args.batch_size, overwrite=args.overwrite,
+        batch_size=args.batch_size, overwrite=args.overwrite, pictures=args.pictures,
     )
     print(format_evaluation(report))
+    return 0
+
+
+def _gallery(args) -> int:
+    from predrnn.jobs.evaluate import gallery
+
+    result = gallery(
+        args.models, out=args.out, labels=args.labels.split(",") if args.labels else None, num_digits=args.digits,
+        num=args.num, seed=args.seed, context=args.context, horizon=args.horizon, overwrite=args.overwrite,
+    )
+    print(json.dumps(result, indent=2))
     return 0
 
 
@@ -54,7 +65,7 @@ def _predict(args) -> int:
 
     result = predict(
         args.checkpoint, args.input, horizon=args.horizon, out=args.out,
-        context=args.context, overwrite=args.overwrite,
+        context=args.context, overwrite=args.overwrite, pictures=args.pictures,
     )
     print(json.dumps(result, indent=2))
     return 0
@@ -101,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--output", help="metrics JSON path (default: RUN/metrics.json); CSV and PNG are written beside it")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    p.add_argument("--pictures", type=non_negative_int, default=4, metavar="N",
+                   help="draw the first N test sequences as labelled PNG strips and GIFs in OUTPUT_pictures/ (default 4; 0: none)")
     add_backend_argument(p)
     p.set_defaults(handler=_evaluate)
 
@@ -111,8 +124,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context", type=positive_int, help="context frames taken from each sequence")
     p.add_argument("--out", required=True, help="output folder: predictions.npy, GIFs and PNG strips")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
+    p.add_argument("--pictures", type=non_negative_int, default=8, metavar="N",
+                   help="draw the first N sequences as labelled PNG strips and GIFs (default 8; 0: none)")
     add_backend_argument(p)
     p.set_defaults(handler=_predict)
+
+    p = commands.add_parser(
+        "gallery", help="the same test sequences predicted by several models: a labelled GIF grid and PNGs",
+        description="Roll out several models (run folders, checkpoints or pretrained names) on the same Moving MNIST "
+        "test sequences and draw them together: OUT (a GIF grid, a labelled row for the truth and one per model, a "
+        "column per sequence) and OUT_<i>.png per sequence (rows: context, truth, each model).",
+    )
+    p.add_argument("models", nargs="+", metavar="MODEL", help="a run folder, a .keras file, an official checkpoint or a pretrained name")
+    p.add_argument("--out", required=True, help="the GIF to write (PNGs go beside it)")
+    p.add_argument("--labels", help="comma-separated row labels, one per model (default: the models' names)")
+    p.add_argument("--digits", type=positive_int, help="Moving MNIST digits per sequence (default: the first model's)")
+    p.add_argument("--num", type=positive_int, default=4, help="test sequences, one column each (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="test-set seed (default 0)")
+    p.add_argument("--context", type=positive_int, help="context frames (default: the first model's input_length)")
+    p.add_argument("--horizon", type=positive_int, help="frames to predict (default: the first model's output_length)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    add_backend_argument(p)
+    p.set_defaults(handler=_gallery)
 
     p = commands.add_parser(
         "pretrained", help="list the pretrained models that ship with the package, with their model cards",

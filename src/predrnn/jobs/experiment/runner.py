@@ -59,8 +59,20 @@ def _evaluate_arguments(options: dict) -> list[str]:
     return arguments
 
 
+def extra_evaluations(evaluate_options: dict) -> dict:
+    """``{name: (options, metrics file name)}`` of the spec's ``[evaluate.extra.NAME]`` tables:
+    the main options with the table's overrides."""
+    main = {k: v for k, v in evaluate_options.items() if k != "extra"}
+    return {
+        name: ({**main, **overrides}, f"metrics_{name}.json")
+        for name, overrides in evaluate_options.get("extra", {}).items()
+    }
+
+
 def run_commands(workdir, variant: str, seed: int, *, backend: str, evaluate_options: dict, python: str | None = None) -> dict:
-    """The ``train`` and ``evaluate`` command lines of one run, as they would run now."""
+    """The ``train`` and ``evaluate`` command lines of one run, as they would run now, and
+    ``extra``: ``{name: command}`` of its extra evaluations (they run before the main one,
+    whose metrics.json marks the run finished)."""
     python = python or sys.executable
     folder = run_dir(workdir, variant, seed)
     train = [python, "-m", "predrnn", "train", str(Path(workdir) / variant / "config.toml"), "--workdir", str(folder),
@@ -69,9 +81,12 @@ def run_commands(workdir, variant: str, seed: int, *, backend: str, evaluate_opt
         train.append("--resume")
     elif folder.exists() and any(folder.iterdir()):
         train.append("--overwrite")  # a first attempt that stopped before its first checkpoint: kept, renamed
-    evaluate = [python, "-m", "predrnn", "evaluate", str(folder), "--output", str(folder / "metrics.json"),
-                "--overwrite", *_evaluate_arguments(evaluate_options), "--backend", backend]
-    return {"train": train, "evaluate": evaluate}
+    def evaluate(options, name, pictures=()):
+        return [python, "-m", "predrnn", "evaluate", str(folder), "--output", str(folder / name),
+                "--overwrite", *pictures, *_evaluate_arguments(options), "--backend", backend]
+
+    extra = {name: evaluate(options, file, ("--pictures", "0")) for name, (options, file) in extra_evaluations(evaluate_options).items()}
+    return {"train": train, "evaluate": evaluate(evaluate_options, "metrics.json"), "extra": extra}
 
 
 def _run_process(command, log_path, processes: _Processes, echo: bool) -> int:
@@ -178,18 +193,23 @@ def execute_run(
             os.replace(pending, target)
         log_path = target
     stage = "train"
-    if returncode == 0:
-        stage = "evaluate"
+    evaluations = [(name, options, file, commands["extra"][name]) for name, (options, file) in extra_evaluations(evaluate_options).items()]
+    evaluations.append(("main", evaluate_options, "metrics.json", commands["evaluate"]))
+    for name, options, file, command in evaluations:
+        if returncode != 0:
+            break
+        stage = "evaluate" if name == "main" else f"evaluate {name}"
         if in_process:
-            def evaluate_run():
+            def evaluate_run(options=options, file=file):
                 from predrnn.jobs.evaluate import evaluate
 
-                kwargs = {EVALUATE_KEYS[k][0]: v for k, v in evaluate_options.items() if v is not None}
-                return evaluate(folder, output=folder / "metrics.json", overwrite=True, progress=False, **kwargs)
+                kwargs = {EVALUATE_KEYS[k][0]: v for k, v in options.items() if k != "extra" and v is not None}
+                pictures = 4 if file == "metrics.json" else 0
+                return evaluate(folder, output=folder / file, overwrite=True, progress=False, pictures=pictures, **kwargs)
 
-            returncode = _run_in_process("evaluate", evaluate_run, log_path)
+            returncode = _run_in_process(stage, evaluate_run, log_path)
         else:
-            returncode = _run_process(commands["evaluate"], log_path, processes, echo)
+            returncode = _run_process(command, log_path, processes, echo)
     if in_process:
         with contextlib.suppress(Exception):
             import keras
@@ -287,7 +307,8 @@ def run_experiment(
               f"{skipped} finished, {len(todo)} to run:", file=out)
         for task in todo:
             commands = run_commands(workdir, task["variant"], task["seed"], backend=plan["backend"], evaluate_options=plan["evaluate"], python=python)
-            print(f"  {task['variant']} seed {task['seed']}:\n    {shlex.join(commands['train'])}\n    {shlex.join(commands['evaluate'])}", file=out)
+            lines = [commands["train"], *commands["extra"].values(), commands["evaluate"]]
+            print(f"  {task['variant']} seed {task['seed']}:" + "".join(f"\n    {shlex.join(c)}" for c in lines), file=out)
         return {**result, "status": "dry_run", "exit_code": 0}
     if skipped:
         print(f"{skipped} of {len(plan['current'])} runs already finished (skipped).", file=out)

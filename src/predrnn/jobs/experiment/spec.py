@@ -82,7 +82,7 @@ class ExperimentSpec:
         runs = runs if runs is not None else self.runs
         if runs is not None:
             data["runs"] = runs
-        data["evaluate"] = dict(self.evaluate)
+        data["evaluate"] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.evaluate.items()}
         data["variants"] = {}
         for variant in self.variants:
             table = {}
@@ -250,21 +250,43 @@ def spec_from_dict(raw: dict, source: str = "spec", root=".", name: str = "exper
 
 
 def _check_evaluate(table, source) -> dict:
+    """The [evaluate] table with its defaults, and its ``[evaluate.extra.NAME]`` tables:
+    further evaluations of every run (e.g. ``digits = 3``), each overriding the main one's
+    keys and written as ``metrics_NAME.json``."""
     if not isinstance(table, dict):
         raise ConfigError(f"{source}: [evaluate] must be a table ({', '.join(EVALUATE_KEYS)}).")
-    checked = dict(EVALUATE_DEFAULTS)
+    table = dict(table)
+    extra = table.pop("extra", {})
+    checked = {**EVALUATE_DEFAULTS, **_check_evaluate_keys(table, source, "evaluate")}
+    if not isinstance(extra, dict):
+        raise ConfigError(f"{source}: evaluate.extra must hold tables, e.g. [evaluate.extra.three_digits] digits = 3.")
+    if extra:
+        checked["extra"] = {}
+    for name, overrides in extra.items():
+        where = f"evaluate.extra.{name}"
+        if not _NAME.match(name) or not isinstance(overrides, dict) or not overrides:
+            raise ConfigError(
+                f"{source}: [{where}] must be a non-empty table named with letters, digits, '_', '-', '.' "
+                "(e.g. [evaluate.extra.three_digits] digits = 3)."
+            )
+        checked["extra"][name] = _check_evaluate_keys(overrides, source, where)
+    return checked
+
+
+def _check_evaluate_keys(table, source, where) -> dict:
+    checked = {}
     for key, value in table.items():
         if key not in EVALUATE_KEYS:
             raise ConfigError(
-                f"{source}: unknown key evaluate.{key}.{_nearest(key, EVALUATE_KEYS)} "
-                f"Valid keys in [evaluate]: {', '.join(EVALUATE_KEYS)}."
+                f"{source}: unknown key {where}.{key}.{_nearest(key, EVALUATE_KEYS)} "
+                f"Valid keys in [{where}]: {', '.join(EVALUATE_KEYS)}."
             )
         kind = EVALUATE_KEYS[key][1]
         if kind is int:
             if isinstance(value, bool) or not isinstance(value, int) or (value < 1 and key != "seed") or value < 0:
-                raise ConfigError(f"{source}: evaluate.{key} must be a {'non-negative' if key == 'seed' else 'positive'} integer. Received: {value!r}")
+                raise ConfigError(f"{source}: {where}.{key} must be a {'non-negative' if key == 'seed' else 'positive'} integer. Received: {value!r}")
         elif not isinstance(value, str) or not value:
-            raise ConfigError(f"{source}: evaluate.{key} must be a path. Received: {value!r}")
+            raise ConfigError(f"{source}: {where}.{key} must be a path. Received: {value!r}")
         checked[key] = value
     return checked
 

@@ -1,5 +1,9 @@
 """The experiment's tables: results.csv (one row per run), summary.csv and summary.md (mean
-and standard deviation per variant, with the baselines) and the summary.png bar chart.
+and standard deviation per variant, with the baselines), the summary.png bar chart and the
+summary_per_frame.png curves (per-frame MSE and SSIM of each variant, mean over its runs).
+
+Each ``[evaluate.extra.NAME]`` evaluation (``metrics_NAME.json`` in every run folder) gets
+its own columns (``NAME_<metric>``) and its own table in summary.md.
 """
 
 from __future__ import annotations
@@ -53,23 +57,25 @@ def summarize_experiment(workdir, *, plot: bool = True) -> dict:
     ``workdir`` that have a metrics.json. Returns the per-variant aggregates."""
     workdir = Path(workdir).resolve()
     record = load_experiment(workdir)
+    extra_names = list(record.get("evaluate", {}).get("extra", {}))
     rows = []
     for task in record.get("tasks", []):
         variant, seed = task["variant"], int(task["seed"])
         folder = run_dir(workdir, variant, seed)
         status = run_status(workdir, variant, seed)
-        row = {"variant": variant, "seed": seed, "status": status, "metrics": None, "baselines": None,
+        row = {"variant": variant, "seed": seed, "status": status, "metrics": None, "baselines": None, "extra": {},
                "num_sequences": None, "run_dir": folder, "log": folder / "log.txt" if folder.exists() else _pending_log(workdir, variant, seed)}
         if status == "finished":
             try:
-                metrics = _read_json(folder / "metrics.json")
-                row["metrics"] = {m: float(metrics[m]) for m in METRICS}
-                row["baselines"] = {b: {m: float(metrics["baselines"][b][m]) for m in METRICS} for b in BASELINES}
-                row["num_sequences"] = metrics.get("num_sequences")
-                row["test_set"] = metrics.get("test_set")
+                row.update(_read_evaluation(folder / "metrics.json"))
             except (OSError, KeyError, TypeError, ValueError) as error:
                 row["status"] = "failed"
                 row["error"] = f"unreadable metrics.json: {error}"
+            for name in extra_names:
+                try:
+                    row["extra"][name] = _read_evaluation(folder / f"metrics_{name}.json")
+                except (OSError, KeyError, TypeError, ValueError):
+                    pass  # not evaluated (yet): left out of that evaluation's table
         rows.append(row)
 
     variants = list(dict.fromkeys(record.get("variants", []) + [r["variant"] for r in rows]))
@@ -77,27 +83,20 @@ def summarize_experiment(workdir, *, plot: bool = True) -> dict:
     for variant in variants:
         mine = [r for r in rows if r["variant"] == variant]
         finished = [r for r in mine if r["status"] == "finished"]
-        aggregates[variant] = {
-            "finished": len(finished),
-            "total": len(mine),
-            "seeds": [r["seed"] for r in finished],
-            "metrics": {},
-            "baselines": {b: {} for b in BASELINES},
+        aggregates[variant] = {**_aggregate(finished, len(mine)), "seeds": [r["seed"] for r in finished]}
+        aggregates[variant]["extra"] = {
+            name: _aggregate([r["extra"][name] for r in finished if name in r["extra"]], len(mine)) for name in extra_names
         }
-        for metric in METRICS:
-            values = [r["metrics"][metric] for r in finished]
-            mean, std = _mean_std(values)
-            aggregates[variant]["metrics"][metric] = {"mean": mean, "std": std, "values": values}
-            for b in BASELINES:
-                aggregates[variant]["baselines"][b][metric] = _mean_std([r["baselines"][b][metric] for r in finished])[0]
 
     files = {}
-    files["results"] = _write_results_csv(workdir, rows)
-    files["summary_csv"] = _write_summary_csv(workdir, aggregates)
+    files["results"] = _write_results_csv(workdir, rows, extra_names)
+    files["summary_csv"] = _write_summary_csv(workdir, aggregates, extra_names)
     test_set = next((r.get("test_set") for r in rows if r.get("test_set")), None)
-    files["summary_md"] = _write_summary_md(workdir, record, aggregates, rows, test_set)
+    files["summary_md"] = _write_summary_md(workdir, record, aggregates, rows, test_set, extra_names)
     if plot:
         files["summary_png"] = _plot_summary(workdir / "summary.png", aggregates)
+        if any(a["finished"] and a.get("per_frame") for a in aggregates.values()):
+            files["summary_per_frame_png"] = _plot_per_frame(workdir / "summary_per_frame.png", aggregates)
     counts = {status: sum(r["status"] == status for r in rows) for status in STATUSES}
     return {
         "workdir": str(workdir),
@@ -111,18 +110,60 @@ def summarize_experiment(workdir, *, plot: bool = True) -> dict:
     }
 
 
-def _write_results_csv(workdir, rows) -> Path:
+def _read_evaluation(path) -> dict:
+    """The scores of one metrics JSON: metrics, baselines, per-frame curves, test set."""
+    metrics = _read_json(path)
+    curves = ("mse_per_frame", "ssim")
+    return {
+        "metrics": {m: float(metrics[m]) for m in METRICS},
+        "baselines": {b: {m: float(metrics["baselines"][b][m]) for m in METRICS} for b in BASELINES},
+        "per_frame": {m: [float(x) for x in metrics["per_frame"][m]] for m in curves if m in metrics.get("per_frame", {})},
+        "baseline_per_frame": {
+            b: {m: [float(x) for x in metrics["baselines"][b]["per_frame"][m]] for m in curves
+                if m in metrics["baselines"][b].get("per_frame", {})}
+            for b in BASELINES
+        },
+        "num_sequences": metrics.get("num_sequences"),
+        "test_set": metrics.get("test_set"),
+    }
+
+
+def _aggregate(evaluations, total: int) -> dict:
+    """Mean and std of each metric over ``evaluations`` (what :func:`_read_evaluation` gives),
+    the mean of the baselines and the mean per-frame curves."""
+    import numpy as np
+
+    result = {"finished": len(evaluations), "total": total, "metrics": {}, "baselines": {b: {} for b in BASELINES}}
+    for metric in METRICS:
+        values = [e["metrics"][metric] for e in evaluations]
+        mean, std = _mean_std(values)
+        result["metrics"][metric] = {"mean": mean, "std": std, "values": values}
+        for b in BASELINES:
+            result["baselines"][b][metric] = _mean_std([e["baselines"][b][metric] for e in evaluations])[0]
+    curves = [e["per_frame"] for e in evaluations if e.get("per_frame")]
+    result["per_frame"] = {m: np.mean([c[m] for c in curves], axis=0).tolist() for m in (curves[0] if curves else {})}
+    result["baseline_per_frame"] = evaluations[0].get("baseline_per_frame", {}) if evaluations else {}
+    result["test_set"] = evaluations[0].get("test_set") if evaluations else None
+    return result
+
+
+def _write_results_csv(workdir, rows, extra_names=()) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["variant", "seed", "status", *METRICS, *(f"{b}_{m}" for b in BASELINES for m in METRICS),
+                     *(f"{name}_{m}" for name in extra_names for m in METRICS),
+                     *(f"{name}_{b}_{m}" for name in extra_names for b in BASELINES for m in METRICS),
                      "num_sequences", "run_dir", "log"])
     for r in rows:
         metrics = r["metrics"] or {}
         baselines = r["baselines"] or {}
+        extra = r.get("extra", {})
         writer.writerow([
             r["variant"], r["seed"], r["status"],
             *(_csv_number(metrics.get(m)) for m in METRICS),
             *(_csv_number(baselines.get(b, {}).get(m)) for b in BASELINES for m in METRICS),
+            *(_csv_number(extra.get(n, {}).get("metrics", {}).get(m)) for n in extra_names for m in METRICS),
+            *(_csv_number(extra.get(n, {}).get("baselines", {}).get(b, {}).get(m)) for n in extra_names for b in BASELINES for m in METRICS),
             "" if r["num_sequences"] is None else r["num_sequences"],
             _relative(r["run_dir"], workdir), _relative(r["log"], workdir) if r["status"] != "not_started" else "",
         ])
@@ -131,17 +172,22 @@ def _write_results_csv(workdir, rows) -> Path:
     return path
 
 
-def _write_summary_csv(workdir, aggregates) -> Path:
+def _write_summary_csv(workdir, aggregates, extra_names=()) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["variant", "runs_finished", "runs_total",
                      *(f"{m}_{s}" for m in METRICS for s in ("mean", "std")),
-                     *(f"{b}_{m}" for b in BASELINES for m in METRICS)])
+                     *(f"{b}_{m}" for b in BASELINES for m in METRICS),
+                     *(f"{n}_{m}_{s}" for n in extra_names for m in METRICS for s in ("mean", "std")),
+                     *(f"{n}_{b}_{m}" for n in extra_names for b in BASELINES for m in METRICS)])
     for variant, a in aggregates.items():
+        extra = [a["extra"][n] for n in extra_names]
         writer.writerow([
             variant, a["finished"], a["total"],
             *(_csv_number(a["metrics"][m][s]) if a["finished"] else "" for m in METRICS for s in ("mean", "std")),
             *(_csv_number(a["baselines"][b][m]) if a["finished"] else "" for b in BASELINES for m in METRICS),
+            *(_csv_number(e["metrics"][m][s]) if e["finished"] else "" for e in extra for m in METRICS for s in ("mean", "std")),
+            *(_csv_number(e["baselines"][b][m]) if e["finished"] else "" for e in extra for b in BASELINES for m in METRICS),
         ])
     path = Path(workdir) / "summary.csv"
     _atomic_write(path, buffer.getvalue())
@@ -192,7 +238,7 @@ def format_summary_table(aggregates) -> str:
     return "\n".join(lines)
 
 
-def _write_summary_md(workdir, record, aggregates, rows, test_set) -> Path:
+def _write_summary_md(workdir, record, aggregates, rows, test_set, extra_names=()) -> Path:
     counts = {status: sum(r["status"] == status for r in rows) for status in STATUSES}
     lines = [
         f"# Experiment {record.get('name', workdir.name)}",
@@ -210,6 +256,12 @@ def _write_summary_md(workdir, record, aggregates, rows, test_set) -> Path:
     if test_set:
         described = ", ".join(f"{k} {v}" for k, v in test_set.items())
         lines.append(f"Test set (the same for every run): {described}.")
+    for name in extra_names:
+        views = {v: a["extra"][name] for v, a in aggregates.items()}
+        lines += ["", f"## Evaluation {name} (metrics_{name}.json)", "", format_summary_table(views)]
+        extra_set = next((e["test_set"] for e in views.values() if e.get("test_set")), None)
+        if extra_set:
+            lines += ["", "Test set: " + ", ".join(f"{k} {v}" for k, v in extra_set.items()) + "."]
     problems = [r for r in rows if r["status"] in ("failed", "interrupted")]
     if problems:
         lines += ["", "Runs without results:", ""]
@@ -217,6 +269,39 @@ def _write_summary_md(workdir, record, aggregates, rows, test_set) -> Path:
     lines.append("")
     path = Path(workdir) / "summary.md"
     _atomic_write(path, "\n".join(lines))
+    return path
+
+
+def _plot_per_frame(path, aggregates):
+    """MSE per frame and SSIM against the future frame: one line per variant (mean over its
+    finished runs), the baselines dashed."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 3.8), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 2)
+    finished = {v: a for v, a in aggregates.items() if a["finished"] and a.get("per_frame")}
+    baselines = next((a["baseline_per_frame"] for a in finished.values() if a.get("baseline_per_frame")), {})
+    for ax, metric, label in zip(axes, ("mse_per_frame", "ssim"), ("MSE per frame ↓", "SSIM ↑")):
+        for index, (variant, a) in enumerate(finished.items()):
+            values = a["per_frame"].get(metric)
+            if values:
+                ax.plot(np.arange(1, len(values) + 1), values, "o-", markersize=3, color=f"C{index % 10}", label=variant)
+        for b, style in zip(BASELINES, ("--", ":", "-.")):
+            values = baselines.get(b, {}).get(metric)
+            if values:
+                values = np.where(np.isfinite(values), values, np.nan)
+                ax.plot(np.arange(1, len(values) + 1), values, style, color="0.3", linewidth=1, label=BASELINE_LABELS[b])
+        ax.set_xlabel("future frame")
+        ax.set_title(label, fontsize=10)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    figure.savefig(tmp, dpi=100)
+    os.replace(tmp, path)
     return path
 
 
