@@ -11,8 +11,7 @@ the form XLA:CPU hands to oneDNN. Prints GFLOP/s of the best of 5 (matmul) / med
 
 On a CPU without bfloat16 instructions (no ``avx512_bf16`` / ``amx_bf16`` in
 /proc/cpuinfo) every framework emulates bfloat16; with AMX the matmuls are several times
-faster in bfloat16. Produced the "Mixed precision on a CPU with AMX" figures of
-benchmarks/README.md ("Session 18").
+faster in bfloat16. docs/performance.md ("Mixed precision") reports its figures.
 """
 import os
 import statistics

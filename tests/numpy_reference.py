@@ -1,4 +1,4 @@
-"""An independent NumPy implementation of the DESIGN.md equations, for the tests.
+"""An independent NumPy implementation of the equations of docs/design.md, for the tests.
 
 Written from the equations, not from the library: explicit padding and im2col
 convolution, explicit patch reshapes, float64 throughout. Weights are passed as a

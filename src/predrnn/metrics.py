@@ -169,7 +169,7 @@ def _gaussian_window_means(images):
     matrix products with banded matrices (:func:`_gaussian_window`), one per axis. Matrix
     products are every backend's fastest kernel: on a 2-core CPU this SSIM took about 0.1x
     the time of ``keras.ops.image.ssim``'s 11x11 single-channel convolutions on JAX and
-    TensorFlow and 0.34x on PyTorch for 64x64 frames (benchmarks/README.md, "Evaluation");
+    TensorFlow and 0.34x on PyTorch for 64x64 frames (docs/performance.md, "Input pipeline and evaluation");
     it computes the same values. The dense bands multiply ``(H + W) / 22`` times more than
     a separable filter needs, so the gain shrinks with the frame size: at 512x512, 0.19x
     on JAX but 1.16x on PyTorch.

@@ -67,7 +67,7 @@ class RolloutValidation(keras.callbacks.Callback):
     """After each epoch: autoregressive rollout on a fixed held-out set, metrics into logs.
 
     Adds ``val_mse_per_frame``, ``val_mae_per_frame``, ``val_ssim``, ``val_psnr`` and
-    ``val_mse_per_pixel`` (DESIGN.md conventions, means over future frames), and
+    ``val_mse_per_pixel`` (docs/design.md, "Metric conventions"; means over future frames), and
     writes a PNG of context | truth | prediction for the first sequence to
     ``samples_dir/step_<step>.png``.
     """
