@@ -12,6 +12,14 @@ import pytest  # noqa: E402
 BACKEND = keras.backend.backend()
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "performance: checks how a fast path computes (what it keeps, compiles or transforms), not what; "
+        "deselect with -m 'not performance'",
+    )
+
+
 def pytest_report_header(config):
     return f"keras {keras.__version__}, backend {BACKEND}"
 

@@ -3,7 +3,7 @@
 The shape is a fused PredRNN gate conv of the 4x64 Moving MNIST model (batch 8, 16x16
 patches, 128 -> 256 channels; ``CIN``/``COUT`` in the environment override the channels).
 Modes: tf (graph), tfxla, torch (channels-first), tfmm (im2col + matmul in TensorFlow),
-tfwino / tfxlawino (``predrnn.layers.winograd.winograd_conv2d``, F(4x4, 5x5), graph / XLA),
+tfwino / tfxlawino (``predrnn.acceleration.winograd.winograd_conv2d``, F(4x4, 5x5), graph / XLA),
 torchwino / torchtransformed / torchcompile / torchcompilewino (PyTorch channels-first:
 Winograd eager, with autograd's gradient and as the models run it, ``transformed_winograd_conv2d``
 of a kernel transformed beforehand, as once per sequence, whose gradient it returns; and
@@ -32,7 +32,7 @@ def bench(fn, n=10):
 if which in ("tf", "tfxla", "tfwino", "tfxlawino"):
     os.environ["KERAS_BACKEND"] = "tensorflow"
     import tensorflow as tf
-    from predrnn.layers.winograd import winograd_conv2d
+    from predrnn.acceleration.winograd import winograd_conv2d
     conv = winograd_conv2d if which.endswith("wino") else (lambda x, w: tf.nn.conv2d(x, w, 1, "SAME"))
     xt, wt = tf.constant(x), tf.Variable(w)
     @tf.function(jit_compile=which.startswith("tfxla"))
@@ -47,7 +47,7 @@ if which in ("tf", "tfxla", "tfwino", "tfxlawino"):
 elif which in ("torchwino", "torchtransformed", "torchcompile", "torchcompilewino"):  # channels-first
     os.environ["KERAS_BACKEND"] = "torch"
     import torch
-    from predrnn.layers.winograd import transformed_winograd_conv2d, winograd_conv2d, winograd_kernel, winograd_tile
+    from predrnn.acceleration.winograd import transformed_winograd_conv2d, winograd_conv2d, winograd_kernel, winograd_tile
     xt = torch.tensor(x).permute(0, 3, 1, 2).contiguous().requires_grad_(True)
     wt = torch.tensor(w).requires_grad_(True)  # (k, k, in, out), as the library stores it
     if which == "torchtransformed":  # the kernel transformed beforehand: its gradient is u's

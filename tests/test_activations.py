@@ -5,8 +5,8 @@ import keras
 import numpy as np
 import pytest
 
+from predrnn.acceleration.activations import sigmoid, tanh
 from predrnn.layers import ConvLSTMCell, SpatioTemporalLSTMCell
-from predrnn.layers.activations import sigmoid, tanh
 
 BACKEND = keras.backend.backend()
 
@@ -42,6 +42,7 @@ def test_jax_gradient_is_the_derivative_and_keeps_only_the_output(rng, name):
     np.testing.assert_array_equal(np.asarray(kept[0]), y)
 
 
+@pytest.mark.performance
 @pytest.mark.skipif(BACKEND != "jax", reason="what JAX's automatic differentiation keeps")
 @pytest.mark.parametrize("cls, states, activations", [(SpatioTemporalLSTMCell, 3, 8), (ConvLSTMCell, 2, 5)])
 def test_jax_cell_steps_keep_one_tensor_per_activation(rng, cls, states, activations):

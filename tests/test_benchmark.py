@@ -160,7 +160,7 @@ def test_the_workers_get_the_bfc_allocator_of_the_predrnn_command(tmp_path, monk
 
     arenas = []  # and glibc's malloc arena limit (predrnn.memory.limit_malloc_arenas)
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    monkeypatch.setattr("predrnn.memory._mallopt", lambda: lambda parameter, value: 1)
+    monkeypatch.setattr("predrnn.acceleration.memory._mallopt", lambda: lambda parameter, value: 1)
     monkeypatch.setattr(benchmark, "run_benchmark", fake_run)
     for environment, expected in ((None, "1"), ("0", "0")):
         if environment is None:
@@ -257,16 +257,17 @@ def test_mixed_bfloat16_trains_and_stays_close_to_float32(rng):
         keras.mixed_precision.set_global_policy(previous)
 
 
+@pytest.mark.performance
 @pytest.mark.parametrize("use_layer_norm", [False, True])
 def test_inference_under_mixed_precision_casts_each_kernel_once_per_sequence(rng, monkeypatch, use_layer_norm):
     """An inference call (``training=False``) of a mixed-precision model casts each kernel to
-    bfloat16 once for the whole sequence (``_CastOnceConvolution``), not at every time
+    bfloat16 once for the whole sequence (``CastOnceConvolution``), not at every time
     step, and predicts exactly what the per-step casts predict (``training=None``)."""
-    import predrnn.models.video_predictor as video_predictor
+    from predrnn.acceleration import loops
 
     monkeypatch.setenv("PREDRNN_TORCH_WINOGRAD", "0")  # PyTorch's loop has its own hook otherwise
     casts, convolutions = [], []
-    original = video_predictor._CastOnceConvolution.__call__
+    original = loops.CastOnceConvolution.__call__
 
     def spy(self, x, kernel, data_format):
         convolutions.append(id(kernel))
@@ -274,7 +275,7 @@ def test_inference_under_mixed_precision_casts_each_kernel_once_per_sequence(rng
             casts.append(id(kernel))
         return original(self, x, kernel, data_format)
 
-    monkeypatch.setattr(video_predictor._CastOnceConvolution, "__call__", spy)
+    monkeypatch.setattr(loops.CastOnceConvolution, "__call__", spy)
     inputs = _batch(rng, b=2)
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_bfloat16")

@@ -2,10 +2,10 @@ import keras
 import numpy as np
 import pytest
 
-from predrnn import ConvLSTMCell, SpatioTemporalLSTMCell
-from predrnn.testing import run_serialization_test, saved_for_backward
-
 import numpy_reference as ref
+from predrnn import ConvLSTMCell, SpatioTemporalLSTMCell
+from predrnn.acceleration import loop_context
+from predrnn.testing import run_serialization_test, saved_for_backward
 
 
 def _random_inputs(rng, b=2, h=6, w=5, cin=3, n=4):
@@ -132,6 +132,7 @@ def test_layer_norm_needs_known_spatial_size():
         cell.build((None, None, None, 3))
 
 
+@pytest.mark.performance
 @pytest.mark.skipif(keras.backend.backend() != "torch", reason="PyTorch's autograd keeps tensors by storage")
 @pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
 def test_torch_st_lstm_backward_keeps_the_new_states_once(rng, data_format):
@@ -145,8 +146,9 @@ def test_torch_st_lstm_backward_keeps_the_new_states_once(rng, data_format):
     cell.build(x.shape)
     weights = _cell_weights(cell, rng)
     layout = (lambda a: torch.tensor(a).permute(0, 3, 1, 2)) if data_format == "channels_first" else torch.tensor
-    h1, c1, m1 = cell.step(layout(x), tuple(layout(s).requires_grad_() for s in (h, c, m)), data_format)
-    h2, c2, m2 = cell.step(layout(x), (h1, c1, m1), data_format)
+    with loop_context(layout=data_format):  # the layout of a model's time loop
+        h1, c1, m1 = cell.step(layout(x), tuple(layout(s).requires_grad_() for s in (h, c, m)))[1]
+        h2, c2, m2 = cell.step(layout(x), (h1, c1, m1))[1]
     axis = 1 if data_format == "channels_first" else 3
 
     def holds(t, state):  # the state itself, or a concatenation with it as one half
@@ -159,8 +161,8 @@ def test_torch_st_lstm_backward_keeps_the_new_states_once(rng, data_format):
     saved = [t for _, t in saved_for_backward((h2.sum() + c2.sum() + m2.sum()).grad_fn)]
     copies = {t.untyped_storage().data_ptr() for t in saved for state in (c1, m1) if holds(t, state)}
     assert len(copies) == 1, f"{len(copies)} storages hold step 1's cell and memory states"
-    with torch.no_grad():  # nothing kept, no views (strided views made rollouts slower)
-        _, c3, m3 = cell.step(layout(x), (h1, c1, m1), data_format)
+    with torch.no_grad(), loop_context(layout=data_format):  # nothing kept, no views (strided views made rollouts slower)
+        _, c3, m3 = cell.step(layout(x), (h1, c1, m1))[1]
     assert c3.untyped_storage().data_ptr() != m3.untyped_storage().data_ptr()
     back = (lambda t: t.permute(0, 2, 3, 1)) if data_format == "channels_first" else (lambda t: t)
     want = ref.st_lstm_step(x.astype(np.float64), h, c, m, weights)

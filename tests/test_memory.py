@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from predrnn import PredRNN, memory
+from predrnn import PredRNN
+from predrnn.acceleration import memory
 
 BACKEND = keras.backend.backend()
 GLIBC = memory._malloc_trim() is not None
@@ -19,7 +20,7 @@ def _resident_mb():
 
 @pytest.fixture
 def releases(monkeypatch):
-    """Counts the calls of :func:`predrnn.memory.release_freed_memory`."""
+    """Counts the calls of :func:`predrnn.acceleration.memory.release_freed_memory`."""
     calls = []
     original = memory.release_freed_memory
     monkeypatch.setattr(memory, "release_freed_memory", lambda: calls.append(1) or original())
@@ -98,7 +99,7 @@ def test_a_models_first_train_and_predict_calls_release_the_heap(rng, releases):
 
 _COUNT_ARENAS = r"""
 import ctypes, sys, tempfile, threading
-from predrnn import memory
+from predrnn.acceleration import memory
 print("limited", memory.limit_malloc_arenas(int(sys.argv[1])) if sys.argv[1] != "-" else None)
 libc = ctypes.CDLL(None)
 libc.fopen.restype = ctypes.c_void_p

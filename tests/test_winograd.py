@@ -8,11 +8,12 @@ import keras
 import numpy as np
 import pytest
 
+import numpy_reference as ref
 from predrnn import ConvLSTM, PredRNN
-from predrnn.errors import ConfigError
-from predrnn.layers import ConvLSTMCell, SpatioTemporalLSTMCell
-from predrnn.layers.common import conv2d, model_xla_cells, torch_winograd, xla_cells
-from predrnn.layers.winograd import (
+from predrnn.acceleration import loops, run_step
+from predrnn.acceleration.convolution import conv2d
+from predrnn.acceleration.options import model_xla_cells, torch_winograd, xla_cells
+from predrnn.acceleration.winograd import (
     _data_transforms,
     _input_transform_adjoint,
     recomputing_winograd_conv2d,
@@ -23,10 +24,24 @@ from predrnn.layers.winograd import (
     winograd_kernel,
     winograd_matrices,
 )
-
-import numpy_reference as ref
+from predrnn.errors import ConfigError
+from predrnn.layers import ConvLSTMCell, SpatioTemporalLSTMCell
 
 BACKEND = keras.backend.backend()
+
+
+def _flat(result):
+    """A cell step's ``(output, new_states[, auxiliary])`` as the flat tuple ``cell(...)`` returns."""
+    return (*result[1], *(result[2] if len(result) > 2 else ()))
+
+
+def _plain(cell):
+    return lambda x, states: _flat(cell.step(x, states))
+
+
+def _compiled(cell):
+    """The cell's step as the models' loop runs it (XLA cell steps where the options say so)."""
+    return lambda x, states: _flat(run_step(cell, x, states))
 
 # The models whose time loops are checked with Winograd convolutions against the direct ones
 # (JAX's scanned loop, PyTorch's loop): PredRNN-V2 with layer norm, ConvLSTM, remat, and
@@ -276,6 +291,7 @@ def test_summed_winograd_is_pytorch_only():
         summed_transformed_winograd_conv2d([], 8, 5, 4)
 
 
+@pytest.mark.performance
 @pytest.mark.skipif(BACKEND != "torch", reason="PREDRNN_TORCH_WINOGRAD is PyTorch's")
 @pytest.mark.parametrize("cls, kwargs", WINOGRAD_LOOP_MODELS)
 def test_torch_winograd_trains_like_the_direct_convolution(rng, monkeypatch, cls, kwargs):
@@ -283,25 +299,23 @@ def test_torch_winograd_trains_like_the_direct_convolution(rng, monkeypatch, cls
     three SGD steps and the same rollout as ``0``, from the same weights; every k x k cell
     convolution of the second run was Winograd's, with a kernel transformed once per sequence
     (none transformed inside the loop but the first step's slices of fused kernels)."""
-    import predrnn.models.video_predictor as video_predictor
-
     kwargs = dict(kwargs)
     fused = kwargs.pop("fused", False)
     monkeypatch.setenv("PREDRNN_FUSED_GATES", "1" if fused else "0")
     kwargs.setdefault("kernel_size", 5)
     calls = []  # (PREDRNN_TORCH_WINOGRAD, kind, size) of each convolution in the loop
     flag = lambda: os.environ["PREDRNN_TORCH_WINOGRAD"]
-    winograd, transform = video_predictor.transformed_winograd_conv2d, video_predictor.winograd_kernel
-    summed = video_predictor.summed_transformed_winograd_conv2d
+    winograd, transform = loops.transformed_winograd_conv2d, loops.winograd_kernel
+    summed = loops.summed_transformed_winograd_conv2d
     monkeypatch.setattr(
-        video_predictor, "transformed_winograd_conv2d", lambda *args, **kw: calls.append((flag(), "winograd", args[2])) or winograd(*args, **kw)
+        loops, "transformed_winograd_conv2d", lambda *args, **kw: calls.append((flag(), "winograd", args[2])) or winograd(*args, **kw)
     )
     monkeypatch.setattr(
-        video_predictor, "summed_transformed_winograd_conv2d", lambda *args: calls.append((flag(), "summed", args[2])) or summed(*args)
+        loops, "summed_transformed_winograd_conv2d", lambda *args: calls.append((flag(), "summed", args[2])) or summed(*args)
     )
-    monkeypatch.setattr(video_predictor, "winograd_kernel", lambda *args: calls.append((flag(), "transform", None)) or transform(*args))
-    tables, make_table = [], video_predictor.VideoPredictor._winograd_kernels
-    monkeypatch.setattr(video_predictor.VideoPredictor, "_winograd_kernels", lambda *args, **kw: tables.append(make_table(*args, **kw)) or tables[-1])
+    monkeypatch.setattr(loops, "winograd_kernel", lambda *args: calls.append((flag(), "transform", None)) or transform(*args))
+    tables, make_table = [], loops.winograd_kernels
+    monkeypatch.setattr(loops, "winograd_kernels", lambda *args, **kw: tables.append(make_table(*args, **kw)) or tables[-1])
     make = lambda: cls(patch_size=2, **kwargs)
     models = _train_with_the_switch_off_and_on(rng, monkeypatch, "PREDRNN_TORCH_WINOGRAD", make)
     assert not [call for call in calls if call[0] == "0"]
@@ -377,17 +391,16 @@ def test_torch_winograd_rule(monkeypatch):
     assert torch_winograd((5, 5, 128, 64), gradients=False) is False
 
 
+@pytest.mark.performance
 @pytest.mark.skipif(BACKEND != "torch", reason="PREDRNN_TORCH_WINOGRAD is PyTorch's")
 def test_torch_rollouts_run_the_narrow_output_convolutions_as_winograd(monkeypatch):
     """``auto``: a 64-filter ST-LSTM's conv_o (128 -> 64) is Winograd's without gradients
     only; the rollout equals the one with every convolution direct."""
     import torch
 
-    import predrnn.models.video_predictor as video_predictor
-
     monkeypatch.delenv("PREDRNN_TORCH_WINOGRAD", raising=False)
-    tables, make_table = [], video_predictor.VideoPredictor._winograd_kernels
-    monkeypatch.setattr(video_predictor.VideoPredictor, "_winograd_kernels", lambda *a, **kw: tables.append(make_table(*a, **kw)) or tables[-1])
+    tables, make_table = [], loops.winograd_kernels
+    monkeypatch.setattr(loops, "winograd_kernels", lambda *a, **kw: tables.append(make_table(*a, **kw)) or tables[-1])
     keras.utils.set_random_seed(3)
     model = PredRNN(filters=(64,), kernel_size=5, patch_size=2)
     frames = np.random.default_rng(0).random((2, 4, 8, 8, 1)).astype("float32")
@@ -414,6 +427,7 @@ def test_an_unknown_torch_winograd_setting_is_refused(monkeypatch):
         torch_winograd((5, 5, 64, 448))
 
 
+@pytest.mark.performance
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's XLA cells: compiled tf.function cell steps")
 @pytest.mark.parametrize(
     "cls, states, kept_channels",
@@ -447,7 +461,7 @@ def test_xla_cell_steps_keep_only_the_gate_sums_and_convolution_outputs_for_the_
     def gradients(x, h):
         with tf.GradientTape() as tape:
             tape.watch(h)
-            loss = tf.reduce_sum(cell.run_step(x, (h,) * states)[0])
+            loss = tf.reduce_sum(run_step(cell, x, (h,) * states)[0])
         return tape.gradient(loss, [h, *cell.trainable_weights])
 
     graph = gradients.get_concrete_function(x, h).graph
@@ -488,14 +502,13 @@ def test_xla_cell_step_gradients_match_the_step(rng, monkeypatch, cls, kwargs, f
     def loss_and_gradients(step):
         with tf.GradientTape() as tape:
             tape.watch(sources[: 1 + sum(s is not None for s in states)])
-            fused_kernels = cell.fused_kernels() if fused == "1" else None
-            outputs = step(x, tuple(states), fused_kernels=fused_kernels)
+            outputs = step(x, tuple(states))
             loss = sum(tf.reduce_sum(y * w) for y, w in zip(outputs, loss_weights))
         return [loss, *tape.gradient(loss, sources)]
 
-    want = loss_and_gradients(cell.step)
+    want = loss_and_gradients(_plain(cell))
     monkeypatch.setenv("PREDRNN_XLA_CELLS", "1")
-    got = tf.function(loss_and_gradients)(cell.run_step)
+    got = tf.function(loss_and_gradients)(_compiled(cell))
     for got, want in zip(got, want):
         if want is None:  # a zero state's kernel: no gradient; zeros from the passed-on weights
             assert got is None or not np.any(got.numpy())
@@ -503,6 +516,7 @@ def test_xla_cell_step_gradients_match_the_step(rng, monkeypatch, cls, kwargs, f
             np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-4 * np.abs(want.numpy()).max())
 
 
+@pytest.mark.performance
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's XLA cells: compiled tf.function cell steps")
 def test_cells_of_one_configuration_share_their_compiled_steps_not_their_weights(rng, monkeypatch):
     """A model's layers 2-n (and the models of seeded runs) compile once: the weights are arguments.
@@ -529,8 +543,8 @@ def test_cells_of_one_configuration_share_their_compiled_steps_not_their_weights
         return [loss, *tape.gradient(loss, cell.trainable_weights)]
 
     for cell in cells:
-        want = loss_and_gradients(cell, cell.step)
-        got = tf.function(loss_and_gradients)(cell, cell.run_step)
+        want = loss_and_gradients(cell, _plain(cell))
+        got = tf.function(loss_and_gradients)(cell, _compiled(cell))
         for got, want in zip(got, want):
             np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-4 * np.abs(want.numpy()).max())
     shared = [vars(cell)["_xla_steps"]["channels_last"] for cell in cells]
@@ -538,6 +552,7 @@ def test_cells_of_one_configuration_share_their_compiled_steps_not_their_weights
     assert len({id(s) for s in shared}) == 3
 
 
+@pytest.mark.performance
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's XLA cells: compiled tf.function cell steps")
 def test_xla_cell_steps_pass_their_weights_on_and_sum_their_gradients_one_step_at_a_time(rng, monkeypatch):
     """In a traced loop each weight is read once and passed from step to step, so each
@@ -562,14 +577,15 @@ def test_xla_cell_steps_pass_their_weights_on_and_sum_their_gradients_one_step_a
             loss = tf.reduce_sum(states[0] * h)
         return [loss, *tape.gradient(loss, [h, *cell.trainable_weights])]
 
-    traced = tf.function(functools.partial(loss_and_gradients, cell.run_step))
-    for got, want in zip(traced(x, h), loss_and_gradients(cell.step, x, h)):
+    traced = tf.function(functools.partial(loss_and_gradients, _compiled(cell)))
+    for got, want in zip(traced(x, h), loss_and_gradients(_plain(cell), x, h)):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-4 * np.abs(want.numpy()).max())
     operations = traced.get_concrete_function(x, h).graph.get_operations()
     assert sum(op.type == "ReadVariableOp" for op in operations) == len(cell.weights)
     assert not [op for op in operations if op.type == "AddN" and len(op.inputs) > 2]
 
 
+@pytest.mark.performance
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's XLA cells: compiled tf.function cell steps")
 def test_xla_cell_steps_transform_their_kernels_once_per_sequence(rng, monkeypatch):
     """The forward steps of a traced loop convolve with Winograd kernels transformed once,
@@ -577,12 +593,12 @@ def test_xla_cell_steps_transform_their_kernels_once_per_sequence(rng, monkeypat
     conv_o; not the 1x1 conv_last), not one per step. Eagerly every step transforms its own."""
     import tensorflow as tf
 
-    import predrnn.layers.common as common
+    import predrnn.acceleration.tensorflow_steps as tensorflow_steps
 
     monkeypatch.setenv("PREDRNN_XLA_CELLS", "1")
     transformed = []
-    original = common.winograd_kernel
-    monkeypatch.setattr(common, "winograd_kernel", lambda kernel, tile: transformed.append(kernel.shape) or original(kernel, tile))
+    original = tensorflow_steps.winograd_kernel
+    monkeypatch.setattr(tensorflow_steps, "winograd_kernel", lambda kernel, tile: transformed.append(kernel.shape) or original(kernel, tile))
     cell = SpatioTemporalLSTMCell(8, 5)
     cell.build((2, 6, 6, 3))
     x = tf.constant(rng.standard_normal((2, 6, 6, 3)).astype("float32"))
@@ -593,11 +609,11 @@ def test_xla_cell_steps_transform_their_kernels_once_per_sequence(rng, monkeypat
             states = step(x + 0.1 * t, states)
         return states[0]
 
-    got = tf.function(lambda: loop(cell.run_step))()
+    got = tf.function(lambda: loop(_compiled(cell)))()
     assert sorted(tuple(shape) for shape in transformed) == sorted(
         tuple(w.shape) for w in (cell.kernel_x, cell.kernel_h, cell.kernel_m, cell.kernel_o)
     )
-    np.testing.assert_allclose(got.numpy(), loop(cell.step).numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got.numpy(), loop(_plain(cell)).numpy(), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="the gradient check uses tf.GradientTape")
@@ -648,13 +664,14 @@ def test_xla_cell_steps_use_the_weights_of_their_stateless_scope(rng, monkeypatc
             outputs.append(states[0])
         return outputs
 
-    got = tf.function(lambda: loops(cell.run_step))()
-    want = loops(cell.step)
+    got = tf.function(lambda: loops(_compiled(cell)))()
+    want = loops(_plain(cell))
     assert not np.allclose(want[0].numpy(), want[1].numpy())
     for got, want in zip(got, want):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.performance
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's XLA cells: compiled tf.function cell steps")
 def test_seeded_runs_with_xla_cells_repeat_exactly_and_compile_once(rng, monkeypatch):
     """Two runs from one seed: the same losses and rollouts, bit for bit. The second model's
@@ -677,6 +694,7 @@ def test_seeded_runs_with_xla_cells_repeat_exactly_and_compile_once(rng, monkeyp
     assert len(compiled) == 1
 
 
+@pytest.mark.performance
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's XLA cells: compiled tf.function cell steps")
 def test_the_first_step_runs_the_later_steps_compiled_xla_cell_functions(rng, monkeypatch):
     """The first time step's zero states go into the compiled cell steps as zeros: one trace
@@ -811,6 +829,7 @@ def test_transformed_winograd_matches_the_direct_convolution_and_keeps_only_its_
     assert sorted(leaf.shape for leaf in jax.tree_util.tree_leaves(pullback)) == sorted([x_in.shape, u.shape])
 
 
+@pytest.mark.performance
 @pytest.mark.skipif(BACKEND != "jax", reason="the scanned time loop is JAX's XLA cells")
 @pytest.mark.parametrize("cls, kwargs", WINOGRAD_LOOP_MODELS)
 def test_the_scanned_time_loop_trains_like_the_unrolled_one(rng, monkeypatch, cls, kwargs):
@@ -824,11 +843,13 @@ def test_the_scanned_time_loop_trains_like_the_unrolled_one(rng, monkeypatch, cl
     kwargs.setdefault("kernel_size", 5)
     calls = []  # (PREDRNN_XLA_CELLS, kind, tile or kernel size) of each convolution traced in the loop
     flag = lambda: os.environ["PREDRNN_XLA_CELLS"]
-    winograd = video_predictor.transformed_winograd_conv2d
+    winograd = loops.transformed_winograd_conv2d
     monkeypatch.setattr(
-        video_predictor, "transformed_winograd_conv2d", lambda *args, **kw: calls.append((flag(), "winograd", args[3])) or winograd(*args, **kw)
+        loops, "transformed_winograd_conv2d", lambda *args, **kw: calls.append((flag(), "winograd", args[3])) or winograd(*args, **kw)
     )
-    monkeypatch.setattr(video_predictor, "conv2d", lambda x, k, *args: calls.append((flag(), "direct", k.shape[0])) or conv2d(x, k, *args))
+    direct = lambda x, k, *args: calls.append((flag(), "direct", k.shape[0])) or conv2d(x, k, *args)
+    monkeypatch.setattr(video_predictor, "conv2d", direct)  # the head
+    monkeypatch.setattr(loops, "conv2d", direct)  # the loop's cell convolutions that stay direct
     make = lambda: cls(patch_size=2, **kwargs)
     _train_with_the_switch_off_and_on(rng, monkeypatch, "PREDRNN_XLA_CELLS", make)
     tile = 4 if kwargs["kernel_size"] <= 5 else 2
@@ -842,29 +863,29 @@ def test_models_outside_the_rule_keep_the_unrolled_loop_on_jax(rng, monkeypatch)
     """A 9x9 kernel (no Winograd transform; XLA:CPU runs direct convolutions in a loop several
     times slower) and mixed precision (float32 Winograd only) keep the unrolled loop."""
     monkeypatch.delenv("PREDRNN_XLA_CELLS", raising=False)
-    assert PredRNN(filters=(64,), kernel_size=5)._scans_its_time_loop()
-    assert not PredRNN(filters=(64,), kernel_size=9)._scans_its_time_loop()
+    scans = lambda model: model_xla_cells(model.filters, model.kernel_size, model.compute_dtype)
+    assert scans(PredRNN(filters=(64,), kernel_size=5))
+    assert not scans(PredRNN(filters=(64,), kernel_size=9))
     model = PredRNN(filters=(4,), kernel_size=3, patch_size=2, dtype="mixed_bfloat16")
-    assert not model._scans_its_time_loop()
+    assert not scans(model)
     frames = rng.random((2, 4, 8, 8, 1)).astype("float32")
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     loss = model.train_on_batch({"frames": frames, "teacher_forcing_mask": np.ones((2, 2), "float32")}, frames[:, 1:])
     assert np.isfinite(np.asarray(loss)).all()
     monkeypatch.setenv("PREDRNN_XLA_CELLS", "0")
-    assert not PredRNN(filters=(64,), kernel_size=5)._scans_its_time_loop()
+    assert not scans(PredRNN(filters=(64,), kernel_size=5))
 
 
+@pytest.mark.performance
 @pytest.mark.skipif(BACKEND != "jax", reason="the scanned time loop is JAX's XLA cells")
 def test_eager_jax_calls_keep_the_unrolled_loop(rng, monkeypatch):
     """Only traced calls scan (eager JAX dispatches and compiles each small Winograd operation
     on its own): an eager call and a jitted one of the same model agree up to rounding."""
     import jax
 
-    import predrnn.models.video_predictor as video_predictor
-
     monkeypatch.setenv("PREDRNN_XLA_CELLS", "1")
-    calls, winograd = [], video_predictor.transformed_winograd_conv2d
-    monkeypatch.setattr(video_predictor, "transformed_winograd_conv2d", lambda *args, **kw: calls.append(1) or winograd(*args, **kw))
+    calls, winograd = [], loops.transformed_winograd_conv2d
+    monkeypatch.setattr(loops, "transformed_winograd_conv2d", lambda *args, **kw: calls.append(1) or winograd(*args, **kw))
     model = PredRNN(filters=(4,), kernel_size=3, patch_size=2)
     inputs = {"frames": rng.random((2, 5, 8, 8, 1)).astype("float32"), "teacher_forcing_mask": np.ones((2, 3), "float32")}
     eager = np.asarray(model(inputs))

@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from predrnn.hardware import bfloat16_support, cpu_features, cpu_flags
-from predrnn.memory import use_the_command_allocators
+from predrnn.acceleration.memory import use_the_command_allocators
 
 __all__ = [
     "BenchmarkConfig",
@@ -535,7 +535,7 @@ class _KerasRunner:
 
 
 def internal_layout() -> str:
-    from predrnn.layers.common import internal_data_format
+    from predrnn.acceleration.options import internal_data_format
 
     return internal_data_format()
 

@@ -261,7 +261,7 @@ def _apply_backend(argv) -> None:
             raise SystemExit(f"predrnn: --backend {known.backend}: keras is already imported with another backend in this process.")
         os.environ["KERAS_BACKEND"] = known.backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from predrnn.memory import use_the_command_allocators  # TensorFlow's BFC, two malloc arenas
+    from predrnn.acceleration.memory import use_the_command_allocators  # TensorFlow's BFC, two malloc arenas
 
     use_the_command_allocators()
 

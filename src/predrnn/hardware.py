@@ -1,9 +1,9 @@
 """What this machine's CPU offers the kernels: its instruction-set flags, read from Linux's /proc/cpuinfo.
 
 The same model's speed differs by machine, and bfloat16 most of all: with AVX-512 BF16 or
-AMX, TensorFlow's and PyTorch's bfloat16 convolutions run several times faster than float32
-(benchmarks/README.md, "Session 18"), without them every backend emulates bfloat16 and
-runs it several times slower. :func:`cpu_features` names what matters for that, so that
+AMX, TensorFlow's and PyTorch's bfloat16 convolutions run several times faster than float32;
+without them every backend emulates bfloat16 and runs it several times slower
+(docs/performance.md). :func:`cpu_features` names what matters for that, so that
 benchmark results and ``predrnn train``'s notes can say which kind of machine they saw.
 """
 

@@ -11,7 +11,10 @@ shape ``(C, H, W)``::
     adapter.weight                  (n, n, 1, 1)     PredRNN-V2 only
 
 Reading the file needs ``torch`` (an optional extra); converting a state dict of
-NumPy arrays (:func:`assign_official_state`) does not.
+NumPy arrays (:func:`assign_official_state`) does not. The converter writes through the
+model's public weights only: each cell's convolutions (``cell.convolutions``, the cell
+contract) map to the official ``conv_<name>`` keys, and the model class comes from Keras'
+registry, so this module imports no model.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import math
 import os
 import re
 
+import keras
 import numpy as np
 
 from predrnn.errors import CheckpointError
@@ -180,13 +184,15 @@ def assign_official_state(model, state: dict[str, np.ndarray]) -> None:
     )
     for l, cell in enumerate(model.cells):
         prefix = f"cell_list.{l}"
-        for name, (short, _) in _CONV_NAMES.items():
-            getattr(cell, f"kernel_{short}").assign(_conv_to_keras(state[f"{prefix}.{name}.0.weight"]))
-            if model.use_layer_norm:
-                gamma, beta = cell.norms[short]
-                gamma.assign(np.transpose(state[f"{prefix}.{name}.1.weight"], (1, 2, 0)))
-                beta.assign(np.transpose(state[f"{prefix}.{name}.1.bias"], (1, 2, 0)))
-        cell.kernel_last.assign(_conv_to_keras(state[f"{prefix}.conv_last.weight"]))
+        in_channels = cell.kernel("x").shape[2]
+        for conv in cell.convolutions(in_channels):
+            # The official code wraps the k x k convolutions in nn.Sequential(conv[, LayerNorm]).
+            key = f"{prefix}.conv_{conv.name}.0" if conv.layer_norm else f"{prefix}.conv_{conv.name}"
+            cell.kernel(conv.name).assign(_conv_to_keras(state[f"{key}.weight"]))
+            if conv.name in cell.norms:
+                gamma, beta = cell.norms[conv.name]
+                gamma.assign(np.transpose(state[f"{prefix}.conv_{conv.name}.1.weight"], (1, 2, 0)))
+                beta.assign(np.transpose(state[f"{prefix}.conv_{conv.name}.1.bias"], (1, 2, 0)))
     model.head_kernel.assign(_conv_to_keras(state["conv_last.weight"]))
     if decoupling:
         model.decoupling_adapters[str(model.filters[0])].assign(_conv_to_keras(state["adapter.weight"]))
@@ -201,7 +207,11 @@ def load_official_checkpoint(path, model_class=None, *, image_size=None, channel
     ``image_size=(H, W)`` is needed only to fix the frame size without layer norm.
     """
     if model_class is None:
-        from predrnn.models.predrnn import PredRNN as model_class
+        model_class = keras.saving.get_registered_object("predrnn>PredRNN")
+        if model_class is None:  # nothing of predrnn.models imported yet: the package root registers it
+            import predrnn
+
+            model_class = predrnn.PredRNN
     if state is None:
         state = read_official_state(path)
     if channels is None:

@@ -210,31 +210,28 @@ def _warn_slow_precision(precision: str) -> None:
 def _run_info(config):
     import keras
 
-    from predrnn.layers.common import fused_gates, model_xla_cells
-
     m, compute_dtype = config.model, keras.mixed_precision.Policy(config.train.precision).compute_dtype
     return {
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
         "python": platform.python_version(),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
-        # The performance switches in effect (the same results up to float rounding,
-        # different speed and memory): PREDRNN_XLA_CELLS (TensorFlow: any layer's steps are
-        # compiled; JAX: the time loop is scanned), PREDRNN_FUSED_GATES, PREDRNN_TORCH_WINOGRAD.
-        "xla_cells": model_xla_cells(m.filters, m.kernel_size, compute_dtype),
-        "fused_gates": fused_gates(),
-        "torch_winograd": _torch_winograd(m, compute_dtype),
+        # The acceleration options in effect (the same results up to float rounding, different
+        # speed and memory; predrnn.acceleration.AccelerationOptions), and what they resolve
+        # to for this model: xla_cells (TensorFlow: any layer's steps are compiled; JAX: the
+        # time loop is scanned), fused_gates, torch_winograd (any cell convolution).
+        **_acceleration(m, compute_dtype),
     }
 
 
-def _torch_winograd(model_config, compute_dtype):
-    """Whether PyTorch runs any of the model's cell convolutions as Winograd's
-    (:func:`predrnn.layers.common.torch_winograd`): its widest, the input's gate convolution
-    (7 gates per filter in PredRNN, 4 in ConvLSTM), decides."""
-    from predrnn.layers.common import torch_winograd
+def _acceleration(model_config, compute_dtype):
+    """:func:`predrnn.acceleration.options.resolved` for the configured model: PyTorch's
+    Winograd rule reads each layer's widest convolution, from its cell's declared convolutions."""
+    from predrnn.acceleration.options import resolved
 
-    k, gates = model_config.kernel_size, 7 if model_config.architecture == "predrnn" else 4
-    return any(torch_winograd((k, k, 1, gates * width), compute_dtype) for width in model_config.filters)
+    model = build_model(model_config)
+    widest = [cell.widest_convolution(cell.filters).kernel_shape for cell in model.cells]
+    return resolved(model_config.filters, model_config.kernel_size, widest, compute_dtype)
 
 
 def _compile(model, train_config):
@@ -258,10 +255,9 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
     """
     import keras
 
+    from predrnn.acceleration import get_options
     from predrnn.jobs.callbacks import RolloutValidation, RunCheckpoint, SamplingProbabilityLogger, atomic_write_json
-
     from predrnn.jobs.distribution import distribution_scope, multi_worker_environment
-    from predrnn.layers.common import torch_winograd, xla_cells
 
     workdir = Path(workdir)
     t = config.train
@@ -269,7 +265,7 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
     is_chief = cluster is None or cluster.worker_index == 0
     if is_chief:
         _check_workdir(workdir, resume, overwrite)
-    xla_cells(), torch_winograd()  # before any file is written: they check PREDRNN_XLA_CELLS, PREDRNN_TORCH_WINOGRAD
+    get_options()  # before any file is written: it checks the PREDRNN_* variables
     checkpoints = workdir / "checkpoints"
     initial_epoch, best_value, best_step, train_seconds = 0, None, None, 0.0
     if resume:

@@ -1,13 +1,10 @@
 """The convolutional LSTM cell (Shi et al., 2015), the baseline of PredRNN."""
 
-import keras
-from keras import ops
-
-from predrnn.layers.activations import sigmoid, tanh
-from predrnn.layers.common import CHANNELS_LAST, ConvRecurrentCell, add_terms, channel_axis, fused_gates
+from predrnn.acceleration import sigmoid, tanh
+from predrnn.layers.conv_recurrent_cell import Convolution, ConvRecurrentCell, StateSpec, register_cell
 
 
-@keras.saving.register_keras_serializable(package="predrnn")
+@register_cell("conv_lstm")
 class ConvLSTMCell(ConvRecurrentCell):
     """One ConvLSTM layer for one time step, with the conventions of the ST-LSTM::
 
@@ -26,50 +23,25 @@ class ConvLSTMCell(ConvRecurrentCell):
 
     Returns:
         ``(hidden, cell)``.
+
+    Reference:
+        Shi et al., "Convolutional LSTM Network: A Machine Learning Approach for
+        Precipitation Nowcasting", NeurIPS 2015.
     """
 
-    def build(self, input_shape):
-        height, width, channels = self._check_input_shape(input_shape)
-        n = self.filters
-        self.kernel_x = self._add_kernel("kernel_x", channels, 4 * n)
-        self.kernel_h = self._add_kernel("kernel_h", n, 4 * n)
-        self.norms = {}
-        if self.use_layer_norm:
-            self.norms["x"] = self._add_layer_norm("norm_x", height, width, 4 * n)
-            self.norms["h"] = self._add_layer_norm("norm_h", height, width, 4 * n)
+    state_spec = (StateSpec("hidden"), StateSpec("cell"))
 
-    def call(self, inputs, states):
-        return self.step(inputs, states)
+    def convolutions(self, input_channels):
+        k, n = self.kernel_size, self.filters
+        return (
+            Convolution("x", (k, k, input_channels, 4 * n), gates=("i", "f", "g", "o")),
+            Convolution("h", (k, k, n, 4 * n), gates=("i", "f", "g", "o")),
+        )
 
-    def fused_kernels(self):
-        """``kernel_x`` over ``kernel_h`` (stacked over input channels): ``conv_x(x) + conv_h(h)``
-        as one convolution of ``[x, h]`` (opt-in: ``PREDRNN_FUSED_GATES=1``, no layer norm)."""
-        return ops.concatenate([ops.convert_to_tensor(self.kernel_x), ops.convert_to_tensor(self.kernel_h)], axis=2)
-
-    def step(self, inputs, states, data_format=CHANNELS_LAST, fused_kernels=None):
-        """The cell's computation without Keras' ``__call__`` wrapper, in either layout.
-
-        A state given as ``None`` is an exact zero (the initial state; its conv is skipped).
-        With ``PREDRNN_FUSED_GATES=1`` and no layer norm the two gate convolutions are one
-        (see :meth:`fused_kernels`).
-        """
+    def step(self, inputs, states):
         hidden, cell = states
-        n = self.filters
-        terms = [(inputs, self.kernel_x, ((0, 0, 4 * n),)), (hidden, self.kernel_h, ((0, 0, 4 * n),))]
-        gates = self._summed_convolutions(terms, 4 * n, data_format)  # None: the cell adds them below
-        if gates is None and (self.use_layer_norm or not fused_gates()):  # separate convolutions
-            gates = add_terms(
-                self._conv(inputs, self.kernel_x, self.norms.get("x"), data_format),
-                self._conv(hidden, self.kernel_h, self.norms.get("h"), data_format),
-            )
-        elif gates is None:
-            kernel = fused_kernels if fused_kernels is not None else self.fused_kernels()
-            gates = self._fused_conv(inputs, hidden, kernel, data_format)
-        i, f, g, o = ops.split(gates, 4, axis=channel_axis(data_format))
-        delta = sigmoid(i) * tanh(g)
-        cell = delta if cell is None else sigmoid(f + self.forget_bias) * cell + delta
-        hidden = sigmoid(o) * tanh(cell)
-        return hidden, cell
-
-    def compute_output_spec(self, inputs, states):
-        return tuple(keras.KerasTensor(states[0].shape, dtype=self.compute_dtype) for _ in range(2))
+        pre = self.gates(x=inputs, h=hidden)
+        delta = sigmoid(pre["i"]) * tanh(pre["g"])
+        cell = delta if cell is None else sigmoid(pre["f"] + self.forget_bias) * cell + delta
+        hidden = sigmoid(pre["o"]) * tanh(cell)
+        return hidden, (hidden, cell)

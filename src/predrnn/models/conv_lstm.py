@@ -26,7 +26,10 @@ class ConvLSTM(VideoPredictor):
         remat=False,
         **kwargs,
     ):
+        kwargs.pop("cell", None)
+        kwargs.pop("cell_arguments", None)
         super().__init__(
+            cell=ConvLSTMCell,
             filters=filters,
             kernel_size=kernel_size,
             patch_size=patch_size,
@@ -36,33 +39,8 @@ class ConvLSTM(VideoPredictor):
             remat=remat,
             **kwargs,
         )
-        self.cells = [
-            ConvLSTMCell(
-                width,
-                kernel_size=self.kernel_size,
-                use_layer_norm=self.use_layer_norm,
-                forget_bias=self.forget_bias,
-                kernel_initializer=kernel_initializer,
-                name=f"conv_lstm_{index}",
-            )
-            for index, width in enumerate(self.filters)
-        ]
 
-    def _build_stack(self, in_channels, height, width):
-        for index, cell in enumerate(self.cells):
-            cell.build((None, height, width, in_channels if index == 0 else self.filters[index - 1]))
-
-    def _initial_state(self):
-        count = len(self.filters)  # exact zeros, as None: the first step skips their convs
-        return [None] * count, [None] * count
-
-    def _step(self, x, state, with_decoupling, data_format, constants=None):
-        hidden, cell = state
-        new_hidden, new_cell = [], []
-        inputs = x
-        for index, layer in enumerate(self.cells):
-            fused = None if constants is None else constants[index]
-            inputs, c = layer.run_step(inputs, (hidden[index], cell[index]), data_format, fused)
-            new_hidden.append(inputs)
-            new_cell.append(c)
-        return inputs, (new_hidden, new_cell), None
+    def get_config(self):
+        config = super().get_config()
+        del config["cell"], config["cell_arguments"]
+        return config

@@ -3,19 +3,22 @@
 import keras
 from keras import ops
 
-from predrnn.layers.common import CHANNELS_FIRST, conv2d
+from predrnn.acceleration.convolution import conv2d, current_layout
+from predrnn.acceleration.options import CHANNELS_FIRST
 from predrnn.layers.spatiotemporal_lstm_cell import SpatioTemporalLSTMCell
 from predrnn.models.video_predictor import FRAMES, TEACHER_FORCING_MASK, VideoPredictor
 
 
-def decoupling_term(delta_c, delta_m, adapter_kernel, data_format="channels_last"):
+def decoupling_term(delta_c, delta_m, adapter_kernel, data_format=None):
     """Mean |cosine similarity| between the adapted increments, per (sample, channel).
 
     Each channel of ``adapter(delta_c)`` and ``adapter(delta_m)`` is flattened over
     H*W and L2-normalised; the cosine over H*W is averaged (in absolute value) over
     samples and channels. PredRNN-V2's decoupling loss is the mean of this over
     layers and time steps. Computed in float32 (also under mixed precision).
+    ``data_format``: the tensors' layout (default: the current loop's).
     """
+    data_format = data_format or current_layout()
     a = ops.cast(conv2d(delta_c, adapter_kernel, data_format), "float32")
     b = ops.cast(conv2d(delta_m, adapter_kernel, data_format), "float32")
     shape = ops.shape(a)
@@ -70,6 +73,8 @@ class PredRNN(VideoPredictor):
         horizon)`` for pure prediction from a context.
     """
 
+    cell_prefix = "st_lstm"
+
     def __init__(
         self,
         filters=(64, 64, 64, 64),
@@ -82,7 +87,16 @@ class PredRNN(VideoPredictor):
         remat=False,
         **kwargs,
     ):
+        decoupling_weight = float(decoupling_weight)
+        if decoupling_weight < 0:
+            raise ValueError(
+                "decoupling_weight must be >= 0 (0 = PredRNN V1, e.g. 0.1 = PredRNN-V2 on Moving MNIST). "
+                f"Received: decoupling_weight={decoupling_weight}"
+            )
+        kwargs.pop("cell", None)
+        kwargs.pop("cell_arguments", None)
         super().__init__(
+            cell=SpatioTemporalLSTMCell,
             filters=filters,
             kernel_size=kernel_size,
             patch_size=patch_size,
@@ -90,40 +104,18 @@ class PredRNN(VideoPredictor):
             forget_bias=forget_bias,
             kernel_initializer=kernel_initializer,
             remat=remat,
+            cell_arguments={"return_increments": decoupling_weight > 0},
             **kwargs,
         )
-        decoupling_weight = float(decoupling_weight)
-        if decoupling_weight < 0:
-            raise ValueError(
-                "decoupling_weight must be >= 0 (0 = PredRNN V1, e.g. 0.1 = PredRNN-V2 on Moving MNIST). "
-                f"Received: decoupling_weight={decoupling_weight}"
-            )
         self.decoupling_weight = decoupling_weight
-        self.cells = [
-            SpatioTemporalLSTMCell(
-                width,
-                kernel_size=self.kernel_size,
-                use_layer_norm=self.use_layer_norm,
-                forget_bias=self.forget_bias,
-                return_increments=decoupling_weight > 0,
-                kernel_initializer=kernel_initializer,
-                name=f"st_lstm_{index}",
-            )
-            for index, width in enumerate(self.filters)
-        ]
+
+    @property
+    def memory_adapters(self):
+        """``{str(layer): kernel}``: the 1x1 adapters of the memory entering a layer of another width."""
+        return {key.split("_")[-1]: kernel for key, kernel in self.state_adapters.items()}
 
     def _build_stack(self, in_channels, height, width):
-        for index, cell in enumerate(self.cells):
-            cell.build((None, height, width, in_channels if index == 0 else self.filters[index - 1]))
-        # Memory adapters: where the memory enters a layer of another width. Layer 0
-        # receives the top layer's memory of the previous step.
-        self.memory_adapters = {}
-        for index, target in enumerate(self.filters):
-            source = self.filters[index - 1]  # index 0 -> the top layer
-            if source != target:
-                self.memory_adapters[str(index)] = self.add_weight(
-                    name=f"memory_adapter_{index}", shape=(1, 1, source, target), initializer=self._initializer
-                )
+        super()._build_stack(in_channels, height, width)
         self.decoupling_adapters = {}
         if self.decoupling_weight > 0:
             for width_ in sorted(set(self.filters)):
@@ -131,31 +123,15 @@ class PredRNN(VideoPredictor):
                     name=f"decoupling_adapter_{width_}", shape=(1, 1, width_, width_), initializer=self._initializer
                 )
 
-    def _initial_state(self):
-        # Exact zeros, as ``None``: hidden and cell per layer, and the memory (as if it came
-        # from the top layer). The first step skips their convolutions.
-        count = len(self.filters)
-        return [None] * count, [None] * count, None
+    def step_flops(self, batch, height, width, in_channels):
+        total = super().step_flops(batch, height, width, in_channels)
+        if self.decoupling_weight > 0:  # the 1x1 adapter on delta_c and delta_m of every layer
+            total += sum(2 * 2 * batch * height * width * n * n for n in self.filters)
+        return total
 
-    def _step(self, x, state, with_decoupling, data_format, constants=None):
-        hidden, cell, memory = state
-        new_hidden, new_cell, terms = [], [], []
-        inputs = x
-        for index, layer in enumerate(self.cells):
-            adapter = self.memory_adapters.get(str(index))
-            if adapter is not None and memory is not None:
-                memory = conv2d(memory, adapter, data_format)
-            fused = None if constants is None else constants[index]
-            outputs = layer.run_step(inputs, (hidden[index], cell[index], memory), data_format, fused)
-            h, c, memory = outputs[:3]
-            if with_decoupling:
-                kernel = self.decoupling_adapters[str(self.filters[index])]
-                terms.append(decoupling_term(outputs[3], outputs[4], kernel, data_format))
-            new_hidden.append(h)
-            new_cell.append(c)
-            inputs = h
-        decoupling = ops.mean(ops.stack(terms)) if terms else None
-        return inputs, (new_hidden, new_cell, memory), decoupling
+    def _auxiliary_term(self, index, increments):
+        delta_c, delta_m = increments
+        return decoupling_term(delta_c, delta_m, self.decoupling_adapters[str(self.filters[index])])
 
     def call(self, inputs, training=None):
         frames = ops.cast(inputs[FRAMES], self.compute_dtype)
@@ -174,7 +150,7 @@ class PredRNN(VideoPredictor):
             self.build({k: tuple(v.shape) for k, v in inputs.items()})
         frames = ops.cast(ops.convert_to_tensor(inputs[FRAMES]), self.compute_dtype)
         mask = ops.convert_to_tensor(inputs[TEACHER_FORCING_MASK])
-        return self._forward(frames, mask, with_decoupling=True)[1]
+        return self._forward(frames, mask, with_auxiliary=True)[1]
 
     @classmethod
     def from_official_checkpoint(cls, path, **kwargs):
@@ -191,5 +167,6 @@ class PredRNN(VideoPredictor):
 
     def get_config(self):
         config = super().get_config()
+        del config["cell"], config["cell_arguments"]
         config["decoupling_weight"] = self.decoupling_weight
         return config

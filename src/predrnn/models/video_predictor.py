@@ -1,34 +1,21 @@
 """The shared frame loop of PredRNN and ConvLSTM: patching, teacher forcing, head, rollout."""
 
-import contextlib
-
 import keras
 import numpy as np
 from keras import ops
 
+from predrnn.acceleration import loops
+from predrnn.acceleration.convolution import conv2d, current_layout
+from predrnn.acceleration.memory import release_after_compiling
+from predrnn.acceleration.options import CHANNELS_FIRST, get_options, internal_data_format
+from predrnn.acceleration.tensorflow_steps import run_step
 from predrnn.layers.common import (
-    CHANNELS_FIRST,
     check_kernel_size,
     check_positive_int,
-    conv2d,
-    fused_gates,
-    conv_hook,
     get_kernel_initializer,
-    internal_data_format,
-    model_xla_cells,
     serialize_kernel_initializer,
-    torch_records_gradients,
-    torch_winograd,
-    weights_read_per_step,
 )
-from predrnn.layers.winograd import (
-    summed_transformed_winograd_conv2d,
-    transformed_winograd_conv2d,
-    winograd_applies,
-    winograd_kernel,
-    winograd_tile,
-)
-from predrnn.memory import release_after_jax_compiles, released_after_first_call
+from predrnn.layers.conv_recurrent_cell import get_cell_class
 from predrnn.patching import check_patchable, from_patches, to_patches
 from predrnn.schedules import inference_teacher_forcing_mask
 
@@ -48,80 +35,6 @@ def _frames_shape(input_shape):
     return tuple(input_shape)
 
 
-def _loop_winograd_tile(kernel_shape, dtype):
-    """The Winograd tile of a cell convolution in a loop that runs Winograd's (JAX's scanned
-    loop: every 3x3-7x7 float32 kernel; PyTorch's loop: where :func:`torch_winograd` says,
-    which depends on whether autograd records), or None for the direct convolution."""
-    if keras.backend.backend() == "torch" and not torch_winograd(kernel_shape, dtype, torch_records_gradients()):
-        return None
-    return winograd_applies(kernel_shape, dtype)
-
-
-def _no_torch_gradient():
-    import torch
-
-    return torch.no_grad()
-
-
-class _CastOnceConvolution:
-    """The cell convolutions of an inference pass under mixed precision (a
-    :func:`~predrnn.layers.common.conv_hook` function): each kernel is cast to the compute
-    dtype once per sequence, not at every time step. On TensorFlow the 4x64 model's casts
-    were 62 ms of the ~0.9 s of op time of a bfloat16 rollout, and casting once made the
-    rollout 0.93x (one process, 6 alternating rounds, the same predictions to the bit;
-    benchmarks/README.md, "Session 18"); PyTorch's loop has its own hook. Only without
-    gradients (``training=False``): the time steps' gradients of a kernel cast once would be
-    summed in the compute dtype."""
-
-    def __init__(self):
-        self.cast = {}  # id(kernel) -> (kernel, kernel in the compute dtype); the kernel kept so its id stays its own
-
-    def __call__(self, x, kernel, data_format):
-        cached = self.cast.get(id(kernel))
-        if cached is None:
-            cached = self.cast[id(kernel)] = (kernel, ops.cast(kernel, x.dtype))
-        return conv2d(x, cached[1], data_format)
-
-
-class _WinogradLoopConvolution:
-    """The cell convolutions of a time loop that runs Winograd's (``VideoPredictor._loop_convolution``),
-    a :func:`~predrnn.layers.common.conv_hook` function.
-
-    ``transformed`` maps ``id(kernel)`` to the kernel transformed once per sequence (by the
-    same rule); other kernels are transformed where they are used (e.g. the first step's
-    slices of fused kernels), or convolved by :func:`conv2d` where :func:`_loop_winograd_tile`
-    says so. With ``sums`` (PyTorch) the cells' gate sums are one
-    :func:`~predrnn.layers.winograd.summed_transformed_winograd_conv2d` each, and the table's
-    kernels are transformed without a gradient: every call pulls its gradient back to the
-    kernel itself (what the time loop then sums is the kernel's gradient, not the 2.56x
-    larger ``u``'s).
-    """
-
-    def __init__(self, transformed, sums=False):
-        self.transformed, self.sums = transformed, sums
-
-    def __call__(self, x, kernel, data_format):
-        u = self.transformed.get(id(kernel))
-        if u is not None:
-            size = kernel.shape[0]
-            source = kernel if self.sums else None
-            return transformed_winograd_conv2d(x, u, size, winograd_tile(size), data_format, kernel=source)
-        tile = _loop_winograd_tile(kernel.shape, x.dtype)
-        if tile is None:
-            return conv2d(x, kernel, data_format)
-        return transformed_winograd_conv2d(x, winograd_kernel(kernel, tile), kernel.shape[0], tile, data_format)
-
-    def summed(self, terms, out_channels, data_format):
-        """``sum_i conv(x_i, kernel_i)`` placed as ``terms`` say (``(x, kernel, placements)``)
-        with one output transform, where every kernel is in the table; otherwise None."""
-        us = [self.transformed.get(id(kernel)) for _, kernel, _ in terms]
-        if not self.sums or any(u is None for u in us):
-            return None
-        size = terms[0][1].shape[0]
-        winograd_terms = [(x, u, places, kernel) for (x, kernel, places), u in zip(terms, us)]
-        return summed_transformed_winograd_conv2d(winograd_terms, out_channels, size, winograd_tile(size), data_format)
-
-
 def _runs_on_one_replica(model):
     """Whether no distribution spreads the model's steps over replicas (a Keras
     ``keras.distribution`` or TensorFlow's ``tf.distribute`` strategy of several replicas)."""
@@ -131,41 +44,40 @@ def _runs_on_one_replica(model):
     return strategy is None or strategy.num_replicas_in_sync == 1
 
 
-def _is_traced(x):
-    """Whether ``x`` is a JAX tracer (inside ``jit``, as in ``fit``, ``predict`` and ``rollout``).
-
-    Eager JAX calls keep the unrolled loop: there every operation is dispatched and compiled
-    on its own, and Winograd's many small operations cost more than they save (the JAX
-    pass of ``tests/test_models.py``, all eager calls, took 197 s with the scan against 105 s).
-    """
-    import jax
-
-    return isinstance(x, jax.core.Tracer)
-
-
 def _is_concrete(value):
     return isinstance(value, (np.ndarray, np.generic, list, tuple))
 
 
+@keras.saving.register_keras_serializable(package="predrnn")
 class VideoPredictor(keras.Model):
-    """Base class of :class:`PredRNN` and :class:`ConvLSTM`: everything but the cells.
+    """A stack of recurrent cells over time: patching, teacher forcing, the head, rollout.
 
-    Subclasses implement ``_build_stack(in_channels, height, width)``,
-    ``_initial_state()`` (the state structure at t=0, ``None`` standing for exact zeros) and
-    ``_step(x, state, with_decoupling, data_format, constants)`` (one time step through the
-    whole stack, returning the top hidden state, the new state and the step's decoupling-loss
-    term or ``None``; ``constants`` are the per-cell fused kernels of
-    ``_step_constants()``, computed once per sequence, or ``None``). The loop runs in :func:`~predrnn.layers.common.internal_data_format`
-    (channels-first on the torch backend); inputs and outputs are always channels-last.
+    The base of :class:`PredRNN` and :class:`ConvLSTM`, and the model of any registered cell
+    (:func:`predrnn.layers.register_cell`; docs/adding-a-cell.md): ``cell`` names it. Each
+    layer is one cell ``filters[l]`` wide. The cell's states (its ``state_spec``) start at
+    zero; a state that *flows up* (PredRNN's memory) goes from layer ``l`` to ``l + 1`` at
+    each step and from the top layer to layer 0 at the next step (1x1 adapters where the
+    widths differ); the others stay in their layer. A 1x1 head maps the top layer's output
+    back to patch space.
 
-    On JAX with XLA cells (``PREDRNN_XLA_CELLS``, by default on the CPU for 3x3-7x7 kernels)
-    the steps after the first run as one ``keras.ops.scan`` with Winograd convolutions
-    (:meth:`_scanned_unroll`) when the call is traced (``fit``, ``predict``, ``rollout``, any
-    ``jax.jit``); elsewhere, and in eager calls, the loop is unrolled in Python.
+    The frame loop (:meth:`_unrolled`) is the reference computation. It runs in the layout
+    and with the fast paths of :mod:`predrnn.acceleration` (the options read once per call):
+    channels-first on PyTorch, XLA cell steps on TensorFlow, Winograd convolutions, and on
+    JAX, in traced calls, one ``keras.ops.scan`` (:func:`~predrnn.acceleration.loops.scanned_unroll`).
+    Inputs and outputs are always channels-last.
 
-    ``remat=True`` rematerialises each time step in the backward pass (``keras.remat``):
-    only the step's inputs and states are kept per time step, the rest is recomputed
-    (about a third more compute for much less activation memory on long sequences).
+    Args:
+        cell: the registered name of the cell (or the cell class).
+        filters: widths of the layers, bottom to top.
+        kernel_size: odd conv kernel size.
+        patch_size: the frame height and width must be divisible by it.
+        use_layer_norm: layer norm inside the cells; fixes the frame size at build time.
+        forget_bias: passed to the cells (added to forget gates).
+        kernel_initializer: ``"reference"`` (PyTorch's conv default) or any Keras initializer.
+        remat: rematerialise each time step in the backward pass (``keras.remat``): only
+            the step's inputs and states are kept per time step, the rest is recomputed
+            (about a third more compute for much less activation memory on long sequences).
+        cell_arguments: further constructor arguments of the cells (a dict), if any.
 
     Inputs: ``{"frames": (B, T, H, W, C), "teacher_forcing_mask": (B, T-2)}``, frames as
     floats in [0, 1]. The loop runs ``t = 0 .. T-2`` and returns the ``T-1`` predictions
@@ -173,8 +85,11 @@ class VideoPredictor(keras.Model):
     ``mask[:, t-1] * frames[:, t] + (1 - mask[:, t-1]) * previous_prediction``.
     """
 
+    cell_prefix = None  # the cells' names: f"{cell_prefix}_{layer}" (default: the cell's registered name)
+
     def __init__(
         self,
+        cell="conv_lstm",
         filters=(64, 64, 64, 64),
         kernel_size=5,
         patch_size=4,
@@ -182,6 +97,7 @@ class VideoPredictor(keras.Model):
         forget_bias=1.0,
         kernel_initializer="reference",
         remat=False,
+        cell_arguments=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -192,6 +108,8 @@ class VideoPredictor(keras.Model):
             raise ValueError(f"filters must name at least one layer width. Received: filters={filters}")
         for width in filters:
             check_positive_int("each entry of filters", width)
+        cell_class = get_cell_class(cell)
+        self.cell = cell_class.cell_name or cell_class.__name__
         self.filters = filters
         self.kernel_size = check_kernel_size(kernel_size)
         self.patch_size = check_positive_int("patch_size", patch_size)
@@ -200,7 +118,21 @@ class VideoPredictor(keras.Model):
         self.kernel_initializer = serialize_kernel_initializer(kernel_initializer)
         self._initializer = get_kernel_initializer(kernel_initializer)
         self.remat = bool(remat)
+        self.cell_arguments = dict(cell_arguments or {})
         self.frame_shape = None  # (H, W, C), known once built
+        prefix = self.cell_prefix or self.cell
+        self.cells = [
+            cell_class(
+                width,
+                kernel_size=self.kernel_size,
+                use_layer_norm=self.use_layer_norm,
+                forget_bias=self.forget_bias,
+                kernel_initializer=kernel_initializer,
+                name=f"{prefix}_{index}",
+                **self.cell_arguments,
+            )
+            for index, width in enumerate(self.filters)
+        ]
 
     # ----------------------------------------------------------------- building
     def build(self, input_shape):
@@ -228,19 +160,34 @@ class VideoPredictor(keras.Model):
         self.built = True
 
     def _build_stack(self, in_channels, height, width):
-        raise NotImplementedError(f"{type(self).__name__} must implement _build_stack().")
+        for index, cell in enumerate(self.cells):
+            cell.build((None, height, width, in_channels if index == 0 else self.filters[index - 1]))
+        # 1x1 adapters where a state that flows up enters a layer of another width. Layer 0
+        # receives the top layer's state of the previous step.
+        self.state_adapters = {}
+        for spec in self._flowing_states():
+            for index, target in enumerate(self.filters):
+                source = self.filters[index - 1]  # index 0 -> the top layer
+                if source != target:
+                    self.state_adapters[f"{spec.name}_{index}"] = self.add_weight(
+                        name=f"{spec.name}_adapter_{index}", shape=(1, 1, source, target), initializer=self._initializer
+                    )
 
-    def _initial_state(self):
-        raise NotImplementedError(f"{type(self).__name__} must implement _initial_state().")
+    def step_flops(self, batch, height, width, in_channels):
+        """FLOPs of one time step through the stack and the head (patch space: ``height`` x
+        ``width`` x ``in_channels``): every convolution of the cells (from their
+        ``convolutions``), the adapters and the head, at 2 FLOPs per multiply-add."""
+        pixels = 2 * batch * height * width
+        total = 0
+        for index, (cell, width_) in enumerate(zip(self.cells, self.filters)):
+            source = self.filters[index - 1]  # a state that flows up comes from the layer below (the top for 0)
+            if source != width_:
+                total += len(self._flowing_states()) * pixels * source * width_
+            total += cell.flops(batch, height, width, in_channels if index == 0 else self.filters[index - 1])
+        return total + pixels * self.filters[-1] * in_channels  # the 1x1 head
 
-    def _step(self, x, state, with_decoupling, data_format, constants=None):
-        raise NotImplementedError(f"{type(self).__name__} must implement _step().")
-
-    def _step_constants(self):
-        """Per cell: its fused gate kernels (computed once per sequence), or None with layer norm."""
-        if not fused_gates():
-            return None
-        return [None if cell.use_layer_norm else cell.fused_kernels() for cell in self.cells]
+    def _flowing_states(self):
+        return [spec for spec in self.cells[0].state_spec if spec.flows_up]
 
     # --------------------------------------------------------------- validation
     def _check_frames(self, frames, name="frames"):
@@ -303,77 +250,76 @@ class VideoPredictor(keras.Model):
         return super().__call__(inputs, *args, **kwargs)
 
     # --------------------------------------------------------------- the loop
-    def _head(self, hidden, data_format="channels_last"):
+    def _head(self, hidden):
         """The 1x1 head, top hidden state -> the next frame's patches, in the variable dtype.
 
         Under mixed precision the head (a sliver of the step's work) computes in float32,
         as Keras advises for a model's output layer, so the predictions and the loss keep
         float32's resolution; the loop feeds the prediction back in the compute dtype. What
-        it changed in the quickstart's scores is in benchmarks/README.md ("Mixed precision").
+        it changes in the scores is in docs/performance.md.
         """
-        return conv2d(ops.cast(hidden, self.head_kernel.dtype), self.head_kernel, data_format)
+        return conv2d(ops.cast(hidden, self.head_kernel.dtype), self.head_kernel, current_layout())
 
-    def _remat_step(self, with_decoupling, data_format, convolve=None):
-        """``_step`` wrapped in ``keras.remat`` over a flat list of tensors; its convolutions
-        run under the :func:`conv_hook` ``convolve`` also when PyTorch recomputes the step
-        in the backward pass, outside the loop's own hook."""
-        structure = {}
+    def _initial_state(self):
+        """``(per-layer states, flowing states)`` at t=0: ``None``, exact zeros (the first step skips their convolutions)."""
+        spec = self.cells[0].state_spec
+        per_layer = [tuple(None for s in spec if not s.flows_up) for _ in self.cells]
+        return per_layer, tuple(None for s in spec if s.flows_up)
 
-        def flat_step(x, *flat_state):
-            state = keras.tree.pack_sequence_as(structure["state"], list(flat_state))
-            # The fused kernels are rebuilt inside, and TensorFlow's XLA cell steps read their
-            # weights: a rematerialised function must read the variables itself
-            # (tf.recompute_grad differentiates only inputs and variables).
-            with conv_hook(convolve), weights_read_per_step():
-                hidden, new_state, decoupling = self._step(x, state, with_decoupling, data_format)
-            outputs = [hidden] + keras.tree.flatten(new_state)
-            if decoupling is not None:
-                outputs.append(decoupling)
-            return outputs
+    def _step(self, x, state, with_auxiliary=False):
+        """One time step through the stack: ``(top output, new state, auxiliary term or None)``."""
+        per_layer, flowing = state
+        new_per_layer, terms = [], []
+        inputs = x
+        for index, cell in enumerate(self.cells):
+            flowing = tuple(self._adapt(spec.name, index, value) for spec, value in zip(self._flowing_states(), flowing))
+            kept, passed = iter(per_layer[index]), iter(flowing)
+            states = tuple(next(passed) if spec.flows_up else next(kept) for spec in cell.state_spec)
+            result = run_step(cell, inputs, states, current_layout())
+            inputs, new_states = result[0], result[1]
+            new_per_layer.append(tuple(s for spec, s in zip(cell.state_spec, new_states) if not spec.flows_up))
+            flowing = tuple(s for spec, s in zip(cell.state_spec, new_states) if spec.flows_up)
+            if with_auxiliary:
+                terms.append(self._auxiliary_term(index, result[2]))
+        term = ops.mean(ops.stack(terms)) if terms else None
+        return inputs, (new_per_layer, flowing), term
 
-        rematerialised = keras.remat(flat_step)
+    def _adapt(self, name, index, value):
+        adapter = self.state_adapters.get(f"{name}_{index}")
+        if adapter is None or value is None:
+            return value
+        return conv2d(value, adapter, current_layout())
 
-        def step(x, state):
-            structure["state"] = state
-            outputs = rematerialised(x, *keras.tree.flatten(state))
-            count = len(keras.tree.flatten(state))
-            new_state = keras.tree.pack_sequence_as(state, list(outputs[1 : 1 + count]))
-            decoupling = outputs[1 + count] if with_decoupling else None
-            return outputs[0], new_state, decoupling
+    def _auxiliary_term(self, index, auxiliary):
+        """A loss term out of layer ``index``'s auxiliary outputs (PredRNN-V2's decoupling)."""
+        raise NotImplementedError(f"{type(self).__name__} has no auxiliary loss term.")
 
-        return step
-
-    def _unroll(self, patches, num_steps, context_length, mask=None, with_decoupling=False, training=None):
+    def _unroll(self, patches, num_steps, context_length, mask=None, with_auxiliary=False, training=None):
         """Run the stack over ``num_steps`` steps in patch space.
 
         Steps ``t < context_length`` read ``patches[:, t]``; later steps read
         ``mask``-mixed truth and prediction, or the prediction alone when ``mask`` is
         None. Returns the stacked predictions ``(B, num_steps, h, w, p*p*C)`` and the
-        mean decoupling term (or None). ``training``: the model call's (see
-        :meth:`_loop_convolution`).
+        mean auxiliary term (or None). ``training``: the model call's (an inference call
+        may cast kernels once per sequence under mixed precision).
         """
-        data_format = internal_data_format()
-        if data_format == CHANNELS_FIRST:
+        options = get_options()
+        layout = internal_data_format(options)
+        if layout == CHANNELS_FIRST:
             patches = ops.transpose(patches, (0, 1, 4, 2, 3))
-        constants = self._step_constants()
-        if num_steps > 1 and self._scans_its_time_loop() and _is_traced(patches):
-            predictions, decoupling = self._scanned_unroll(patches, num_steps, context_length, mask, with_decoupling, data_format, constants)
-        else:
-            convolve = self._loop_convolution(constants, training=training)
-            with conv_hook(convolve):
-                predictions, decoupling = self._unrolled(
-                    patches, num_steps, context_length, mask, with_decoupling, data_format, constants, convolve
-                )
-        if data_format == CHANNELS_FIRST:
+        scanned = loops.scans_its_time_loop(self, options, patches, num_steps)
+        with loops.sequence(self, options, layout, scanned=scanned, training=training):
+            run = loops.scanned_unroll if scanned else type(self)._unrolled
+            predictions, term = run(self, patches, num_steps, context_length, mask, with_auxiliary)
+        if layout == CHANNELS_FIRST:
             predictions = ops.transpose(predictions, (0, 1, 3, 4, 2))
-        return predictions, decoupling
+        return predictions, term
 
-    def _unrolled(self, patches, num_steps, context_length, mask, with_decoupling, data_format, constants, convolve):
-        """:meth:`_unroll`'s loop as a Python loop, in ``data_format`` (``convolve``: the
-        convolution hook it runs under, for the rematerialised steps)."""
+    def _unrolled(self, patches, num_steps, context_length, mask, with_auxiliary):
+        """The frame loop, in the current loop layout."""
         state = self._initial_state()  # None = exact zeros: the first step skips their convs
-        remat_step = self._remat_step(with_decoupling, data_format, convolve) if self.remat else None
-        predictions, decoupling_terms = [], []
+        remat_step = loops.remat_step(self, with_auxiliary) if self.remat else None
+        predictions, terms = [], []
         prediction = None
         for t in range(num_steps):
             if t < context_length:
@@ -384,104 +330,21 @@ class VideoPredictor(keras.Model):
             else:
                 x = prediction
             if remat_step is not None and t > 0:
-                hidden, state, decoupling = remat_step(x, state)
+                hidden, state, term = remat_step(x, state)
             else:
-                hidden, state, decoupling = self._step(x, state, with_decoupling, data_format, constants)
-            output = self._head(hidden, data_format)
+                hidden, state, term = self._step(x, state, with_auxiliary)
+            output = self._head(hidden)
             predictions.append(output)
             prediction = ops.cast(output, patches.dtype)  # fed back in the compute dtype
-            if decoupling is not None:
-                decoupling_terms.append(decoupling)
-        decoupling = ops.mean(ops.stack(decoupling_terms)) if decoupling_terms else None
-        return ops.stack(predictions, axis=1), decoupling
+            if term is not None:
+                terms.append(term)
+        term = ops.mean(ops.stack(terms)) if terms else None
+        return ops.stack(predictions, axis=1), term
 
-    def _scans_its_time_loop(self):
-        """JAX with XLA cells (:func:`~predrnn.layers.common.xla_cells` for every cell): the
-        loop is :meth:`_scanned_unroll`, the cells' k x k convolutions Winograd's."""
-        return keras.backend.backend() == "jax" and model_xla_cells(self.filters, self.kernel_size, self.compute_dtype)
-
-    def _loop_convolution(self, constants=None, scanned=False, training=None):
-        """What the time loop's cell convolutions run as (a :func:`conv_hook` function), or None
-        for :func:`conv2d`: in JAX's scanned loop (``scanned``, :meth:`_scanned_unroll`),
-        Winograd's for every float32 3x3-7x7 kernel; on PyTorch, Winograd's where
-        :func:`torch_winograd` says so, and the cells' gate sums of them one call each with
-        a single output transform. The kernels are transformed once per sequence
-        (:meth:`_winograd_kernels`). Otherwise, in an inference call (``training=False``)
-        under mixed precision, the kernels are cast to the compute dtype once
-        (:class:`_CastOnceConvolution`)."""
-        torch = keras.backend.backend() == "torch"
-        if not scanned and not (torch and torch_winograd()):
-            if training is False and self.compute_dtype != self.variable_dtype:
-                return _CastOnceConvolution()
-            return None
-        return _WinogradLoopConvolution(self._winograd_kernels(constants, with_gradient=not torch), sums=torch)
-
-    def _scanned_unroll(self, patches, num_steps, context_length, mask, with_decoupling, data_format, constants):
-        """:meth:`_unroll` with steps ``1 .. num_steps - 1`` as one ``keras.ops.scan`` (JAX).
-
-        Step 0 (zero states, their convolutions skipped) runs on its own; the later steps
-        are one traced and compiled step that the loop repeats. Step ``t`` reads
-        ``w * patches[:, t] + (1 - w) * prediction``, ``w`` 1 in the context, the mask after
-        it, 0 without a mask. The cells' 3x3-7x7 kernels are transformed for Winograd once
-        per sequence (so their gradient is summed over the steps before it is pulled back
-        through the transform) and their convolutions run as
-        :func:`~predrnn.layers.winograd.transformed_winograd_conv2d`.
-        """
-        convolve = self._loop_convolution(constants, scanned=True)
-        with conv_hook(convolve):
-            hidden, state, decoupling = self._step(patches[:, 0], self._initial_state(), with_decoupling, data_format, constants)
-        first = self._head(hidden, data_format)
-        batch = ops.shape(patches)[0]
-        columns = []
-        for t in range(1, num_steps):
-            if t < context_length:
-                columns.append(ops.ones((batch,), patches.dtype))
-            elif mask is not None:
-                columns.append(ops.cast(mask[:, t - 1], patches.dtype))
-            else:
-                columns.append(ops.zeros((batch,), patches.dtype))
-        weights = ops.stack(columns)  # (num_steps - 1, batch)
-        later_patches = ops.moveaxis(patches[:, 1:num_steps], 1, 0)
-        remat_step = self._remat_step(with_decoupling, data_format, convolve) if self.remat else None
-        no_term = ops.zeros((), "float32")
-
-        def body(carry, step_inputs):
-            prediction, state = carry
-            patch, weight = step_inputs
-            weight = ops.reshape(weight, (-1, 1, 1, 1))
-            x = weight * patch + (1.0 - weight) * prediction
-            with conv_hook(convolve):
-                if remat_step is not None:
-                    hidden, state, term = remat_step(x, state)
-                else:
-                    hidden, state, term = self._step(x, state, with_decoupling, data_format, constants)
-            output = self._head(hidden, data_format)
-            prediction = ops.cast(output, patch.dtype)  # fed back in the compute dtype
-            return (prediction, state), (output, no_term if term is None else ops.cast(term, "float32"))
-
-        carry = (ops.cast(first, patches.dtype), state)
-        _, (later, terms) = ops.scan(body, carry, (later_patches, weights))
-        predictions = ops.moveaxis(ops.concatenate([ops.expand_dims(first, 0), later], axis=0), 0, 1)
-        if not with_decoupling:
-            return predictions, None
-        terms = ops.concatenate([ops.reshape(ops.cast(decoupling, "float32"), (1,)), terms], axis=0)
-        return predictions, ops.mean(terms)
-
-    def _winograd_kernels(self, constants=None, with_gradient=True):
-        """``{id(kernel): winograd_kernel(kernel)}`` for the cells' kernels (variables, and the
-        fused kernels of ``constants``) that the loop runs as Winograd's (:func:`_loop_winograd_tile`);
-        ``with_gradient=False`` (PyTorch, whose loop passes the gradient to the kernels
-        themselves) computes them without recording a gradient."""
-        kernels = [weight for cell in self.cells for weight in cell.weights]
-        kernels += [kernel for fused in constants or () if fused is not None for kernel in fused]
-        tiles = [_loop_winograd_tile(kernel.shape, self.compute_dtype) for kernel in kernels]  # as the loop records
-        with contextlib.nullcontext() if with_gradient else _no_torch_gradient():
-            return {id(kernel): winograd_kernel(kernel, tile) for kernel, tile in zip(kernels, tiles) if tile is not None}
-
-    def _forward(self, frames, mask, with_decoupling, training=None):
+    def _forward(self, frames, mask, with_auxiliary, training=None):
         patches = to_patches(frames, self.patch_size)
         predictions, decoupling = self._unroll(
-            patches, frames.shape[1] - 1, context_length=1, mask=mask, with_decoupling=with_decoupling, training=training
+            patches, frames.shape[1] - 1, context_length=1, mask=mask, with_auxiliary=with_auxiliary, training=training
         )
         return from_patches(predictions, self.patch_size), decoupling
 
@@ -493,7 +356,7 @@ class VideoPredictor(keras.Model):
 
     def call(self, inputs, training=None):
         frames = ops.cast(inputs[FRAMES], self.compute_dtype)
-        predictions, _ = self._forward(frames, inputs[TEACHER_FORCING_MASK], with_decoupling=False, training=training)
+        predictions, _ = self._forward(frames, inputs[TEACHER_FORCING_MASK], with_auxiliary=False, training=training)
         return self._output(predictions)
 
     def rollout(self, context, horizon, batch_size=None):
@@ -550,8 +413,8 @@ class VideoPredictor(keras.Model):
         ``predict`` compiles ``self.predict_function`` once and reuses it; the loop length is
         static, so each rollout length keeps its own function (and ``model.predict`` its own).
         A batch of at most ``batch_size`` sequences runs as ``predict_on_batch`` (the same
-        function, without ``predict``'s data pipeline: on TensorFlow ``predict`` added about
-        1 s to many 1.5 s rollouts of the 4x64 model's batch, benchmarks/README.md), unless
+        function, without ``predict``'s data pipeline, which costs a large share of a short
+        rollout on TensorFlow), unless
         the model is distributed (``predict_on_batch`` does not split a batch over replicas).
         """
         cache = self.__dict__.get("_rollout_functions")
@@ -573,7 +436,7 @@ class VideoPredictor(keras.Model):
     # ---------------------------------------------------------------- memory after compiling
     def make_train_function(self, force=False):
         """Keras' train function, after whose compilation the freed heap goes back to the
-        system (:mod:`predrnn.memory`): on TensorFlow after the first call (which traces and
+        system (:mod:`predrnn.acceleration.memory`): on TensorFlow after the first call (which traces and
         compiles), on JAX after each XLA compilation, before the step first runs."""
         super().make_train_function(force)
         self.train_function = self._releasing_memory(self.train_function)
@@ -592,12 +455,7 @@ class VideoPredictor(keras.Model):
         return self.predict_function
 
     def _releasing_memory(self, function):
-        backend = keras.backend.backend()
-        if backend == "jax":
-            release_after_jax_compiles()
-        elif backend == "tensorflow":
-            return released_after_first_call(function)
-        return function
+        return release_after_compiling(function)
 
     # ---------------------------------------------------------------- defaults
     def compile(self, optimizer=None, loss=None, **kwargs):
@@ -619,6 +477,7 @@ class VideoPredictor(keras.Model):
         config = super().get_config()
         config.update(
             {
+                "cell": self.cell,
                 "filters": list(self.filters),
                 "kernel_size": self.kernel_size,
                 "patch_size": self.patch_size,
@@ -626,6 +485,7 @@ class VideoPredictor(keras.Model):
                 "forget_bias": self.forget_bias,
                 "kernel_initializer": self.kernel_initializer,
                 "remat": self.remat,
+                "cell_arguments": dict(self.cell_arguments),
             }
         )
         return config

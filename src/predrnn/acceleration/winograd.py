@@ -11,9 +11,9 @@ the transforms, the convolution in both layouts and its gradients). The kernels 
 ``(k, k, in, out)``.
 
 Used by the cells, as :func:`recomputing_winograd_conv2d`, in their XLA-compiled steps on TensorFlow
-(see ``predrnn.layers.common.xla_cells``): inside an XLA-compiled cell step, one 5x5 conv forward
-+ backward of PredRNN's shapes runs 2-3.6x faster than the direct convolution on a 2-core
-AVX2 CPU (``benchmarks/conv_kernels.py tfxlawino``); without XLA it is slower (the
+(see :func:`predrnn.acceleration.options.xla_cells`): inside an XLA-compiled cell step, a 5x5 conv
+forward + backward of PredRNN's shapes runs several times faster than the direct convolution
+on a CPU (``benchmarks/conv_kernels.py tfxlawino``); without XLA it is slower (the
 transforms stay separate kernels), so it is never used there. On JAX (inside the models'
 scanned time loop) and on PyTorch (the models' eager loop), as :func:`transformed_winograd_conv2d`
 with the kernels transformed once per sequence by :func:`winograd_kernel`.
@@ -53,7 +53,7 @@ def winograd_applies(kernel_shape, dtype):
     return winograd_tile(kernel_shape[0])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def winograd_matrices(tile, kernel_size):
     """``(A^T (m, n), G (n, k), B^T (n, n))`` of F(m, k) as float64 NumPy arrays, n = m + k - 1.
 
@@ -100,14 +100,13 @@ def recomputing_winograd_conv2d(x, kernel, tile=4, data_format="channels_last", 
     TensorFlow's automatic gradient of :func:`winograd_conv2d` keeps every intermediate for
     the backward pass: the transformed tiles and kernels, the per-coefficient products and
     the input of each transform matmul (for the unused gradient with respect to the
-    constant transform matrices): 80 MB per PredRNN cell step at 4x64/batch 8, 5x the
-    default's peak memory over 20 frames (benchmarks/README.md, "XLA cell steps"). This
+    constant transform matrices), several times the direct convolution's memory. This
     gradient recomputes the cheap, linear transforms of ``x`` and ``kernel``
     instead, and pulls the output gradient back through the (linear) output transform; the
     two large products of the backward pass are the same as before. The input's gradient
     goes back through the input transform's written-out adjoint
-    (:func:`_input_transform_adjoint`; TensorFlow's gradient of its strided gather made
-    the 4x64 training step 1.2x slower, benchmarks/README.md "Session 19"). Same values and
+    (:func:`_input_transform_adjoint`; TensorFlow's gradient of its strided gather is
+    slower). Same values and
     gradients as :func:`winograd_conv2d` (``tests/test_winograd.py``).
 
     ``u``: ``kernel`` already transformed (:func:`winograd_kernel`, e.g. once per sequence
@@ -168,7 +167,7 @@ def transformed_winograd_conv2d(x, u, kernel_size, tile=4, data_format="channels
     on a 2-core AVX2 CPU, its forward + backward took 0.3-0.7x the direct convolution's
     time at PredRNN's 5x5 gate convolutions with 192-896 output channels, but was slower
     for 64 outputs or 7x7 kernels (``benchmarks/conv_kernels.py torchtransformed``; see
-    ``predrnn.layers.common.torch_winograd``). TensorFlow differentiates the plain
+    ``predrnn.acceleration.options.torch_winograd``). TensorFlow differentiates the plain
     composition (its models use :func:`recomputing_winograd_conv2d`).
 
     ``kernel`` (PyTorch only): the kernel ``u`` was transformed from, which then takes the
@@ -197,16 +196,14 @@ def summed_transformed_winograd_conv2d(terms, out_channels, kernel_size, tile=4,
     without a gradient) the gradient goes to the kernel, pulled back through the kernel
     transform at every call: a time loop that transforms its kernels once per sequence then
     sums the kernel's gradient over the steps, not ``u``'s, which is ``(n / k)^2`` times
-    larger (2.56x for 5x5 kernels and tile 4; the 4x64 model's ``u`` gradients took 59 MB,
-    benchmarks/README.md "Session 16"), at one small matrix product per call. A gate
+    larger (2.56x for 5x5 kernels and tile 4), at one small matrix product per call. A gate
     pre-activation such as ``conv_x(x) + conv_h(h)`` of the recurrent cells is one call:
     the transform is linear, so the terms' products are summed and transformed back once,
     instead of once per term; the inputs are transformed once each. The products are summed
     per range of output channels to which the same terms contribute (the ST-LSTM's gate sum:
     three), each range's products contiguous: then every product is one batched matrix
     product accumulated in place, where a product into a channel slice of the whole sum
-    ran as one matrix product per Winograd coefficient (10% of the 4x64 model's rollout
-    time, benchmarks/README.md). The result is in channels-last memory
+    ran as one matrix product per Winograd coefficient. The result is in channels-last memory
     (``torch.channels_last``; its shape is channels-first), which the cells' elementwise
     operations and convolutions keep: the output transform then writes, and its adjoint
     reads, runs of channels (a 4x64 step's copies took 0.40 instead of 0.73 s). The
@@ -252,7 +249,7 @@ def checked_placements(places, kernel_channels, out_channels):
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jax_transformed_winograd(kernel_size, tile, data_format):  # made at first use: JAX is optional
     import jax
     import jax.numpy as jnp
@@ -283,15 +280,14 @@ def _jax_transformed_winograd(kernel_size, tile, data_format):  # made at first 
     return conv
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _torch_maps(tile, kernel_size, dtype, device):
     """F(tile, k)'s matrices for PyTorch: ``(B^T (n, n), A^T (tile, n), GG (n^2, k^2))``.
 
     The input and output transforms are applied separably, ``B^T`` and ``A^T`` along one tile
     axis and then the other (4x and 2.7x fewer multiplies than the Kronecker matrices
     ``B^T (x) B^T`` and ``A^T (x) A^T`` of :func:`winograd_conv2d`; the transforms are
-    memory-bound in PyTorch's eager loop, and the separable ones took 0.6-0.7x their time,
-    benchmarks/README.md "Session 17"). ``GG[e * n + a, i * k + j] = G[a, i] G[e, j]`` maps
+    memory-bound in PyTorch's eager loop, so the separable ones are faster). ``GG[e * n + a, i * k + j] = G[a, i] G[e, j]`` maps
     the kernel's taps ``g[i, j]`` (row-major, as ``kernel.reshape(k * k, ...)`` orders them) to
     :func:`_kernel_transform`'s ``u`` in one product.
     """
@@ -303,7 +299,7 @@ def _torch_maps(tile, kernel_size, dtype, device):
     return tuple(torch.tensor(m, dtype=dtype, device=device) for m in (b_t, a_t, gg))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _torch_transformed_winograd():  # made at first use: torch is optional
     import torch
     import torch.nn.functional as F
@@ -339,7 +335,7 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
         # The overlapping tiles summed into the padded input's gradient (channels-last, in
         # tile-sized blocks): tile offset (r, s) = (rb * tile + i, sb * tile + j) lands in
         # block (T + rb, U + sb) of tile (T, U). One addition per block offset, each copying
-        # runs of channels: ~0.25 ms against F.fold's ~2 ms at 4x64 (benchmarks/README.md).
+        # runs of channels, much faster than F.fold.
         blocks = -(-n // tile)
         d_padded = d_v.new_zeros((b, th + blocks - 1, tile, tw + blocks - 1, tile, c))
         for rb in range(blocks):
@@ -370,7 +366,7 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
         d_half = torch.mm(a_t.T, d_y).view(n, tile, -1)  # (e, i, ...) from (j, i, ...)
         return torch.matmul(a_t.T, d_half).view(n * n, b * th * tw, out)  # (e, a, ...)
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def channel_ranges(placements, out_channels):
         """The output channel ranges ``(start, end, [(term, source), ...])`` between every
         placement's ends, with the terms that contribute to the whole range and where in
@@ -407,8 +403,7 @@ def _torch_transformed_winograd():  # made at first use: torch is optional
             b_t, a_t, _ = _torch_maps(tile, kernel_size, xs[0].dtype, xs[0].device)
             b, _, h, w, th, tw, _ = geometry(xs[0].shape, tile, kernel_size)
             # The output, which the cell keeps, first: allocated after the transforms' buffers it
-            # would sit above them in the heap, and the paper model's peak was ~150 MB higher
-            # (fragmentation: benchmarks/README.md, "Session 17").
+            # would sit above them in the heap, and fragmentation would raise the peak.
             y = torch.empty(
                 (b, out_channels, tile * th, tile * tw), dtype=xs[0].dtype, device=xs[0].device, memory_format=torch.channels_last
             )

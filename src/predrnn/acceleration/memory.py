@@ -4,13 +4,12 @@ Compiling a training or rollout step (TensorFlow's traced graph and its XLA kern
 XLA executables) allocates and frees hundreds of MB in small blocks. glibc keeps the freed
 blocks in its heap, resident, between the blocks that stay live, and the step's buffers
 are then allocated beside them: a process's peak is the compilation's leftovers plus the
-step. ``malloc_trim(0)`` hands the free pages back. At 4x64/batch 8 on this project's CPU
-(benchmarks/README.md, "Memory (session 12)"): JAX's peak fell from 1602 to 1396 MB with a
-trim after each compilation, TensorFlow's later steps' from 2040 to 1906 MB with one after
-the first step (``benchmarks/peak_memory.py 20 3``).
+step. ``malloc_trim(0)`` hands the free pages back: a trim after each compilation lowers
+JAX's peak, one after the first step lowers TensorFlow's later steps' (by about 10% at
+4x64/batch 8 on a CPU; ``benchmarks/peak_memory.py 20 3``, docs/performance.md).
 
-The models use this on their own (``VideoPredictor.make_train_function`` and its test and
-predict siblings); nothing here changes a result. Where there is no glibc (macOS,
+The models use this on their own (:func:`release_after_compiling`, from
+``VideoPredictor.make_train_function`` and its test and predict siblings); nothing here changes a result. Where there is no glibc (macOS,
 Windows, musl) it does nothing.
 
 The ``predrnn`` command also limits glibc to two malloc arenas (:func:`limit_malloc_arenas`):
@@ -37,12 +36,12 @@ def _libc_function(name):
         return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _malloc_trim():
     return _libc_function("malloc_trim")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mallopt():
     return _libc_function("mallopt")
 
@@ -108,9 +107,8 @@ def limit_malloc_arenas(arenas=MALLOC_ARENAS):
 
     glibc gives each thread that allocates an arena of its own, up to eight per core; a
     block freed in one stays resident until that arena reuses it. TensorFlow's and XLA's
-    thread pools spread their allocations over many arenas: with two, TensorFlow's 4x64
-    training working set was 1099 against 1183 MB above import, at the same step time
-    (``predrnn benchmark``, benchmarks/README.md "Session 17"). The ``predrnn`` command
+    thread pools spread their allocations over many arenas: with two, TensorFlow's training
+    working set is smaller at the same step time (docs/performance.md). The ``predrnn`` command
     calls this before it imports a backend; from Python, call it before importing one (or
     set ``MALLOC_ARENA_MAX=2`` in the environment). Arenas made before the call stay.
     Returns whether the limit was set here (False where the environment sets it, or
@@ -133,9 +131,23 @@ def use_the_command_allocators():
 
     TensorFlow's BFC allocator on the CPU (``TF_CPU_ALLOCATOR_USE_BFC=1`` unless the
     environment sets it; ``0`` keeps the system allocator): measured a lower peak, far less
-    system time and equal or slightly faster steps (benchmarks/README.md, "Allocator"); it
+    system time and equal or slightly faster steps (docs/performance.md); it
     is read when TensorFlow starts. And glibc's two malloc arenas
     (:func:`limit_malloc_arenas`).
     """
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "1")
     limit_malloc_arenas()
+
+
+def release_after_compiling(function):
+    """``function`` (a Keras train, test or predict function) with the heap released after
+    its compilation: on TensorFlow after its first call (which traces and compiles), on JAX
+    after each XLA compilation (:func:`release_after_jax_compiles`)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        release_after_jax_compiles()
+    elif backend == "tensorflow":
+        return released_after_first_call(function)
+    return function

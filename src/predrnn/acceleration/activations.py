@@ -3,11 +3,10 @@
 ``sigmoid'(x) = s (1 - s)`` and ``tanh'(x) = 1 - t^2`` need only the activation's output,
 and TensorFlow's and PyTorch's gradients keep only that. JAX's automatic differentiation
 keeps the output *and* the derivative (``s (1 - s)``, ``1 - t^2``) computed in the forward
-pass: two tensors per gate. In the scanned time loop of a 4x64 PredRNN at batch 8 that was
-80 of the 195 tensors saved for the backward pass, 890 MB in all; with these functions
-(a ``jax.custom_vjp`` keeping the output) 589 MB, and the training step's working memory
-fell from ~1620 to ~1340 MB at the same speed (benchmarks/README.md, "Memory (session
-11)"). Forward values are ``keras.ops.sigmoid`` / ``keras.ops.tanh``'s on every backend.
+pass: two tensors per gate, a large share of what a PredRNN step keeps for its backward
+pass. These functions (a ``jax.custom_vjp`` keeping the output) keep one, for a smaller
+training working set at the same speed (docs/performance.md). Forward values are
+``keras.ops.sigmoid`` / ``keras.ops.tanh``'s on every backend.
 """
 
 import functools
@@ -30,7 +29,7 @@ def tanh(x):
     return _jax_activations()[1](x)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jax_activations():
     import jax
     import jax.numpy as jnp
