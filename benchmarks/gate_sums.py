@@ -26,7 +26,7 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "torch")
 import torch  # noqa: E402
 
-from predrnn.layers.winograd import summed_transformed_winograd_conv2d, transformed_winograd_conv2d  # noqa: E402
+from predrnn.acceleration.winograd import summed_transformed_winograd_conv2d, transformed_winograd_conv2d  # noqa: E402
 
 
 
@@ -34,12 +34,13 @@ def whole_model(preset, pairs):
     import numpy as np
 
     from predrnn import benchmark
-    from predrnn.models import video_predictor
+    from predrnn.acceleration.loops import WinogradLoopConvolution
+    from predrnn.benchmark.runners import _KerasRunner
 
-    runner = benchmark._KerasRunner(benchmark.PRESETS[preset], benchmark.parse_implementation("torch"))
-    sums = video_predictor._WinogradLoopConvolution.summed
+    runner = _KerasRunner(benchmark.PRESETS[preset], benchmark.parse_implementation("torch"))
+    sums = WinogradLoopConvolution.summed
     on = {"value": True}
-    video_predictor._WinogradLoopConvolution.summed = lambda self, *args: sums(self, *args) if on["value"] else None
+    WinogradLoopConvolution.summed = lambda self, *args: sums(self, *args) if on["value"] else None
     for on["value"] in (True, False):
         runner.step()  # warm-up
     steps = {True: [], False: []}

@@ -14,16 +14,15 @@ from predrnn.benchmark import (
     PRESETS,
     RESULT_KEYS,
     BenchmarkConfig,
-    add_benchmark_parser,
-    forward_flops,
     format_markdown,
+    forward_flops,
     parse_implementation,
     rollout_flops,
     run_benchmark,
-    run_benchmark_command,
     step_forward_flops,
     training_flops,
 )
+from predrnn.benchmark.commands import add_benchmark_parser, run_benchmark_command
 
 BACKEND = keras.backend.backend()
 HAND = BenchmarkConfig(
@@ -66,10 +65,10 @@ def test_issue_sizes():
 
 
 def test_the_peak_matmul_is_larger_on_an_accelerator():
-    from predrnn.benchmark import _matmul_size
+    from predrnn.benchmark.machine import matmul_size
 
-    assert (_matmul_size("cpu", "float32"), _matmul_size("cpu", "bfloat16")) == (2048, 1024)
-    assert _matmul_size("NVIDIA H200", "bfloat16") == _matmul_size("gpu", "float32") == 8192
+    assert (matmul_size("cpu", "float32"), matmul_size("cpu", "bfloat16")) == (2048, 1024)
+    assert matmul_size("NVIDIA H200", "bfloat16") == matmul_size("gpu", "float32") == 8192
 
 
 def test_parse_implementation():
@@ -123,13 +122,13 @@ def test_run_benchmark_in_process_returns_every_key():
 
 
 def test_the_table_names_the_cpu_features_and_reads_older_results():
-    from predrnn.benchmark import _features_text
+    from predrnn.benchmark.report import features_text
 
     machine = {"cpu": "Xeon", "cpu_features": ["AVX2", "AVX-512", "AMX-BF16"], "bfloat16": "native"}
-    assert _features_text(machine) == " (AVX2, AVX-512, AMX-BF16; bfloat16 native on the CPU)"
-    assert _features_text({"cpu_features": [], "bfloat16": "emulated"}) == " (no AVX2/AVX-512; bfloat16 emulated on the CPU)"
-    assert _features_text({"cpu_features": None, "bfloat16": "unknown"}) == " (flags unknown; bfloat16 unknown on the CPU)"
-    assert _features_text({"cpu": "EPYC"}) == ""  # a result written before session 18
+    assert features_text(machine) == " (AVX2, AVX-512, AMX-BF16; bfloat16 native on the CPU)"
+    assert features_text({"cpu_features": [], "bfloat16": "emulated"}) == " (no AVX2/AVX-512; bfloat16 emulated on the CPU)"
+    assert features_text({"cpu_features": None, "bfloat16": "unknown"}) == " (flags unknown; bfloat16 unknown on the CPU)"
+    assert features_text({"cpu": "EPYC"}) == ""  # a result that does not record the features
 
 
 def test_command_refuses_to_overwrite(tmp_path, capsys):
@@ -149,7 +148,7 @@ def test_the_workers_get_the_bfc_allocator_of_the_predrnn_command(tmp_path, monk
     """`python -m predrnn.benchmark` measures what `predrnn benchmark` does: the workers inherit
     TF_CPU_ALLOCATOR_USE_BFC=1 unless the environment sets it (it ran the system allocator),
     and MALLOC_ARENA_MAX=2."""
-    import predrnn.benchmark as benchmark
+    from predrnn.benchmark import commands
 
     seen = []
 
@@ -158,17 +157,17 @@ def test_the_workers_get_the_bfc_allocator_of_the_predrnn_command(tmp_path, monk
         arenas.append(os.environ.get("MALLOC_ARENA_MAX"))
         raise KeyboardInterrupt  # stop before anything runs
 
-    arenas = []  # and glibc's malloc arena limit (predrnn.memory.limit_malloc_arenas)
+    arenas = []  # and glibc's malloc arena limit (predrnn.acceleration.memory.limit_malloc_arenas)
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     monkeypatch.setattr("predrnn.acceleration.memory._mallopt", lambda: lambda parameter, value: 1)
-    monkeypatch.setattr(benchmark, "run_benchmark", fake_run)
+    monkeypatch.setattr(commands, "run_benchmark", fake_run)
     for environment, expected in ((None, "1"), ("0", "0")):
         if environment is None:
             monkeypatch.delenv("TF_CPU_ALLOCATOR_USE_BFC", raising=False)
         else:
             monkeypatch.setenv("TF_CPU_ALLOCATOR_USE_BFC", environment)
         with pytest.raises(KeyboardInterrupt):
-            benchmark.main(["--preset", "tiny", "--impl", BACKEND, "--output", str(tmp_path / "r.json")])
+            commands.main(["--preset", "tiny", "--impl", BACKEND, "--output", str(tmp_path / "r.json")])
         assert seen[-1] == expected and arenas[-1] == "2"
 
 
@@ -301,3 +300,17 @@ def test_rollout_keeps_one_compiled_function_per_length(rng):
     np.testing.assert_allclose(again, first, atol=1e-6)
     assert set(model._rollout_functions) == {(3, 2), (3, 5)}
     assert model.predict_function is None  # the user's predict function is left alone
+
+
+def test_the_reference_is_part_of_the_installed_package():
+    """The benchmark loads nothing from outside the package: the PyTorch reference is
+    ``predrnn.benchmark.reference_torch`` unless a file is named explicitly."""
+    pytest.importorskip("torch")
+    import pathlib
+
+    import predrnn.benchmark
+    from predrnn.benchmark.runners import _load_reference_module
+
+    module = _load_reference_module()
+    assert pathlib.Path(module.__file__).parent == pathlib.Path(predrnn.benchmark.__file__).parent
+    assert hasattr(module, "ReferenceTrainer")

@@ -240,7 +240,7 @@ def _add_optional_commands(commands):
         add_data_parser(commands)
     for module_name, adder in (
         ("predrnn.jobs.experiment.commands", "add_experiment_parser"),
-        ("predrnn.benchmark", "add_benchmark_parser"),
+        ("predrnn.benchmark.commands", "add_benchmark_parser"),
     ):
         try:
             module = __import__(module_name, fromlist=[adder])

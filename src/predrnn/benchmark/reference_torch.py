@@ -1,9 +1,9 @@
 """A re-implementation of the official PyTorch PredRNN training step, for side-by-side timing.
 
-THIS IS NOT THE OFFICIAL FILE. The official code (github.com/thuml/predrnn-pytorch,
-``core/layers/SpatioTemporalLSTMCell.py``, ``core/models/predrnn.py`` / ``predrnn_v2.py`` and
-``core/models/model_factory.py``) cannot be downloaded on the benchmark machines, so this file
-re-creates its *structure* from the equations of DESIGN.md, in plain ``torch.nn``:
+This is not the official file (github.com/thuml/predrnn-pytorch, ``core/layers/
+SpatioTemporalLSTMCell.py``, ``core/models/predrnn.py`` / ``predrnn_v2.py`` and
+``core/models/model_factory.py``): it re-creates that code's *structure* from the equations of
+docs/design.md, in plain ``torch.nn``:
 
 - channels-first ``nn.Conv2d(..., bias=False)`` convs, "same" padding ``k // 2``, stride 1;
   ``conv_x`` (7n), ``conv_h`` (4n), ``conv_m`` (3n), ``conv_o`` (2n -> n), 1x1 ``conv_last``
@@ -18,12 +18,12 @@ re-creates its *structure* from the equations of DESIGN.md, in plain ``torch.nn`
 - the patch reshape on the host in NumPy (the official ``reshape_patch``) before
   ``torch.FloatTensor(...)``, which is part of the timed step, as there.
 
-Weights are drawn with torch's default ``Conv2d`` initialisation. Nothing here is imported by
-the library; :mod:`predrnn.benchmark` imports this file by path when it times the reference.
+Weights are drawn with torch's default ``Conv2d`` initialisation. The library never imports
+this module; the benchmark's ``reference`` implementation does (it needs ``torch``).
 
 Run on its own::
 
-    python benchmarks/reference_torch.py --filters 64 64 64 64 --batch-size 8 --steps 3
+    python -m predrnn.benchmark.reference_torch --filters 64 64 64 64 --batch-size 8 --steps 3
 """
 
 from __future__ import annotations
