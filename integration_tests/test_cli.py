@@ -94,6 +94,30 @@ def test_user_errors_are_one_clear_message(tmp_path, capsys):
     assert not (tmp_path / "r").exists() and not (tmp_path / "p").exists()
 
 
+def test_files_are_read_as_told_or_refused_with_one_message(tmp_path, capsys):
+    from PIL import Image
+
+    clips = np.random.default_rng(0).integers(0, 256, (20, 20, 8, 8), dtype=np.uint8)  # 20 clips of 20 frames
+    np.save(tmp_path / "clips.npy", clips)
+    err = _fails_cleanly(capsys, ["data", "info", tmp_path / "clips.npy"], "holds a 4-D array of shape (20, 20, 8, 8)")
+    assert "--layout NTHW" in err and err.count("\n") == 1
+    assert main(["data", "info", str(tmp_path / "clips.npy"), "--layout", "NTHW"]) == 0
+    assert capsys.readouterr().out == "clips.npy: 20 sequences of 20 frames, 8x8, 1 channel (grey), layout NTHW (given)\n"
+    (tmp_path / "noise.npy").write_bytes(np.random.default_rng(1).bytes(3000))
+    err = _fails_cleanly(capsys, ["data", "info", tmp_path / "noise.npy"], "noise.npy' is not a NumPy .npy file")
+    assert "pickle" not in err
+    frames = [Image.fromarray(f, "L") for f in clips[0]]
+    frames[0].save(tmp_path / "grey.gif", save_all=True, append_images=frames[1:])
+    assert main(["data", "info", str(tmp_path / "grey.gif")]) == 0
+    assert "1 channel (grey)" in capsys.readouterr().out
+    data = (tmp_path / "grey.gif").read_bytes()
+    (tmp_path / "cut.gif").write_bytes(data[: len(data) // 2])
+    _fails_cleanly(capsys, ["data", "convert", tmp_path / "cut.gif", "--out", tmp_path / "cut.npy"], "it is truncated or corrupt")
+    assert not (tmp_path / "cut.npy").exists()
+    assert main(["data", "convert", str(tmp_path / "grey.gif"), "--out", str(tmp_path / "grey.npy"), "--resize", "4"]) == 0
+    assert np.load(tmp_path / "grey.npy").shape == (1, 20, 4, 4, 1)
+
+
 @pytest.mark.parametrize("horizon", ["0", "-3", "two"])
 def test_bad_horizon_is_a_usage_error(tmp_path, capsys, horizon):
     with pytest.raises(SystemExit) as exit_info:

@@ -94,10 +94,10 @@ def test_the_command_holds_a_chunk_not_the_set(tmp_path):
     assert peak - baseline < 0.5 * output, (peak, baseline, output)
 
 
-def test_small_sets_under_other_names_get_a_layout_hint(tmp_path, capsys):
+def test_sets_under_other_names_get_a_layout_hint(tmp_path, capsys):
     out = tmp_path / "tiny.npy"
     run_data_command(_parse(["data", "moving-mnist", "--num", "2", "--frames", "3", "--out", str(out)]))
-    assert "load it with layout='TNHW'" in capsys.readouterr().out
+    assert "read it with --layout TNHW (data.layout = 'TNHW')" in capsys.readouterr().out
     assert load_sequences(out, layout="TNHW").shape == (2, 3, 64, 64, 1)
 
 

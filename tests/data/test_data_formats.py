@@ -22,6 +22,7 @@ from predrnn.data import (
     save_sequences,
     split_kth_by_person,
 )
+from predrnn.data.formats import LayoutError
 from predrnn.errors import DataError
 
 
@@ -48,12 +49,14 @@ def test_mnist_test_seq_round_trip(tmp_path):
     assert isinstance(loaded.raw, np.memmap)
 
 
-def test_mnist_test_seq_layout_is_guessed_from_the_shape_or_given(tmp_path):
+def test_a_4d_array_under_another_name_needs_its_layout(tmp_path):
     sequences = _uint8_sequences((6, 3, 4, 4))  # 6 sequences of 3 frames
-    save_mnist_test_seq(tmp_path / "renamed.npy", sequences)  # stored (3, 6, 4, 4): T < N
-    guessed = load_sequences(tmp_path / "renamed.npy")
-    assert guessed.layout == "TNHW" and "shape[0]=3 <= shape[1]=6" in guessed.source
-    np.testing.assert_allclose(guessed[:, :, :, :, 0] * 255, sequences, atol=1e-4)
+    save_mnist_test_seq(tmp_path / "renamed.npy", sequences)  # stored (3, 6, 4, 4)
+    with pytest.raises(LayoutError, match=r"renamed.npy' holds a 4-D array of shape \(3, 6, 4, 4\).*--layout NTHW .* TNHW"):
+        load_sequences(tmp_path / "renamed.npy")
+    given = load_sequences(tmp_path / "renamed.npy", layout="TNHW")
+    assert given.layout == "TNHW" and given.layout_reason == "given"
+    np.testing.assert_allclose(given[:, :, :, :, 0] * 255, sequences, atol=1e-4)
     forced = load_sequences(tmp_path / "renamed.npy", layout="NTHW")
     assert forced.shape == (3, 6, 4, 4, 1)
 
@@ -82,8 +85,7 @@ def test_official_npz_with_scattered_clips_and_output_raw_data(tmp_path):
     outputs = rng.random((10, 3, 4, 4), dtype=np.float32)
     clips = np.array([[[5, 2], [0, 3]], [[1, 2], [6, 2]]], np.int32)  # 2 clips, out of order
     path = tmp_path / "two.npz"
-    np.savez(path, clips=clips, dims=np.array([[3, 4, 4], [3, 4, 4]], np.int32),
-             input_raw_data=inputs, output_raw_data=outputs)
+    np.savez(path, clips=clips, dims=np.array([[3, 4, 4], [3, 4, 4]], np.int32), input_raw_data=inputs, output_raw_data=outputs)
     loaded = load_official_npz(path)
     assert list(loaded.lengths) == [4, 5] and loaded.shape[1] is None
     expected0 = np.concatenate([inputs[5:7], outputs[1:3]]).transpose(0, 2, 3, 1)
@@ -114,8 +116,8 @@ def test_generic_array_round_trip(tmp_path, suffix, kind):
 
 def test_4d_generic_array_gets_one_channel(tmp_path):
     sequences = _uint8_sequences((5, 3, 4, 4))
-    np.save(tmp_path / "a.npy", sequences)  # (N, T, H, W) with N >= T
-    loaded = load_sequences(tmp_path / "a.npy")
+    np.save(tmp_path / "a.npy", sequences)
+    loaded = load_sequences(tmp_path / "a.npy", layout="NTHW")
     assert loaded.layout == "NTHW" and loaded.shape == (5, 3, 4, 4, 1)
 
 
@@ -302,7 +304,8 @@ def test_gif_round_trip(tmp_path):
     both = load_sequences(folder, channels=1)
     assert both.names == ["seq0", "seq1"]
     np.testing.assert_allclose(both[:], sequences[..., None] / 255, atol=1e-6)
-    rgb = load_video(folder / "seq0.gif")
+    assert load_video(folder / "seq0.gif").shape == (1, 5, 8, 8, 1)  # a grey GIF is grey
+    rgb = load_video(folder / "seq0.gif", channels="rgb")
     assert rgb.shape == (1, 5, 8, 8, 3)
     assert load_video(folder / "seq0.gif", resize=(4, 4), channels=1).shape == (1, 5, 4, 4, 1)
 

@@ -4,7 +4,9 @@
 - :func:`generate_moving_mnist`, :func:`moving_mnist_batch`, :class:`MovingMNISTStream` - the
   seeded Moving MNIST generator (NumPy, identical on every backend).
 - :func:`load_sequences` and the format loaders - lazy ``(N, T, H, W, C)`` float32 in [0, 1]
-  (:class:`SequenceArray`).
+  (:class:`SequenceArray`), whose ``.summary`` (:class:`ReadSummary`) says what was read.
+- :func:`read_sequences`, :func:`open_file_dataset`, :func:`check_model_frames` - files as a run
+  configures them (layout, channels, resize, split), and the check that a model takes them.
 - :func:`save_mnist_test_seq`, :func:`save_official_npz`, :func:`save_sequences` - writers.
 - :class:`VideoPredictionDataset` - ``keras.utils.PyDataset`` of
   ``({"frames", "teacher_forcing_mask"}, frames[:, 1:])``.
@@ -20,7 +22,16 @@ from predrnn.data.download import (
     download,
     download_moving_mnist_test_set,
 )
+from predrnn.data.files import (
+    FileDataset,
+    FrameMismatchError,
+    check_model_frames,
+    open_file_dataset,
+    read_sequences,
+)
 from predrnn.data.formats import (
+    LayoutError,
+    ReadSummary,
     SequenceArray,
     as_sequence_array,
     kth_person_id,
@@ -47,13 +58,18 @@ _KERAS_NAMES = ("VideoPredictionDataset", "DatasetEpochCallback", "split_train_v
 
 __all__ = [
     "DatasetEpochCallback",
+    "FileDataset",
+    "FrameMismatchError",
+    "LayoutError",
     "MOVING_MNIST_TEST_URL",
     "MovingMNISTSample",
     "MovingMNISTStream",
+    "ReadSummary",
     "SequenceArray",
     "VideoPredictionDataset",
     "as_sequence_array",
     "check_frames",
+    "check_model_frames",
     "default_cache_dir",
     "download",
     "download_moving_mnist_test_set",
@@ -70,7 +86,9 @@ __all__ = [
     "load_sequences",
     "load_video",
     "moving_mnist_batch",
+    "open_file_dataset",
     "read_idx",
+    "read_sequences",
     "save_mnist_test_seq",
     "save_official_npz",
     "save_sequences",

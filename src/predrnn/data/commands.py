@@ -1,8 +1,14 @@
 """The ``predrnn data`` subcommands: a thin argparse layer over :mod:`predrnn.data`.
 
-``predrnn data moving-mnist --num 1000 --seed 0 --out mnist_test.npy`` writes a seeded Moving
-MNIST set. The main CLI registers this with :func:`add_data_parser` and runs it with
-:func:`run_data_command`; errors are :class:`~predrnn.errors.DataError` (printed, exit 2).
+- ``predrnn data moving-mnist --num 1000 --seed 0 --out mnist_test.npy`` writes a seeded Moving
+  MNIST set;
+- ``predrnn data info INPUT`` prints what a file or folder holds, as training and evaluation read it;
+- ``predrnn data convert INPUT --out FILE.npy`` turns frame folders, GIFs, videos or arrays into
+  one ``(N, T, H, W, C)`` array file, read without further options.
+
+``info`` and ``convert`` take ``--layout``, ``--channels`` and ``--resize``. The main CLI registers
+these with :func:`add_data_parser` and runs them with :func:`run_data_command`; errors are
+:class:`~predrnn.errors.DataError` (printed, exit 2).
 """
 
 from __future__ import annotations
@@ -10,6 +16,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
+from predrnn.data.files import read_sequences
+from predrnn.data.formats.sequence import CHANNEL_CHOICES
 from predrnn.data.moving_mnist import generate_moving_mnist_chunks
 from predrnn.data.writers import sequence_writer
 from predrnn.errors import DataError
@@ -28,7 +38,11 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     Parsed arguments carry ``data_command`` (``"moving-mnist"``) and ``handler``
     (:func:`run_data_command`).
     """
-    data = subparsers.add_parser("data", help="Generate or convert datasets.", description=__doc__.split("\n")[0])
+    data = subparsers.add_parser(
+        "data",
+        help="generate, inspect or convert datasets",
+        description="Generate Moving MNIST, print what a file holds, or convert frames, GIFs and videos into one .npy.",
+    )
     data.set_defaults(handler=run_data_command, data_command=None)
     commands = data.add_subparsers(dest="data_command", metavar="COMMAND")
     mnist = commands.add_parser(
@@ -63,14 +77,70 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
         help="official-npz only: context frames per clip (default frames // 2)",
     )
     mnist.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+
+    info = commands.add_parser(
+        "info",
+        help="print what a file or folder holds, as train, evaluate and predict read it",
+        description="Print one line: sequences, frames, size, channels and layout of INPUT as read with these options.",
+    )
+    info.add_argument("input", type=Path, help="a .npy/.npz, a folder of frame folders, a GIF or video, or a folder of them")
+    add_reading_arguments(info)
+
+    convert = commands.add_parser(
+        "convert",
+        help="turn frame folders, GIFs and videos (or any array) into one .npy",
+        description=(
+            "Read INPUT once (frame folders, GIFs, videos, .npy/.npz) and write its sequences as one (N, T, H, W, C) "
+            ".npy file: uint8 for 8-bit sources, else float32 in [0, 1]. Use it as data.path (no layout needed)."
+        ),
+    )
+    convert.add_argument("input", type=Path, help="a .npy/.npz, a folder of frame folders, a GIF or video, or a folder of them")
+    convert.add_argument("--out", type=Path, required=True, help="the .npy file to write")
+    add_reading_arguments(convert)
+    convert.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="keep the first N frames of every sequence (needed when the sequences differ in length)",
+    )
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     return data
+
+
+def add_reading_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--layout``, ``--channels`` and ``--resize``: how a file is read (the config keys
+    ``data.layout``, ``data.channels`` and ``data.resize``)."""
+    parser.add_argument(
+        "--layout",
+        default="auto",
+        metavar="AXES",
+        help="axis order of a .npy/.npz array: NTHW, TNHW, NTHWC, NTCHW, TNHWC, THWC, ... (N sequence, T time, "
+        "C channel; default auto: only what the file tells, e.g. a 5-D array is NTHWC)",
+    )
+    parser.add_argument(
+        "--channels",
+        choices=CHANNEL_CHOICES,
+        default="auto",
+        help="auto: as stored (grey images and GIFs: 1 channel); grey or rgb: convert",
+    )
+    parser.add_argument("--resize", default=None, metavar="S|HxW", help="resize every frame (bilinear), e.g. 64 or 64x48")
+
+
+def _read(args):
+    return read_sequences(args.input, layout=args.layout, channels=args.channels, resize=args.resize)
 
 
 def run_data_command(args: argparse.Namespace) -> int:
     """Run a parsed ``predrnn data ...`` command; returns the exit status (0)."""
-    if getattr(args, "data_command", None) != "moving-mnist":
+    command = getattr(args, "data_command", None)
+    if command == "info":
+        print(_read(args).summary.line())
+        return 0
+    if command == "convert":
+        return _convert(args)
+    if command != "moving-mnist":
         raise DataError(
-            f"Choose a data command: `predrnn data moving-mnist ...`. Received: {getattr(args, 'data_command', None)!r}"
+            f"Choose a data command: moving-mnist, info or convert (see `predrnn data --help`). Received: {command!r}"
         )
     if args.num < 1:
         raise DataError(f"--num must be >= 1. Received: --num {args.num}")
@@ -98,8 +168,8 @@ def run_data_command(args: argparse.Namespace) -> int:
             writer.write(chunk)
     if fmt == "mnist-test-seq":
         layout = f"mnist_test_seq layout, uint8 (T, N, H, W) = {(args.frames, args.num) + shape[2:4]}"
-        if args.num < args.frames and not out.name.startswith("mnist_test_seq"):
-            layout += "; fewer sequences than frames: load it with layout='TNHW'"
+        if not out.name.startswith("mnist_test_seq"):
+            layout += "; read it with --layout TNHW (data.layout = 'TNHW'), or name it mnist_test_seq*.npy"
     elif fmt == "official-npz":
         layout = f"official PredRNN npz, float32 input_raw_data {(args.num * args.frames, 1) + shape[2:4]}"
     else:
@@ -109,4 +179,36 @@ def run_data_command(args: argparse.Namespace) -> int:
         f"{args.image_size}, {args.digits} digits, {args.split} digits, seed {args.seed}) to {out} "
         f"({layout})."
     )
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix.lower() != ".npy":
+        raise DataError(f"--out must be a .npy file. Received: --out {out}")
+    if out.exists() and not args.overwrite:  # fail before reading anything
+        raise DataError(f"{str(out)!r} already exists; pass --overwrite to replace it.")
+    sequences = _read(args)
+    lengths = sequences.lengths
+    frames = int(lengths.min())
+    if args.frames is not None:
+        if not 1 <= args.frames <= frames:
+            raise DataError(
+                f"--frames must be between 1 and the shortest sequence's {frames} frames. Received: --frames {args.frames}"
+            )
+        frames = args.frames
+    elif lengths.max() != frames:
+        raise DataError(
+            f"{sequences.summary.source}: the sequences have {frames} to {int(lengths.max())} frames, and one array holds "
+            f"sequences of one length. Pass --frames N (at most {frames}) to keep the first N frames of each."
+        )
+    height, width, channels = sequences.frame_shape
+    dtype = "uint8" if sequences.original_dtype == "uint8" else "float32"
+    shape = (len(sequences), frames, height, width, channels)
+    with sequence_writer(out, shape, layout="sequences", dtype=dtype, overwrite=args.overwrite) as writer:
+        for start in range(0, len(sequences), _CHUNK):
+            indices = range(start, min(start + _CHUNK, len(sequences)))
+            writer.write(np.stack([sequences.read(i, 0, frames) for i in indices]))
+    print(sequences.summary.line())
+    print(f"Wrote {out}: {dtype} (N, T, H, W, C) = {shape}.")
     return 0

@@ -106,20 +106,9 @@ def split_train_validation(source, validation_fraction: float, seed: int = 0):
     Returns:
         ``(train, validation)`` :class:`SequenceArray` views, each in file order.
     """
-    sequences = as_sequence_array(source)
-    fraction = float(validation_fraction)
-    if not 0.0 < fraction < 1.0:
-        raise DataError(
-            f"validation_fraction must be in (0, 1). Received: validation_fraction={validation_fraction}"
-        )
-    num = len(sequences)
-    if num < 2:
-        raise DataError(f"{sequences.source}: need >= 2 sequences to split. Received: {num}")
-    num_validation = min(max(int(round(fraction * num)), 1), num - 1)
-    order = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x5B117]).permutation(num)
-    train = sequences.subset(np.sort(order[num_validation:]))
-    validation = sequences.subset(np.sort(order[:num_validation]))
-    return train, validation
+    from predrnn.data.files import random_split
+
+    return random_split(as_sequence_array(source), validation_fraction, seed)
 
 
 class VideoPredictionDataset(keras.utils.PyDataset):
@@ -177,9 +166,7 @@ class VideoPredictionDataset(keras.utils.PyDataset):
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
     ):
-        super().__init__(
-            workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
-        )
+        super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
         self.batch_size = _positive_int("batch_size", batch_size)
         self.input_length = _positive_int("input_length", input_length)
         self.output_length = _positive_int("output_length", output_length)
@@ -199,8 +186,7 @@ class VideoPredictionDataset(keras.utils.PyDataset):
         self.loader_error = None  # see to_tf_dataset
         if schedule is not None and not hasattr(schedule, "probabilities"):
             raise DataError(
-                "schedule must be a predrnn.schedules.SamplingSchedule (or None for the "
-                f"inference mask). Received: {schedule!r}"
+                f"schedule must be a predrnn.schedules.SamplingSchedule (or None for the inference mask). Received: {schedule!r}"
             )
         if self.num_frames < 2:
             raise DataError("input_length + output_length must be >= 2.")
@@ -223,9 +209,7 @@ class VideoPredictionDataset(keras.utils.PyDataset):
         self.sequences = None
         self.num_windows = None
         if self.steps_per_epoch is None:
-            raise DataError(
-                "A MovingMNISTStream is infinite: pass steps_per_epoch (batches per epoch)."
-            )
+            raise DataError("A MovingMNISTStream is infinite: pass steps_per_epoch (batches per epoch).")
         if stream.num_frames < self.num_frames:
             raise DataError(
                 f"{stream.source} makes {stream.num_frames} frames per sequence but "
@@ -287,7 +271,7 @@ class VideoPredictionDataset(keras.utils.PyDataset):
             return
         self.epoch += 1
 
-    def epoch_callback(self) -> "DatasetEpochCallback":
+    def epoch_callback(self) -> DatasetEpochCallback:
         """A Keras callback that sets ``self.epoch`` to Keras' epoch index at each epoch start.
 
         Not needed with Keras 3.15 (see the module docstring); it makes the step independent of
@@ -408,10 +392,7 @@ class VideoPredictionDataset(keras.utils.PyDataset):
         sequence_ids = self._window_sequence[ids]
         starts = self._window_start[ids]
         frames = np.stack(
-            [
-                self.sequences.read(int(s), int(t), int(t) + self.num_frames)
-                for s, t in zip(sequence_ids, starts)
-            ]
+            [self.sequences.read(int(s), int(t), int(t) + self.num_frames) for s, t in zip(sequence_ids, starts)]
         ).astype(np.float32, copy=False)
         if self.validate:
 

@@ -39,20 +39,24 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "moving_mnist"  # "moving_mnist" (generated, bundled digits) or "file"
-    input_length: int = 10
-    output_length: int = 10
+    dataset: str = "moving_mnist"  # "moving_mnist" (generated, bundled digits) or "file" (data.path)
+    input_length: int = 10  # context frames the model sees
+    output_length: int = 10  # frames it learns to predict after them
     # Moving MNIST
-    num_digits: int = 2
-    image_size: int = 64
-    digit_size: int = 28
-    step_length: float = 0.1
-    # file datasets: any format predrnn.data.load_sequences reads
-    path: str = ""
-    validation_fraction: float = 0.1
+    num_digits: int = 2  # digits per sequence
+    image_size: int = 64  # canvas size in pixels (Moving MNIST only; files: see resize)
+    digit_size: int = 28  # digit size in pixels
+    step_length: float = 0.1  # speed, as a fraction of the canvas per frame
+    # file datasets: a .npy/.npz, a folder of frame folders, GIFs or videos (predrnn.data.load_sequences)
+    path: str = ""  # the file or folder
+    layout: str = "auto"  # axes of a .npy/.npz array in order, e.g. "NTHW", "TNHW", "NTHWC", "NTCHW"; "auto": what the file tells
+    channels: str = "auto"  # "auto" (as stored; grey images and GIFs: 1), "grey" or "rgb"
+    resize: tuple[int, ...] = ()  # [H, W] (or [S]) to resize every frame; [] keeps the stored size
+    split: str = "random"  # "random" (validation_fraction, seeded by train.seed) or "kth_person" (KTH persons 1-16 / 17-25)
+    validation_fraction: float = 0.1  # share of the file's sequences held out for validation (split "random")
     # held-out evaluation during training (Moving MNIST: generated from the test digits)
-    validation_sequences: int = 64
-    validation_seed: int = 1000
+    validation_sequences: int = 64  # at most this many validation sequences are scored each epoch
+    validation_seed: int = 1000  # seed of the generated Moving MNIST validation set
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,9 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
         raise ConfigError(f"{source}: data.image_size={d.image_size} is not divisible by model.patch_size={m.patch_size}.")
     if d.dataset == "file" and not d.path:
         raise ConfigError(f"{source}: data.dataset = 'file' needs data.path (a .npy/.npz/folder/video file).")
+    from predrnn.data.files import check_data_settings
+
+    check_data_settings(d, m.patch_size, source)
     for name in ("batch_size", "steps", "steps_per_epoch"):
         if getattr(t, name) < 1:
             raise ConfigError(f"{source}: train.{name} must be >= 1. Received: {getattr(t, name)}")

@@ -11,7 +11,9 @@ Supported sources (:func:`load_sequences` picks one by extension and layout):
 ``mnist_test_seq.npy``-style       ``(T, N, H, W)`` uint8, the standard Moving MNIST test set
 official PredRNN ``.npz``          keys ``clips`` ``(2, N, 2)``, ``dims`` ``[[C, H, W]]``,
                                    ``input_raw_data`` ``(N*T, C, H, W)`` (thuml/predrnn-pytorch)
-generic ``.npy`` / ``.npz``        ``(N, T, H, W)`` or ``(N, T, H, W, C)``
+generic ``.npy`` / ``.npz``        ``(N, T, H, W, C)``; any other axis order with ``layout=``
+                                   (``"NTHW"``, ``"TNHW"``, ``"NTCHW"``, ...): a 4-D array is
+                                   refused unless its layout is given
 frame folders                      ``root/<sequence>/*.png|jpg|jpeg|bmp`` (KTH style), or one
                                    folder of frames as a single sequence
 videos and GIFs                    one file = one sequence, or a folder of them, via imageio
@@ -28,10 +30,10 @@ uncompressed (``np.savez``) are memory-mapped at their offset inside the zip fil
 needs only the pages actually indexed. A *compressed* ``.npz`` member (``np.savez_compressed``)
 cannot be mapped: it is decompressed into memory in full on the first read.
 
-Channels: grayscale frames have ``C = 1``. ``channels=1`` converts RGB to gray with the ITU-R
+Channels: grayscale frames (and GIFs whose frames are all grey) have ``C = 1``. ``channels=1`` (``"grey"``) converts RGB to gray with the ITU-R
 601-2 luma weights (0.299, 0.587, 0.114, as PIL's ``"L"`` mode); ``channels=3`` repeats a gray
-channel three times; an alpha channel (RGBA) is dropped. ``resize=(H, W)`` (image and video
-sources only) resizes every frame with PIL's bilinear filter before the conversion.
+channel three times; an alpha channel (RGBA) is dropped. ``resize=(H, W)`` resizes every frame with
+PIL's bilinear filter before the conversion. ``SequenceArray.summary`` says what was read.
 
 Modules: ``sequence`` (:class:`SequenceArray` and the value and channel conversions),
 ``arrays`` (``.npy``, ``.npz``, in-memory arrays), ``images`` (frame folders), ``video``
@@ -39,6 +41,7 @@ Modules: ``sequence`` (:class:`SequenceArray` and the value and channel conversi
 """
 
 from predrnn.data.formats.arrays import (
+    LayoutError,
     as_sequence_array,
     load_mnist_test_seq,
     load_npy,
@@ -48,11 +51,15 @@ from predrnn.data.formats.arrays import (
 from predrnn.data.formats.detect import load_sequences
 from predrnn.data.formats.images import IMAGE_EXTENSIONS, load_image_folder
 from predrnn.data.formats.kth import kth_person_id, split_kth_by_person
-from predrnn.data.formats.sequence import SequenceArray
+from predrnn.data.formats.sequence import CHANNEL_CHOICES, LAYOUT_EXAMPLES, ReadSummary, SequenceArray, parse_layout
 from predrnn.data.formats.video import VIDEO_EXTENSIONS, load_video
 
 __all__ = [
+    "CHANNEL_CHOICES",
     "IMAGE_EXTENSIONS",
+    "LAYOUT_EXAMPLES",
+    "LayoutError",
+    "ReadSummary",
     "VIDEO_EXTENSIONS",
     "SequenceArray",
     "as_sequence_array",
@@ -65,4 +72,5 @@ __all__ = [
     "load_video",
     "kth_person_id",
     "split_kth_by_person",
+    "parse_layout",
 ]

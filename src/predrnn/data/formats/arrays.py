@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from predrnn.data.formats.sequence import SequenceArray, _default_range, _existing_path
+from predrnn.data.formats.sequence import SequenceArray, _default_range, _existing_path, parse_layout
 from predrnn.errors import DataError
 
-_LAYOUTS = ("NTHWC", "NTHW", "TNHW")
 _OFFICIAL_KEYS = ("clips", "dims", "input_raw_data")
 
 
@@ -40,7 +39,11 @@ class _FileArray:
 
     def _open(self) -> np.memmap:
         return np.memmap(
-            self.path, dtype=self.dtype, mode="r", shape=self.shape, order=self.order,
+            self.path,
+            dtype=self.dtype,
+            mode="r",
+            shape=self.shape,
+            order=self.order,
             offset=self.offset,
         )
 
@@ -73,10 +76,7 @@ class _CompressedMember:
                     with zipfile.ZipFile(self.path) as archive, archive.open(self.member) as f:
                         self.array = np.lib.format.read_array(f, allow_pickle=False)
                 except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-                    raise DataError(
-                        f"{str(self.path)!r}: member {self.member!r} is truncated or corrupt "
-                        f"({error})."
-                    ) from None
+                    raise DataError(f"{str(self.path)!r}: member {self.member!r} is truncated or corrupt ({error}).") from None
             return self.array
 
     def __getitem__(self, key):
@@ -100,35 +100,42 @@ def _read_npy_header(stream, where: str):
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
         else:
             raise ValueError(f"unsupported .npy format version {version}")
-    except (ValueError, EOFError, OSError, SyntaxError) as error:
-        raise DataError(f"{where} is not a valid .npy array ({error}).") from None
+    except (ValueError, EOFError, OSError, SyntaxError):
+        raise DataError(f"{where} has a damaged .npy header; re-create or re-download it.") from None
     return shape, fortran, dtype
 
 
 def _check_dtype_storable(dtype: np.dtype, where: str) -> None:
     if dtype.hasobject or dtype.kind not in "buif":
         raise DataError(
-            f"{where} holds dtype {dtype}; expected a numeric array (uint8 or float). "
-            "Object/pickled arrays are not loaded."
+            f"{where} holds dtype {dtype}; expected a numeric array (uint8 or float). Object/pickled arrays are not loaded."
         )
 
 
 def _open_npy(path) -> _FileArray:
-    """Memory-map one ``.npy`` file (``np.load(mmap_mode="r")``); errors become DataError."""
+    """Memory-map one ``.npy`` file from its header; every problem is a DataError in our words."""
     path = _existing_path(path)
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
+    where = repr(str(path))
+    with open(path, "rb") as stream:
+        if stream.read(6) != b"\x93NUMPY":
+            raise DataError(
+                f"{where} is not a NumPy .npy file: it does not start with the .npy signature. "
+                "Write arrays with numpy.save, or turn frames and videos into one with `predrnn data convert`."
+            )
+        stream.seek(0)
+        shape, fortran, dtype = _read_npy_header(stream, where)
+        offset = stream.tell()
+    _check_dtype_storable(dtype, where)
+    if 0 in shape:
+        raise DataError(f"{where} is empty. Received: shape {shape}")
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    available = os.path.getsize(path) - offset
+    if available < expected:
         raise DataError(
-            f"Cannot read {str(path)!r}: it is truncated or not a .npy file ({error}). "
-            "Re-create or re-download it."
-        ) from None
-    _check_dtype_storable(array.dtype, repr(str(path)))
-    if array.size == 0:
-        raise DataError(f"{str(path)!r} is empty. Received: shape {array.shape}")
-    if not isinstance(array, np.memmap):  # pragma: no cover - np.load always maps .npy files
-        raise DataError(f"{str(path)!r} could not be memory-mapped.")
-    return _FileArray.from_memmap(array)
+            f"{where} is truncated: its header announces a {dtype} array of shape {shape} ({expected} bytes) "
+            f"but the file holds {available} bytes of data. Re-create or re-download it."
+        )
+    return _FileArray(path, dtype, shape, "F" if fortran else "C", offset)
 
 
 def _local_header_data_offset(path: Path, info: zipfile.ZipInfo) -> int:
@@ -174,8 +181,7 @@ def _open_npz(path) -> dict:
                     stores[key] = _CompressedMember(path, info.filename, shape, dtype)
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise DataError(
-            f"Cannot read {str(path)!r}: it is truncated or not a .npz (zip) file ({error}). "
-            "Re-create or re-download it."
+            f"Cannot read {str(path)!r}: it is truncated or not a .npz (zip) file ({error}). Re-create or re-download it."
         ) from None
     if not stores:
         raise DataError(f"{str(path)!r} holds no arrays.")
@@ -183,28 +189,26 @@ def _open_npz(path) -> dict:
 
 
 class _ArrayReader:
-    """A (N, T, H, W[, C]) or (T, N, H, W) array, on disk or in memory."""
+    """An array whose axes ``layout`` names (e.g. ``"NTHW"``, ``"TNHWC"``, ``"NTCHW"``), on disk
+    or in memory. Without N it is one sequence; without C its frames are grey."""
 
     def __init__(self, store, layout: str, path: str | None):
         self.store = store
         self.layout = layout
         self.path = path
-        shape = tuple(store.shape)
-        if layout == "TNHW":
-            frames, num = shape[0], shape[1]
-        else:
-            num, frames = shape[0], shape[1]
-        channels = shape[4] if layout == "NTHWC" else 1
-        self.lengths = np.full(num, frames, dtype=np.int64)
-        self.frame_shape = (shape[2], shape[3], channels)
+        shape = dict(zip(layout, tuple(store.shape)))
+        num = shape.get("N", 1)
+        self.lengths = np.full(num, shape["T"], dtype=np.int64)
+        self.frame_shape = (shape["H"], shape["W"], shape.get("C", 1))
         self.dtype = np.dtype(store.dtype)
         self.names = [str(i) for i in range(num)]
+        kept = [axis for axis in layout if axis != "N"]  # the axes left after indexing N
+        self._order = tuple(kept.index(axis) for axis in "THWC" if axis in kept)
 
     def read(self, i: int, start: int, stop: int) -> np.ndarray:
-        if self.layout == "TNHW":
-            return np.asarray(self.store[start:stop, i])[..., None]
-        frames = np.asarray(self.store[i, start:stop])
-        return frames if self.layout == "NTHWC" else frames[..., None]
+        index = tuple(i if axis == "N" else slice(start, stop) if axis == "T" else slice(None) for axis in self.layout)
+        frames = np.transpose(np.asarray(self.store[index]), self._order)
+        return frames if "C" in self.layout else frames[..., None]
 
 
 class _ClipReader:
@@ -237,9 +241,7 @@ class _ClipReader:
         return np.transpose(frames, (0, 2, 3, 1))
 
 
-def as_sequence_array(
-    array, *, source: str = "in-memory array", value_range=None, channels=None
-) -> SequenceArray:
+def as_sequence_array(array, *, source: str = "in-memory array", value_range=None, channels=None) -> SequenceArray:
     """Wrap an in-memory ``(N, T, H, W)`` or ``(N, T, H, W, C)`` array (uint8 or float)."""
     if isinstance(array, SequenceArray):
         if channels is not None and channels != array.frame_shape[-1]:
@@ -247,75 +249,99 @@ def as_sequence_array(
         return array
     array = np.asarray(array)
     if array.ndim not in (4, 5) or array.size == 0:
-        raise DataError(
-            f"{source}: expected a non-empty (N, T, H, W) or (N, T, H, W, C) array. "
-            f"Received: shape {array.shape}"
-        )
+        raise DataError(f"{source}: expected a non-empty (N, T, H, W) or (N, T, H, W, C) array. Received: shape {array.shape}")
     value_range = _default_range(array.dtype, value_range, source)
     layout = "NTHWC" if array.ndim == 5 else "NTHW"
     return SequenceArray(
-        _ArrayReader(array, layout, None), source=source, layout=layout,
-        value_range=value_range, channels=channels,
+        _ArrayReader(array, layout, None),
+        source=source,
+        layout=layout,
+        value_range=value_range,
+        channels=channels,
+        layout_reason="in-memory (N, T, H, W[, C])",
+        format="array",
     )
 
 
+class LayoutError(DataError):
+    """A stored array whose axis order the file does not tell, or that does not fit the given layout."""
+
+
+def _layout_hint(shape: tuple) -> str:
+    choices = {
+        3: "THW (one grey sequence)",
+        4: "NTHW (sequences first), TNHW (frames first) or THWC (one sequence)",
+        5: "NTHWC, NTCHW, TNHWC or TNCHW",
+    }.get(len(shape), "NTHW, TNHW or NTHWC")
+    return f"Pass --layout {choices} (in a config: data.layout)."
+
+
 def _guess_layout(path: Path, shape: tuple) -> tuple[str, str]:
-    """Layout of a stored array and the reason it was chosen (see :func:`load_npy`)."""
-    if len(shape) == 5:
-        return "NTHWC", "5-D array"
-    if len(shape) != 4:
-        raise DataError(
-            f"{str(path)!r} holds a {len(shape)}-D array; expected 4-D (N, T, H, W) / "
-            f"(T, N, H, W) or 5-D (N, T, H, W, C). Received: shape {shape}"
+    """Layout of a stored array when the file tells it, and how it tells it (see :func:`load_npy`)."""
+    if len(shape) not in (3, 4, 5):
+        raise LayoutError(
+            f"{str(path)!r} holds a {len(shape)}-D array; expected sequences of frames, e.g. 4-D (N, T, H, W) or 5-D "
+            f"(N, T, H, W, C). Received: shape {shape}"
         )
-    if path.name.startswith("mnist_test_seq"):
-        return "TNHW", "file name mnist_test_seq*"
-    if shape[0] <= shape[1]:
-        return "TNHW", f"4-D with shape[0]={shape[0]} <= shape[1]={shape[1]}"
-    return "NTHW", f"4-D with shape[0]={shape[0]} > shape[1]={shape[1]}"
+    if len(shape) == 4 and path.name.startswith("mnist_test_seq"):
+        return "TNHW", "mnist_test_seq file"
+    if len(shape) == 5 and shape[4] <= 4:
+        return "NTHWC", "5-D, channels last"
+    name = str(path.name)
+    what = {3: "one sequence or several", 4: "which axis is the sequence and which the time", 5: "where the channel axis is"}[
+        len(shape)
+    ]
+    raise LayoutError(
+        f"{name!r} holds a {len(shape)}-D array of shape {shape}; a .npy/.npz does not say {what}. {_layout_hint(shape)}"
+    )
 
 
-def _array_source(path: Path, store, layout, key, value_range, channels, reason) -> SequenceArray:
+def _array_source(path: Path, store, layout, key, value_range, channels, resize=None) -> SequenceArray:
     shape = tuple(store.shape)
     dtype = np.dtype(store.dtype)
     where = f"{str(path)!r}" + (f" member {key!r}" if key else "")
     if 0 in shape:
         raise DataError(f"{where} is empty. Received: shape {shape}")
+    value_range = _default_range(dtype, value_range, where)
+    layout = parse_layout(layout)
     if layout is None:
         layout, reason = _guess_layout(path, shape)
-    elif layout not in _LAYOUTS:
-        raise DataError(f"layout must be one of {', '.join(_LAYOUTS)}. Received: layout={layout!r}")
-    expected_ndim = 5 if layout == "NTHWC" else 4
-    if len(shape) != expected_ndim:
-        raise DataError(
-            f"{where} has rank {len(shape)} but layout {layout} needs rank {expected_ndim}. "
-            f"Received: shape {shape}"
-        )
-    value_range = _default_range(dtype, value_range, where)
+    else:
+        reason = "given"
+        if len(shape) != len(layout):
+            raise LayoutError(
+                f"{where} has {len(shape)} axes {shape} but layout {layout} names {len(layout)}. {_layout_hint(shape)}"
+            )
     source = f"{where} ({dtype} {shape}, layout {layout}: {reason})"
     sequences = SequenceArray(
-        _ArrayReader(store, layout, str(path)), source=source, layout=layout,
-        value_range=value_range, channels=channels,
+        _ArrayReader(store, layout, str(path)),
+        source=source,
+        layout=layout,
+        value_range=value_range,
+        channels=channels,
+        resize=resize,
+        layout_reason=reason,
+        format=path.suffix.lower().lstrip("."),
     )
     if sequences._check_values:
         sequences.read(0)  # fail early on a float file in [0, 255] or with NaN
     return sequences
 
 
-def load_npy(path, *, layout: str | None = None, value_range=None, channels=None) -> SequenceArray:
+def load_npy(path, *, layout: str | None = None, value_range=None, channels=None, resize=None) -> SequenceArray:
     """A ``.npy`` array of sequences, memory-mapped.
 
-    Layout (``layout=`` overrides the guess): a 5-D array is ``(N, T, H, W, C)``. A 4-D array is
-    ``(T, N, H, W)`` (the ``mnist_test_seq.npy`` layout) when the file name starts with
-    ``mnist_test_seq`` or when ``shape[0] <= shape[1]`` (no more frames than sequences, as in
-    ``(20, 10000, 64, 64)``); otherwise ``(N, T, H, W)``. The guess is wrong for sets with fewer
-    sequences than frames (or as many) stored ``(N, T, H, W)``, and for ``mnist_test_seq``-layout
-    files with fewer sequences than frames under another name: pass ``layout=`` for those. The
-    choice is recorded in ``.layout`` and ``.source``.
+    ``layout`` names the array's axes in order (N sequence, T time, H, W, C channel), e.g.
+    ``"NTHW"``, ``"TNHW"``, ``"NTHWC"``, ``"NTCHW"``; ``None``/``"auto"`` takes it from what the
+    file tells and refuses the rest (:class:`LayoutError`, naming the choices): a 4-D array in a
+    file named ``mnist_test_seq*`` is the Moving MNIST test set's ``(T, N, H, W)``; a 5-D array
+    whose last axis can hold channels (at most 4) is ``(N, T, H, W, C)``, the layout this package
+    writes. Any other array needs ``layout``. The layout and how it was
+    known are recorded in ``.layout``, ``.layout_reason``, ``.summary`` and ``.source``.
     """
     path = _existing_path(path)
     store = _open_npy(path)
-    return _array_source(path, store, layout, None, value_range, channels, "given")
+    return _array_source(path, store, layout, None, value_range, channels, resize)
 
 
 def load_mnist_test_seq(path, *, value_range=None, channels=None) -> SequenceArray:
@@ -324,7 +350,7 @@ def load_mnist_test_seq(path, *, value_range=None, channels=None) -> SequenceArr
 
 
 def load_npz(
-    path, *, key: str | None = None, layout: str | None = None, value_range=None, channels=None
+    path, *, key: str | None = None, layout: str | None = None, value_range=None, channels=None, resize=None
 ) -> SequenceArray:
     """A generic ``.npz``: the member ``key``, else ``"sequences"``, else its only member.
 
@@ -334,22 +360,22 @@ def load_npz(
     path = _existing_path(path)
     stores = _open_npz(path)
     if key is None and all(k in stores for k in _OFFICIAL_KEYS):
-        return load_official_npz(path, value_range=value_range, channels=channels)
+        if parse_layout(layout) is not None:
+            raise LayoutError(f"{str(path)!r} is an official PredRNN .npz, whose layout the file tells; leave layout 'auto'.")
+        return load_official_npz(path, value_range=value_range, channels=channels, resize=resize)
     if key is None:
         if "sequences" in stores:
             key = "sequences"
         elif len(stores) == 1:
             (key,) = stores
         else:
-            raise DataError(
-                f"{str(path)!r} holds several arrays {sorted(stores)}; pass key=NAME to choose one."
-            )
+            raise DataError(f"{str(path)!r} holds several arrays {sorted(stores)}; pass key=NAME to choose one.")
     if key not in stores:
         raise DataError(f"{str(path)!r} has no array {key!r}. Received keys: {sorted(stores)}")
-    return _array_source(path, stores[key], layout, key, value_range, channels, "given")
+    return _array_source(path, stores[key], layout, key, value_range, channels, resize)
 
 
-def load_official_npz(path, *, value_range=None, channels=None) -> SequenceArray:
+def load_official_npz(path, *, value_range=None, channels=None, resize=None) -> SequenceArray:
     """The official PredRNN ``.npz`` (thuml/predrnn-pytorch ``core/data_provider/mnist.py``).
 
     Keys: ``clips`` int ``(2, N, 2)`` with ``clips[0, n] = (start, input_length)`` and
@@ -362,10 +388,7 @@ def load_official_npz(path, *, value_range=None, channels=None) -> SequenceArray
     stores = _open_npz(path)
     missing = [k for k in _OFFICIAL_KEYS if k not in stores]
     if missing:
-        raise DataError(
-            f"{str(path)!r} is not an official PredRNN .npz: missing {missing}. "
-            f"Received keys: {sorted(stores)}"
-        )
+        raise DataError(f"{str(path)!r} is not an official PredRNN .npz: missing {missing}. Received keys: {sorted(stores)}")
     clips = np.asarray(stores["clips"][...])
     dims = np.asarray(stores["dims"][...])
     inputs = stores["input_raw_data"]
@@ -386,15 +409,13 @@ def load_official_npz(path, *, value_range=None, channels=None) -> SequenceArray
         outputs = stores["output_raw_data"]
         if tuple(dims[1]) != tuple(dims[0]) or tuple(outputs.shape[1:]) != tuple(inputs.shape[1:]):
             raise DataError(
-                f"{where}: output frames of another size than input frames are not supported. "
-                f"Received: dims {dims.tolist()}"
+                f"{where}: output frames of another size than input frames are not supported. Received: dims {dims.tolist()}"
             )
     for name, part, frames in (("input", clips[0], inputs), ("output", clips[1], outputs)):
         outside = np.any(part[:, 0] < 0) or np.any(part.sum(axis=1) > frames.shape[0])
         if outside or np.any(part[:, 1] < 1):
             raise DataError(
-                f"{where}: some {name} clips fall outside the {frames.shape[0]} stored frames or "
-                "are empty. The file is corrupt."
+                f"{where}: some {name} clips fall outside the {frames.shape[0]} stored frames or are empty. The file is corrupt."
             )
     if np.dtype(inputs.dtype) != np.dtype(outputs.dtype):
         raise DataError(f"{where}: input_raw_data and output_raw_data have different dtypes.")
@@ -406,8 +427,14 @@ def load_official_npz(path, *, value_range=None, channels=None) -> SequenceArray
         f"{inputs.dtype} (C, H, W) = {tuple(int(d) for d in dims[0])})"
     )
     sequences = SequenceArray(
-        _ClipReader(inputs, clips[0], outputs, clips[1], str(path)), source=source,
-        layout="official-npz", value_range=value_range, channels=channels,
+        _ClipReader(inputs, clips[0], outputs, clips[1], str(path)),
+        source=source,
+        layout="official-npz",
+        value_range=value_range,
+        channels=channels,
+        resize=resize,
+        layout_reason="clips and dims",
+        format="official-npz",
     )
     if sequences._check_values:
         sequences.read(0)

@@ -78,6 +78,7 @@ class _ImageFolderReader:
             self._check_size(size, files[0])
         height, width = resize if resize is not None else (self.size[1], self.size[0])
         self.frame_shape = (height, width, 1 if self.mode == "L" else 3)
+        self.stored_shape = (self.size[1], self.size[0], self.frame_shape[2])
 
     def _check_size(self, size, path: Path) -> None:
         if self.resize is None and tuple(size) != self.size:
@@ -108,7 +109,9 @@ def load_image_folder(path, *, channels=None, resize=None) -> SequenceArray:
 
     Each sub-folder of ``root`` is one sequence, named after the folder; its frames are its image
     files in natural sort order (``frame_2`` before ``frame_10``). A folder of images with no
-    sub-folders is one sequence. Hidden entries (``.name``) are ignored. Frames are decoded when
+    sub-folders is one sequence. Sub-folders that hold only folders are groups
+    (``root/<action>/<sequence>/``, as KTH): their sub-folders are the sequences, named
+    ``<group>/<sequence>``. Hidden entries (``.name``) are ignored. Frames are decoded when
     read; the first frame of every sequence is checked now (size, mode) and the others when read.
     Sequences may have different lengths.
 
@@ -127,19 +130,25 @@ def load_image_folder(path, *, channels=None, resize=None) -> SequenceArray:
     loose = _list_frames(root)
     if folders and loose:
         raise DataError(
-            f"{str(root)!r} holds both frame images and sequence folders; put every sequence's "
-            "frames in its own sub-folder."
+            f"{str(root)!r} holds both frame images and sequence folders; put every sequence's frames in its own sub-folder."
         )
+    if folders and not any(_list_frames(f) for f in folders):
+        # root/<group>/<sequence>/frames (KTH: root/<action>/<sequence>/): sequences named group/sequence
+        nested = []
+        for group in folders:
+            inner = sorted(
+                (p for p in group.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: _natural_key(p.name)
+            )
+            nested.extend(inner)
+        folders = nested or folders
     if folders:
         sequences = []
         for folder in folders:
             frames = _list_frames(folder)
             if not frames:
-                raise DataError(
-                    f"The sequence folder {str(folder)!r} holds no frame images "
-                    f"({', '.join(IMAGE_EXTENSIONS)})."
-                )
-            sequences.append((folder.name, frames))
+                raise DataError(f"The sequence folder {str(folder)!r} holds no frame images ({', '.join(IMAGE_EXTENSIONS)}).")
+            name = folder.name if folder.parent == root else f"{folder.parent.name}/{folder.name}"
+            sequences.append((name, frames))
     elif loose:
         sequences = [(root.name, loose)]
     else:
@@ -154,5 +163,11 @@ def load_image_folder(path, *, channels=None, resize=None) -> SequenceArray:
         f"frames, {reader.frame_shape[0]}x{reader.frame_shape[1]} {reader.mode})"
     )
     return SequenceArray(
-        reader, source=source, layout="image-folder", value_range=(0, 255), channels=channels
+        reader,
+        source=source,
+        layout="image-folder",
+        value_range=(0, 255),
+        channels=channels,
+        layout_reason="a folder per sequence" if folders else "one folder, one sequence",
+        format="frames",
     )

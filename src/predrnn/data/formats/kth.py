@@ -15,9 +15,7 @@ def kth_person_id(name: str) -> int:
     """The person number in a KTH name such as ``person01_walking_d1`` (-> 1)."""
     match = re.search(r"person(\d+)", str(name))
     if match is None:
-        raise DataError(
-            f"Cannot find the KTH person in {name!r}; expected names like person01_walking_d1."
-        )
+        raise DataError(f"Cannot find the KTH person in {name!r}; expected names like person01_walking_d1.")
     return int(match.group(1))
 
 

@@ -5,6 +5,7 @@ the value-range and channel conversions and the argument checks the loaders shar
 from __future__ import annotations
 
 import re
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +33,9 @@ def _check_value_range(value_range) -> tuple[float, float] | None:
     try:
         lo, hi = (float(v) for v in value_range)
     except (TypeError, ValueError):
-        raise DataError(
-            f"value_range must be a pair (lo, hi). Received: value_range={value_range!r}"
-        ) from None
+        raise DataError(f"value_range must be a pair (lo, hi). Received: value_range={value_range!r}") from None
     if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
-        raise DataError(
-            f"value_range must be finite with hi > lo. Received: value_range={value_range!r}"
-        )
+        raise DataError(f"value_range must be finite with hi > lo. Received: value_range={value_range!r}")
     return lo, hi
 
 
@@ -62,26 +59,76 @@ def _default_range(dtype: np.dtype, value_range, source: str) -> tuple[float, fl
     )
 
 
-def _check_resize(resize) -> tuple[int, int] | None:
-    if resize is None:
+CHANNEL_CHOICES = ("auto", "grey", "rgb")
+_CHANNEL_NAMES = {"auto": None, "grey": 1, "gray": 1, "rgb": 3}
+
+
+def _check_channels(channels) -> int | None:
+    """``None``/``"auto"`` (keep), ``"grey"``/1 or ``"rgb"``/3 -> ``None``, 1 or 3."""
+    if channels is None:
         return None
+    if isinstance(channels, str) and channels.lower() in _CHANNEL_NAMES:
+        return _CHANNEL_NAMES[channels.lower()]
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise DataError(
+            f"channels must be 'auto' (as stored), 'grey' (1 channel) or 'rgb' (3 channels). Received: channels={channels!r}"
+        )
+    return int(channels)
+
+
+LAYOUT_EXAMPLES = ("NTHW", "TNHW", "NTHWC", "NTCHW", "TNHWC", "THW", "THWC")
+
+
+def parse_layout(layout) -> str | None:
+    """``None``/``"auto"`` -> ``None``; else the axis order of a stored array, checked: distinct
+    letters among N (sequence), T (time), H, W and C (channel), with T, H and W required; without
+    N the array is one sequence, without C the frames are grey."""
+    if layout is None or (isinstance(layout, str) and layout.strip().lower() == "auto"):
+        return None
+    text = str(layout).strip().upper()
+    letters = set(text)
+    if not isinstance(layout, str) or len(letters) != len(text) or not letters <= set("NTHWC") or not {"T", "H", "W"} <= letters:
+        raise DataError(
+            "layout names the axes of a stored array in order with the letters N (sequence), T (time), H, W and "
+            f"C (channel), e.g. {', '.join(LAYOUT_EXAMPLES)}; or 'auto'. Received: layout={layout!r}"
+        )
+    return text
+
+
+def _check_resize(resize) -> tuple[int, int] | None:
+    """``None``, ``()``, ``S``, ``(S,)``, ``(H, W)`` or ``"HxW"`` -> ``None`` or ``(H, W)``."""
+    if resize is None or (isinstance(resize, (tuple, list)) and len(resize) == 0):
+        return None
+    if isinstance(resize, str):
+        parts = resize.lower().replace(",", "x").split("x")
+    elif isinstance(resize, (int, np.integer)) and not isinstance(resize, bool):
+        parts = [resize]
+    else:
+        parts = list(resize) if isinstance(resize, (tuple, list)) else [None, None, None]
     try:
-        height, width = (int(v) for v in resize)
+        if len(parts) not in (1, 2) or any(isinstance(v, bool) for v in parts):
+            raise ValueError
+        sizes = [int(str(v).strip()) for v in parts]
     except (TypeError, ValueError):
-        raise DataError(f"resize must be (height, width). Received: resize={resize!r}") from None
+        raise DataError(f"resize must be S, (H, W) or 'HxW' in pixels. Received: resize={resize!r}") from None
+    height, width = sizes if len(sizes) == 2 else sizes * 2
     if height < 1 or width < 1:
         raise DataError(f"resize must be positive (height, width). Received: resize={resize!r}")
     return height, width
 
 
-def _check_channels(channels) -> int | None:
-    if channels is None:
-        return None
-    if channels not in (1, 3) or isinstance(channels, bool):
-        raise DataError(
-            f"channels must be None (keep), 1 (gray) or 3 (RGB). Received: channels={channels!r}"
-        )
-    return int(channels)
+def _resize_float_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(T, H, W, C)`` float32 -> ``(T, *size, C)`` with PIL's bilinear filter, channel by channel."""
+    from PIL import Image
+
+    if frames.shape[1:3] == tuple(size):
+        return frames
+    out = np.empty((frames.shape[0], size[0], size[1], frames.shape[-1]), np.float32)
+    for t in range(frames.shape[0]):
+        for c in range(frames.shape[-1]):
+            image = Image.fromarray(np.ascontiguousarray(frames[t, :, :, c]), mode="F")
+            out[t, :, :, c] = np.asarray(image.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def _convert_channels(frames: np.ndarray, channels: int | None, source: str) -> np.ndarray:
@@ -102,6 +149,60 @@ def _convert_channels(frames: np.ndarray, channels: int | None, source: str) -> 
         f"{source}: cannot convert {have} channels to channels={channels}; conversions exist "
         "between 1 (gray), 3 (RGB) and 4 (RGBA)."
     )
+
+
+@dataclass(frozen=True)
+class ReadSummary:
+    """What a loader read: one line for a terminal (:meth:`line`), a dict for run.json and
+    metrics.json (:meth:`to_dict`).
+
+    ``frames`` is the frames per sequence (``frames_min``-``frames_max`` when they differ);
+    ``height``, ``width`` and ``channels`` are those of the frames as delivered, after
+    ``resize`` and ``channels``; ``stored_*`` as stored in the file. ``layout`` is the storage
+    layout (an axis order such as ``"NTHW"``, or ``"image-folder"``, ``"video"``,
+    ``"official-npz"``) and ``layout_reason`` how it was known (``"given"``, or what the file
+    itself tells).
+    """
+
+    source: str
+    path: str | None
+    format: str
+    layout: str
+    layout_reason: str
+    sequences: int
+    frames_min: int
+    frames_max: int
+    height: int
+    width: int
+    channels: int
+    stored_height: int
+    stored_width: int
+    stored_channels: int
+    stored_dtype: str
+
+    @property
+    def frames(self) -> str:
+        return str(self.frames_min) if self.frames_min == self.frames_max else f"{self.frames_min}-{self.frames_max}"
+
+    def line(self) -> str:
+        """E.g. ``clips.npy: 20 sequences of 20 frames, 64x64, 1 channel (grey), layout NTHW (given)``."""
+        kind = {1: "grey", 3: "RGB"}.get(self.channels, f"{self.channels} channels")
+        text = (
+            f"{self.source}: {self.sequences} sequence{'s' if self.sequences != 1 else ''} of {self.frames} frames, "
+            f"{self.height}x{self.width}, {self.channels} channel{'s' if self.channels != 1 else ''} ({kind}), "
+            f"layout {self.layout} ({self.layout_reason})"
+        )
+        changes = []
+        if (self.stored_height, self.stored_width) != (self.height, self.width):
+            changes.append(f"resized from {self.stored_height}x{self.stored_width}")
+        if self.stored_channels != self.channels:
+            changes.append(f"converted from {self.stored_channels} channels")
+        return text + "".join(f"; {c}" for c in changes)
+
+    def to_dict(self) -> dict:
+        record = asdict(self)
+        record["frames"] = self.frames_min if self.frames_min == self.frames_max else [self.frames_min, self.frames_max]
+        return record
 
 
 # A reader knows one storage format. It exposes ``lengths`` (N,), ``frame_shape`` (H, W, C)
@@ -138,10 +239,25 @@ class SequenceArray:
     dtype = np.dtype(np.float32)
     ndim = 5
 
-    def __init__(self, reader, *, source: str, layout: str, value_range, channels=None, indices=None):
+    def __init__(
+        self,
+        reader,
+        *,
+        source: str,
+        layout: str,
+        value_range,
+        channels=None,
+        indices=None,
+        resize=None,
+        layout_reason: str = "the format",
+        format: str = "",
+    ):
         self._reader = reader
         self.source = source
         self.layout = layout
+        self.layout_reason = layout_reason
+        self.format = format or layout
+        self._resize = _check_resize(resize)
         self.original_dtype = np.dtype(reader.dtype)
         self.original_range = (float(value_range[0]), float(value_range[1]))
         self._channels = _check_channels(channels)
@@ -177,7 +293,34 @@ class SequenceArray:
     @property
     def frame_shape(self) -> tuple[int, int, int]:
         height, width, channels = self._reader.frame_shape
+        if self._resize is not None:
+            height, width = self._resize
         return (height, width, self._channels or channels)
+
+    @property
+    def summary(self) -> ReadSummary:
+        """What was read (see :class:`ReadSummary`)."""
+        height, width, channels = self.frame_shape
+        stored = getattr(self._reader, "stored_shape", self._reader.frame_shape)
+        lengths = self.lengths
+        path = self.path
+        return ReadSummary(
+            source=Path(path).name if path else "in-memory array",
+            path=str(Path(path).resolve()) if path else None,
+            format=self.format,
+            layout=self.layout,
+            layout_reason=self.layout_reason,
+            sequences=len(self),
+            frames_min=int(lengths.min()) if len(lengths) else 0,
+            frames_max=int(lengths.max()) if len(lengths) else 0,
+            height=int(height),
+            width=int(width),
+            channels=int(channels),
+            stored_height=int(stored[0]),
+            stored_width=int(stored[1]),
+            stored_channels=int(stored[2]),
+            stored_dtype=str(self.original_dtype),
+        )
 
     @property
     def shape(self) -> tuple:
@@ -211,10 +354,7 @@ class SequenceArray:
         stop = length if stop is None else int(stop)
         start = int(start)
         if not 0 <= start < stop <= length:
-            raise IndexError(
-                f"Frames {start}:{stop} are out of range for sequence {index} of {length} frames "
-                f"({self.source})."
-            )
+            raise IndexError(f"Frames {start}:{stop} are out of range for sequence {index} of {length} frames ({self.source}).")
         raw = self._reader.read(base, start, stop)
         return self._convert(raw, base)
 
@@ -228,8 +368,7 @@ class SequenceArray:
             finite = np.isfinite(raw) if raw.dtype.kind == "f" else True
             if not np.all(finite):
                 raise DataError(
-                    f"{self.source}: {label} contains "
-                    "NaN or inf values. Clean the data (e.g. np.nan_to_num) before training."
+                    f"{self.source}: {label} contains NaN or inf values. Clean the data (e.g. np.nan_to_num) before training."
                 )
             low, high = raw.min(), raw.max()
             if low < lo or high > hi:
@@ -243,6 +382,8 @@ class SequenceArray:
             frames -= np.float32(lo)
             frames /= np.float32(hi - lo)
             np.clip(frames, 0.0, 1.0, out=frames)
+        if self._resize is not None:
+            frames = _resize_float_frames(frames, self._resize)
         return _convert_channels(frames, self._channels, self.source)
 
     def _time_slice(self, key) -> tuple[int, int | None, int | None]:
@@ -279,14 +420,10 @@ class SequenceArray:
             positions = np.asarray(key)
             if positions.dtype == bool:
                 if positions.shape != (len(self),):
-                    raise IndexError(
-                        f"A boolean index must have shape ({len(self)},). Received: {positions.shape}"
-                    )
+                    raise IndexError(f"A boolean index must have shape ({len(self)},). Received: {positions.shape}")
                 positions = np.flatnonzero(positions)
             elif positions.dtype.kind not in "iu" or positions.ndim != 1:
-                raise IndexError(
-                    f"Index sequences with an int, a slice or a 1-D integer array. Received: {key!r}"
-                )
+                raise IndexError(f"Index sequences with an int, a slice or a 1-D integer array. Received: {key!r}")
         frames = [self._read_one(int(p), start, stop, step, squeeze_time) for p in positions]
         if not frames:
             lengths = np.unique(self.lengths)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,46 @@ def _ffmpeg_available() -> bool:
     return any(importlib.util.find_spec(m) is not None for m in ("imageio_ffmpeg", "av"))
 
 
+def _read_gif(path: Path) -> np.ndarray:
+    """All frames of a GIF as ``(T, H, W, C)`` uint8, decoded with Pillow: C = 1 when every frame
+    is grey (red = green = blue everywhere, as in a grey-palette GIF), else 3. A GIF that ends
+    before its last frame is complete is refused."""
+    from PIL import Image, ImageSequence, UnidentifiedImageError
+
+    frames = []
+    try:
+        with Image.open(path) as image:
+            if image.format != "GIF":
+                raise DataError(f"{str(path)!r} is not a GIF (it holds {image.format} data); rename or re-export it.")
+            for frame in ImageSequence.Iterator(image):
+                frames.append(np.asarray(frame.convert("RGB"), dtype=np.uint8))
+    except (UnidentifiedImageError, OSError, EOFError, ValueError, SyntaxError, IndexError):
+        where = f"frame {len(frames) + 1}" if frames else "its header or first frame"
+        raise DataError(
+            f"Cannot read the GIF {str(path)!r}: it is truncated or corrupt ({where} cannot be decoded). "
+            "Re-create or re-download it."
+        ) from None
+    if not frames:
+        raise DataError(f"{str(path)!r} holds no frames.")
+    with open(path, "rb") as stream:  # Pillow stops quietly at a cut between frames: a whole GIF ends with its trailer
+        stream.seek(max(os.path.getsize(path) - 16, 0))
+        ending = stream.read().rstrip(b"\x00")
+    if not ending.endswith(b"\x3b"):
+        raise DataError(
+            f"Cannot read the GIF {str(path)!r}: it is truncated or corrupt (it ends after frame {len(frames)} "
+            "without the GIF trailer). Re-create or re-download it."
+        )
+    array = np.stack(frames)
+    grey = np.array_equal(array[..., 0], array[..., 1]) and np.array_equal(array[..., 0], array[..., 2])
+    return array[..., :1] if grey else array
+
+
 def _read_video(path: Path, resize, channels_hint: int | None = None) -> np.ndarray:
     """All frames of a video file as (T, H, W, C) uint8."""
     import imageio.v3 as iio
-    from PIL import Image
 
+    if path.suffix.lower() == ".gif":
+        return _finish_frames(path, _read_gif(path), resize)
     if path.suffix.lower() in _FFMPEG_EXTENSIONS and not _ffmpeg_available():
         raise DataError(
             f"Reading {str(path)!r} needs a video backend for imageio. Install it with "
@@ -33,8 +69,16 @@ def _read_video(path: Path, resize, channels_hint: int | None = None) -> np.ndar
         )
     try:
         frames = np.asarray(iio.imread(path, index=None))
-    except (OSError, ValueError, RuntimeError, SyntaxError) as error:
-        raise DataError(f"Cannot read the video {str(path)!r}: truncated or corrupt ({error}).") from None
+    except (OSError, ValueError, RuntimeError, SyntaxError):
+        raise DataError(
+            f"Cannot read the video {str(path)!r}: it is truncated or corrupt. Re-create or re-download it."
+        ) from None
+    return _finish_frames(path, frames, resize)
+
+
+def _finish_frames(path: Path, frames: np.ndarray, resize) -> np.ndarray:
+    from PIL import Image
+
     if frames.ndim == 3:  # (T, H, W) gray
         frames = frames[..., None]
     if frames.ndim != 4 or frames.shape[0] == 0:
@@ -45,12 +89,7 @@ def _read_video(path: Path, resize, channels_hint: int | None = None) -> np.ndar
         frames = frames[..., :3]
     if resize is not None and frames.shape[1:3] != tuple(resize):
         mode = "L" if frames.shape[-1] == 1 else "RGB"
-        frames = np.stack(
-            [
-                _image_to_array(Image.fromarray(f[..., 0] if mode == "L" else f), mode, resize)
-                for f in frames
-            ]
-        )
+        frames = np.stack([_image_to_array(Image.fromarray(f[..., 0] if mode == "L" else f), mode, resize) for f in frames])
     return frames
 
 
@@ -65,30 +104,36 @@ class _VideoReader:
         self.names = [f.stem for f in files]
         self.resize = resize
         self.dtype = np.dtype(np.uint8)
-        lengths, shapes = [], []
+        lengths, shapes, stored = [], [], []
         for file in files:
-            if file.suffix.lower() in _FFMPEG_EXTENSIONS and not _ffmpeg_available():
-                _read_video(file, resize)  # raises the "pip install imageio-ffmpeg" error
-            try:
-                props = iio.improps(file, index=None)
-            except (OSError, ValueError, RuntimeError, SyntaxError) as error:
-                raise DataError(
-                    f"Cannot read the video {str(file)!r}: truncated or corrupt ({error})."
-                ) from None
-            shape = tuple(props.shape)
-            if len(shape) == 3:  # a single frame, or (T, H, W) gray
-                shape = shape + (1,) if props.n_images > 1 else (1,) + shape
+            if file.suffix.lower() == ".gif":  # decoded in full now: small, and truncation shows at once
+                shape = _read_gif(file).shape
+            else:
+                if file.suffix.lower() in _FFMPEG_EXTENSIONS and not _ffmpeg_available():
+                    _read_video(file, resize)  # raises the "pip install imageio-ffmpeg" error
+                try:
+                    props = iio.improps(file, index=None)
+                except (OSError, ValueError, RuntimeError, SyntaxError):
+                    raise DataError(
+                        f"Cannot read the video {str(file)!r}: it is truncated or corrupt. Re-create or re-download it."
+                    ) from None
+                shape = tuple(props.shape)
+                if len(shape) == 3:  # a single frame, or (T, H, W) gray
+                    shape = shape + (1,) if props.n_images > 1 else (1,) + shape
             lengths.append(shape[0])
             channels = 1 if shape[-1] == 1 else 3
-            size = tuple(resize) if resize is not None else shape[1:3]
-            shapes.append(size + (channels,))
+            size = tuple(resize) if resize is not None else tuple(shape[1:3])
+            shapes.append(size)
+            stored.append(tuple(shape[1:3]) + (channels,))
         if len(set(shapes)) > 1:
             raise DataError(
                 f"Inconsistent frame sizes across the videos in {path!r}: "
                 f"{dict(zip([f.name for f in files], shapes))}. Pass resize=(H, W)."
             )
         self.lengths = np.array(lengths, dtype=np.int64)
-        self.frame_shape = shapes[0]
+        channels = max(shape[2] for shape in stored)  # grey files among colour ones are read as RGB
+        self.frame_shape = shapes[0] + (channels,)
+        self.stored_shape = stored[0][:2] + (channels,)
 
     def read(self, i: int, start: int, stop: int) -> np.ndarray:
         frames = _read_video(self.files[i], self.resize)
@@ -100,7 +145,8 @@ class _VideoReader:
 def load_video(path, *, channels=None, resize=None) -> SequenceArray:
     """Video files or GIFs via imageio: one file is one sequence; a folder of them is a set.
 
-    GIFs are read with Pillow. Other formats (``.mp4``, ``.avi``, ...) need the ffmpeg plugin
+    GIFs are read with Pillow, in full when opened: a truncated GIF is refused at once, and a GIF
+    whose frames are all grey gives 1 channel. Other formats (``.mp4``, ``.avi``, ...) need the ffmpeg plugin
     (``pip install imageio-ffmpeg``); without it a DataError says so. A file is decoded in full
     when any of its frames is read. ``channels`` and ``resize`` as in :func:`load_image_folder`.
     """
@@ -119,4 +165,12 @@ def load_video(path, *, channels=None, resize=None) -> SequenceArray:
         files = [path]
     reader = _VideoReader(files, resize, str(path))
     source = f"{str(path)!r} (video, {len(files)} file(s), {reader.frame_shape[0]}x{reader.frame_shape[1]})"
-    return SequenceArray(reader, source=source, layout="video", value_range=(0, 255), channels=channels)
+    return SequenceArray(
+        reader,
+        source=source,
+        layout="video",
+        value_range=(0, 255),
+        channels=channels,
+        layout_reason="a file per sequence",
+        format="gif" if all(f.suffix.lower() == ".gif" for f in files) else "video",
+    )
