@@ -241,6 +241,7 @@ def _add_optional_commands(commands):
     for module_name, adder in (
         ("predrnn.jobs.experiment.commands", "add_experiment_parser"),
         ("predrnn.benchmark.commands", "add_benchmark_parser"),
+        ("predrnn.export", "add_export_parser"),
     ):
         try:
             module = __import__(module_name, fromlist=[adder])
