@@ -69,6 +69,12 @@ def test_saved_config_round_trip(tmp_path):
         ({"sampling": {"schedule": "reverse", "rate": 0.1}}, "Valid arguments: start_step, stop_step, alpha"),
         ({"train": {"steps": 0}}, "train.steps must be >= 1"),
         ({"train": {"use_layer_norm": True}}, "Valid keys in \\[train\\]"),
+        ({"train": {"adam_epsilon": 0.0}}, "train.adam_epsilon must be > 0 \\(PyTorch's and the official code's: 1e-8\\)"),
+        ({"train": {"adam_epsilon": float("nan")}}, "train.adam_epsilon must be > 0"),
+        ({"train": {"adam_beta_2": 1.0}}, "train.adam_beta_2 must be in \\[0, 1\\)"),
+        ({"train": {"adam_beta_1": -0.1}}, "train.adam_beta_1 must be in \\[0, 1\\)"),
+        ({"train": {"adam_epsilon_placement": "pytorh"}}, "must be one of pytorch, keras. Did you mean 'pytorch'"),
+        ({"train": {"adam_eps": 1e-8}}, "unknown key train.adam_eps. Did you mean 'adam_epsilon'"),
     ],
 )
 def test_config_errors(raw, match):
@@ -87,6 +93,28 @@ def test_load_errors(tmp_path):
         load_config(str(bad))
     with pytest.raises(ConfigError, match="--set takes section.key=value"):
         load_config("smoke", ["batch_size=3"])
+
+
+def test_adam_defaults_are_the_official_codes():
+    """The official PredRNN code trains with torch.optim.Adam's defaults: betas (0.9, 0.999),
+    eps 1e-8 added after bias correction (tests/test_optimizer_parity.py checks the update)."""
+    train = ExperimentConfig().train
+    assert (train.adam_beta_1, train.adam_beta_2, train.adam_epsilon) == (0.9, 0.999, 1e-8)
+    assert train.adam_epsilon_placement == "pytorch"
+    config = load_config("smoke", ["train.adam_epsilon=1e-7", "train.adam_epsilon_placement=keras"])
+    assert (config.train.adam_epsilon, config.train.adam_epsilon_placement) == (1e-7, "keras")
+
+
+def test_saved_config_without_adam_keys_loads(tmp_path):
+    """A run folder written before the Adam keys existed still loads (with today's defaults)."""
+    import json
+
+    save_config(load_config("smoke"), tmp_path / "config.json")
+    raw = json.loads((tmp_path / "config.json").read_text())
+    for key in ("adam_epsilon", "adam_epsilon_placement", "adam_beta_1", "adam_beta_2"):
+        del raw["train"][key]
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    assert load_saved_config(tmp_path / "config.json").train.adam_epsilon == 1e-8
 
 
 def test_defaults_are_frozen():

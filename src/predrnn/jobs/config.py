@@ -91,6 +91,19 @@ class TrainConfig:
     steps: int = 80_000  # total optimizer steps
     steps_per_epoch: int = 1_000  # checkpoint, validate and write samples after each "epoch"
     learning_rate: float = 1e-3
+    # Adam. The defaults are the official PredRNN code's (PyTorch's torch.optim.Adam):
+    # betas (0.9, 0.999), eps 1e-8 added to the bias-corrected sqrt(v),
+    #   p -= lr / (1 - beta_1^t) * m / (sqrt(v) / sqrt(1 - beta_2^t) + eps).
+    # adam_epsilon_placement = "keras" is keras.optimizers.Adam's arithmetic (Kingma and Ba's
+    # epsilon-hat: eps added to sqrt(v) before bias correction, so in PyTorch's terms an eps
+    # 1/sqrt(1 - beta_2^t) times larger: 32x at step 1, 3.2x at step 100, 1.2x at step 1,000)
+    # with Keras' own default eps 1e-7. This model's gradients are small (per-element RMS
+    # 5e-8 to 2e-5 at the start of Moving MNIST training), so eps decides how large the first
+    # updates are: benchmarks/results/learning-parity/README.md.
+    adam_epsilon: float = 1e-8
+    adam_epsilon_placement: str = "pytorch"  # "pytorch" or "keras" (see above)
+    adam_beta_1: float = 0.9
+    adam_beta_2: float = 0.999
     clipnorm: float | None = None
     precision: str = "float32"  # "float32" or "mixed_bfloat16"
     jit_compile: str = "auto"  # "auto" (TensorFlow: graph mode without XLA; JAX: XLA; torch: eager), "true", "false"
@@ -115,6 +128,7 @@ CHOICES = {
     ("model", "architecture"): ("predrnn", "convlstm"),
     ("data", "dataset"): ("moving_mnist", "file"),
     ("train", "precision"): ("float32", "mixed_bfloat16"),
+    ("train", "adam_epsilon_placement"): ("pytorch", "keras"),
     ("train", "jit_compile"): ("auto", "true", "false"),
     ("train", "distribution"): ("none", "auto", "data_parallel"),
 }
@@ -226,6 +240,15 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
             raise ConfigError(f"{source}: train.{name} must be >= 1. Received: {getattr(t, name)}")
     if t.learning_rate <= 0:
         raise ConfigError(f"{source}: train.learning_rate must be > 0. Received: {t.learning_rate}")
+    if not 0 < t.adam_epsilon < float("inf"):
+        raise ConfigError(
+            f"{source}: train.adam_epsilon must be > 0 (PyTorch's and the official code's: 1e-8). Received: {t.adam_epsilon}"
+        )
+    for name in ("adam_beta_1", "adam_beta_2"):
+        if not 0 <= getattr(t, name) < 1:
+            raise ConfigError(
+                f"{source}: train.{name} must be in [0, 1) (defaults 0.9 and 0.999). Received: {getattr(t, name)}"
+            )
     if not 0 <= d.validation_fraction < 1:
         raise ConfigError(f"{source}: data.validation_fraction must be in [0, 1). Received: {d.validation_fraction}")
     from predrnn.schedules import get_schedule
@@ -302,7 +325,66 @@ def load_saved_config(path) -> ExperimentConfig:
     for section in raw.values():
         for key in [k for k, v in section.items() if v is None]:
             del section[key]
-    return from_dict(raw, source=str(path))
+    config = from_dict(raw, source=str(path))
+    if config.train.adam_epsilon_placement == "pytorch":
+        pytorch_adam_class()  # the run's checkpoints name it: register it before they are loaded
+    return config
+
+
+_OPTIMIZER_CLASSES = {}
+
+
+def pytorch_adam_class():
+    """``predrnn>PyTorchAdam``: Keras' Adam with PyTorch's arithmetic (``torch.optim.Adam``,
+    what the official PredRNN code trains with): eps added to the bias-corrected sqrt(v),
+    ``p -= lr / (1 - beta_1^t) * m / (sqrt(v) / sqrt(1 - beta_2^t) + eps)``.
+
+    Built and registered with Keras on first use (this module imports no Keras at import
+    time); :func:`load_saved_config` registers it too, so a resumed run's checkpoint loads.
+    Its configuration and slots are Adam's (``amsgrad`` is not supported).
+    """
+    if "pytorch" in _OPTIMIZER_CLASSES:
+        return _OPTIMIZER_CLASSES["pytorch"]
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="predrnn")
+    class PyTorchAdam(keras.optimizers.Adam):
+        def __init__(self, *args, amsgrad=False, **kwargs):
+            if amsgrad:
+                raise ValueError("PyTorchAdam does not implement amsgrad.")
+            super().__init__(*args, **kwargs)
+
+        def update_step(self, gradient, variable, learning_rate):
+            dtype = variable.dtype
+            lr = ops.cast(learning_rate, dtype)
+            gradient = ops.cast(gradient, dtype)
+            step = ops.cast(self.iterations + 1, dtype)
+            correction_1 = 1 - ops.power(ops.cast(self.beta_1, dtype), step)
+            correction_2 = 1 - ops.power(ops.cast(self.beta_2, dtype), step)
+            index = self._get_variable_index(variable)
+            m, v = self._momentums[index], self._velocities[index]
+            self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
+            self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - self.beta_2))
+            denominator = ops.add(ops.divide(ops.sqrt(v), ops.sqrt(correction_2)), self.epsilon)
+            self.assign_sub(variable, ops.divide(ops.multiply(m, ops.divide(lr, correction_1)), denominator))
+
+    _OPTIMIZER_CLASSES["pytorch"] = PyTorchAdam
+    return PyTorchAdam
+
+
+def build_optimizer(train_config: TrainConfig):
+    """The training optimizer of ``train_config``: Adam with its learning rate, betas,
+    epsilon and epsilon placement (``"pytorch"``: :func:`pytorch_adam_class`; ``"keras"``:
+    ``keras.optimizers.Adam``), and ``clipnorm``."""
+    import keras
+
+    t = train_config
+    cls = pytorch_adam_class() if t.adam_epsilon_placement == "pytorch" else keras.optimizers.Adam
+    return cls(
+        learning_rate=t.learning_rate, beta_1=t.adam_beta_1, beta_2=t.adam_beta_2,
+        epsilon=t.adam_epsilon, clipnorm=t.clipnorm,
+    )
 
 
 def model_arguments(model_config: ModelConfig) -> dict:

@@ -237,7 +237,11 @@ def _acceleration(model_config, compute_dtype):
 def _compile(model, train_config):
     import keras
 
-    optimizer = keras.optimizers.Adam(learning_rate=train_config.learning_rate, clipnorm=train_config.clipnorm)
+    from predrnn.jobs.config import build_optimizer
+
+    # Adam as configured; by default PyTorch's arithmetic and eps, the official code's
+    # (TrainConfig's comments; benchmarks/results/learning-parity/README.md).
+    optimizer = build_optimizer(train_config)
     jit = {"auto": "auto", "true": True, "false": False}[train_config.jit_compile]
     if jit == "auto" and keras.backend.backend() == "tensorflow":
         # Measured on a 2-core CPU (quickstart model): XLA took 121 s to compile and
