@@ -234,6 +234,14 @@ def test_tiny_experiment_tables(tiny_experiment):
     assert float(summary["predrnn"]["two_digits_mse_per_frame_mean"]) == pytest.approx(
         np.mean([float(r["two_digits_mse_per_frame"]) for r in rows if r["variant"] == "predrnn"]), rel=1e-12)
     assert (workdir / "summary_per_frame.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # learning curves: every epoch of every run's history.csv
+    curves = read_csv(workdir / "learning_curves.csv")
+    assert [(c["variant"], c["seed"], c["step"]) for c in curves] == [
+        (v, str(s), "2") for v in ("predrnn", "convlstm") for s in (0, 1)
+    ]
+    history = read_csv(workdir / "convlstm" / "seed_1" / "history.csv")
+    assert float(curves[-1]["val_mse_per_frame"]) == pytest.approx(float(history[-1]["val_mse_per_frame"]))
+    assert (workdir / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (workdir / "summary.png").stat().st_size > 1000
     assert (workdir / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # layout

@@ -1,6 +1,9 @@
 """The experiment's tables: results.csv (one row per run), summary.csv and summary.md (mean
 and standard deviation per variant, with the baselines), the summary.png bar chart and the
-summary_per_frame.png curves (per-frame MSE and SSIM of each variant, mean over its runs).
+summary_per_frame.png curves (per-frame MSE and SSIM of each variant, mean over its runs),
+and the learning curves of every run (learning_curves.csv, from each run's history.csv, and
+learning_curves.png: the held-out validation MSE and SSIM against the training step, the mean
+over each variant's runs).
 
 Each ``[evaluate.extra.NAME]`` evaluation (``metrics_NAME.json`` in every run folder) gets
 its own columns (``NAME_<metric>``) and its own table in summary.md.
@@ -93,8 +96,13 @@ def summarize_experiment(workdir, *, plot: bool = True) -> dict:
     files["summary_csv"] = _write_summary_csv(workdir, aggregates, extra_names)
     test_set = next((r.get("test_set") for r in rows if r.get("test_set")), None)
     files["summary_md"] = _write_summary_md(workdir, record, aggregates, rows, test_set, extra_names)
+    curves = _learning_curves(workdir, rows)
+    if curves:
+        files["learning_curves_csv"] = _write_learning_curves_csv(workdir, curves)
     if plot:
         files["summary_png"] = _plot_summary(workdir / "summary.png", aggregates)
+        if curves:
+            files["learning_curves_png"] = _plot_learning_curves(workdir / "learning_curves.png", curves)
         if any(a["finished"] and a.get("per_frame") for a in aggregates.values()):
             files["summary_per_frame_png"] = _plot_per_frame(workdir / "summary_per_frame.png", aggregates)
     counts = {status: sum(r["status"] == status for r in rows) for status in STATUSES}
@@ -269,6 +277,65 @@ def _write_summary_md(workdir, record, aggregates, rows, test_set, extra_names=(
     lines.append("")
     path = Path(workdir) / "summary.md"
     _atomic_write(path, "\n".join(lines))
+    return path
+
+
+CURVE_COLUMNS = ("loss", "val_mse_per_frame", "val_ssim")
+
+
+def _learning_curves(workdir, rows) -> list[dict]:
+    """One entry per row of every started run's history.csv: variant, seed, step and
+    :data:`CURVE_COLUMNS`."""
+    curves = []
+    for r in rows:
+        history = Path(r["run_dir"]) / "history.csv"
+        if not history.is_file():
+            continue
+        with open(history, newline="") as handle:
+            for entry in csv.DictReader(handle):
+                try:
+                    step = int(float(entry["step"]))
+                except (KeyError, ValueError):
+                    continue
+                values = {c: float(entry[c]) if entry.get(c) not in (None, "") else math.nan for c in CURVE_COLUMNS}
+                curves.append({"variant": r["variant"], "seed": r["seed"], "step": step, **values})
+    return curves
+
+
+def _write_learning_curves_csv(workdir, curves) -> Path:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["variant", "seed", "step", *CURVE_COLUMNS])
+    for c in curves:
+        writer.writerow([c["variant"], c["seed"], c["step"], *(_csv_number(c[k]) for k in CURVE_COLUMNS)])
+    path = Path(workdir) / "learning_curves.csv"
+    _atomic_write(path, buffer.getvalue())
+    return path
+
+
+def _plot_learning_curves(path, curves):
+    """Validation MSE per frame and SSIM against the step: each variant's mean over its runs."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 3.8), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 2)
+    variants = list(dict.fromkeys(c["variant"] for c in curves))
+    for ax, column, label in zip(axes, ("val_mse_per_frame", "val_ssim"), ("validation MSE per frame ↓", "validation SSIM ↑")):
+        for index, variant in enumerate(variants):
+            steps = sorted({c["step"] for c in curves if c["variant"] == variant})
+            means = [np.nanmean([c[column] for c in curves if c["variant"] == variant and c["step"] == s]) for s in steps]
+            ax.plot(steps, means, "o-", markersize=3, color=f"C{index % 10}", label=variant)
+        ax.set_xlabel("training step")
+        ax.set_title(label, fontsize=10)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    figure.savefig(tmp, dpi=100)
+    os.replace(tmp, path)
     return path
 
 
