@@ -118,6 +118,34 @@ def test_files_are_read_as_told_or_refused_with_one_message(tmp_path, capsys):
     assert np.load(tmp_path / "grey.npy").shape == (1, 20, 4, 4, 1)
 
 
+def test_own_frames_converted_trained_evaluated_and_exported(tmp_path):
+    # The own-data path end to end: frame folders -> one .npy -> the own_data preset -> evaluate -> export.
+    from PIL import Image
+
+    from predrnn.data import generate_moving_mnist
+
+    clips = generate_moving_mnist(6, 0, num_digits=1, num_frames=8, image_size=16, digit_size=8)
+    for n, clip in enumerate(np.round(clips[..., 0] * 255).astype(np.uint8)):
+        (tmp_path / "frames" / f"clip{n}").mkdir(parents=True)
+        for t, frame in enumerate(clip):
+            Image.fromarray(frame, "L").save(tmp_path / "frames" / f"clip{n}" / f"{t:03d}.png")
+    result = run_cli("data", "convert", "frames", "--out", "clips.npy", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "frames: 6 sequences of 8 frames, 16x16, 1 channel (grey), layout image-folder (a folder per sequence)"
+    small = ["model.filters=[4]", "data.input_length=3", "data.output_length=3", "train.steps=4", "train.steps_per_epoch=2",
+             "train.batch_size=2", "sampling.stop_step=4", "sampling.decay_rate=0.25", "data.validation_sequences=2", "train.progress=false"]  # fmt: skip
+    sets = [arg for override in ['data.path="clips.npy"', *small] for arg in ("--set", override)]
+    result = run_cli("train", "own_data", "--workdir", "run", *sets, "--backend", BACKEND, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    result = run_cli("evaluate", "run", "--data", "clips.npy", "--pictures", 0, "--backend", BACKEND, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "6 sequences, 3 -> 3 frames:" in result.stdout
+    result = run_cli("export", "run", "--out", "exported", "--backend", "tensorflow", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "rollout(context Bx3x16x16x1) -> Bx3x16x16x1 frames" in result.stdout
+    assert (tmp_path / "exported" / "saved_model.pb").is_file()
+
+
 @pytest.mark.parametrize("horizon", ["0", "-3", "two"])
 def test_bad_horizon_is_a_usage_error(tmp_path, capsys, horizon):
     with pytest.raises(SystemExit) as exit_info:

@@ -242,6 +242,7 @@ def _add_optional_commands(commands):
         ("predrnn.jobs.experiment.commands", "add_experiment_parser"),
         ("predrnn.benchmark.commands", "add_benchmark_parser"),
         ("predrnn.export", "add_export_parser"),
+        ("predrnn.jobs.config_docs", "add_config_parser"),
     ):
         try:
             module = __import__(module_name, fromlist=[adder])

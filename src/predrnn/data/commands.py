@@ -4,7 +4,8 @@
   MNIST set;
 - ``predrnn data info INPUT`` prints what a file or folder holds, as training and evaluation read it;
 - ``predrnn data convert INPUT --out FILE.npy`` turns frame folders, GIFs, videos or arrays into
-  one ``(N, T, H, W, C)`` array file, read without further options.
+  one ``(N, T, H, W, C)`` array file, read without further options;
+- ``predrnn data kth`` prints how to fetch KTH for the ``kth`` preset.
 
 ``info`` and ``convert`` take ``--layout``, ``--channels`` and ``--resize``. The main CLI registers
 these with :func:`add_data_parser` and runs them with :func:`run_data_command`; errors are
@@ -104,6 +105,12 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
         help="keep the first N frames of every sequence (needed when the sequences differ in length)",
     )
     convert.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+
+    commands.add_parser(
+        "kth",
+        help="print how to fetch the KTH actions dataset for the kth preset",
+        description="Print how to fetch the KTH human actions dataset and lay it out as frame folders for the kth preset.",
+    )
     return data
 
 
@@ -138,9 +145,14 @@ def run_data_command(args: argparse.Namespace) -> int:
         return 0
     if command == "convert":
         return _convert(args)
+    if command == "kth":
+        from predrnn.data.download import KTH_INSTRUCTIONS
+
+        print(KTH_INSTRUCTIONS, end="")
+        return 0
     if command != "moving-mnist":
         raise DataError(
-            f"Choose a data command: moving-mnist, info or convert (see `predrnn data --help`). Received: {command!r}"
+            f"Choose a data command: moving-mnist, info, convert or kth (see `predrnn data --help`). Received: {command!r}"
         )
     if args.num < 1:
         raise DataError(f"--num must be >= 1. Received: --num {args.num}")

@@ -21,6 +21,8 @@ from pathlib import Path
 from predrnn.errors import DataError
 
 __all__ = [
+    "KTH_INSTRUCTIONS",
+    "KTH_URL",
     "MOVING_MNIST_TEST_URL",
     "MOVING_MNIST_TEST_SHA256",
     "default_cache_dir",
@@ -34,6 +36,26 @@ MOVING_MNIST_TEST_URL = "http://www.cs.toronto.edu/~nitish/unsupervised_video/mn
 
 MOVING_MNIST_TEST_SHA256 = None
 """Not recorded: the file is verified by shape when loaded, not by checksum."""
+
+
+KTH_URL = "https://www.csc.kth.se/cvap/actions/"
+"""The KTH human actions dataset (Schuldt, Laptev and Caputo, ICPR 2004): 25 persons, 6 actions,
+4 scenarios, 160x120 grey videos at 25 fps, one zip of .avi files per action."""
+
+KTH_INSTRUCTIONS = f"""\
+KTH is not downloaded by predrnn (600 videos, about 1 GB): fetch it yourself, then train with the kth preset.
+
+1. Download the six action zips (walking, jogging, running, boxing, handwaving, handclapping) from
+   {KTH_URL} and unzip them into kth_videos/ (files like person01_boxing_d1_uncomp.avi).
+2. Turn every video into a folder of frames, one folder per video (ffmpeg):
+     for f in kth_videos/*.avi; do n=$(basename "$f" .avi); mkdir -p data/kth_action/"$n";
+       ffmpeg -loglevel error -i "$f" data/kth_action/"$n"/image_%04d.png; done
+   (A layout of data/kth_action/<action>/<video>/ frames, as in the official PredRNN archive, works too.)
+3. Check what will be read:  predrnn data info data/kth_action --channels grey --resize 128
+4. Train (persons 1-16 train, 17-25 validate):  predrnn train kth --workdir runs/kth
+   (--set data.path=... if the frames are elsewhere.)
+"""
+"""How to fetch KTH and lay it out for the ``kth`` preset (``predrnn data kth`` prints it)."""
 
 
 def default_cache_dir() -> Path:
