@@ -14,6 +14,7 @@ from predrnn.data import (
     check_model_frames,
     load_sequences,
     open_file_dataset,
+    read_for_model,
     read_sequences,
     save_mnist_test_seq,
 )
@@ -292,3 +293,18 @@ def test_data_convert_of_uneven_sequences_needs_frames(tmp_path, unchanged):
     args = ["data", "convert", str(tmp_path / "f"), "--out", str(out), "--frames", "3", "--channels", "grey", "--resize", "4"]
     run_data_command(_parse(args))
     assert np.load(out).shape == (2, 3, 4, 4, 1)
+
+
+def test_read_for_model_takes_the_options_then_the_runs_settings(tmp_path):
+    np.save(tmp_path / "clips.npy", _clips((20, 20, 8, 8)))
+    trained = load_config(
+        "smoke", ['data.dataset="file"', f'data.path="{tmp_path / "clips.npy"}"', 'data.layout="NTHW"', "data.resize=[16]"]
+    )
+    sequences = read_for_model(tmp_path / "clips.npy", (16, 16, 1), trained)  # read as the run read its training file
+    assert sequences.layout == "NTHW" and sequences.frame_shape == (16, 16, 1)
+    assert read_for_model(tmp_path / "clips.npy", (8, 8, 1), trained, layout="TNHW", resize=()).layout == "TNHW"
+    with pytest.raises(LayoutError, match="--layout NTHW"):
+        read_for_model(tmp_path / "clips.npy", (8, 8, 1), load_config("smoke"))  # a Moving MNIST run: auto
+    with pytest.raises(FrameMismatchError, match="The model takes 16x16 frames with 3 channels; clips.npy holds 16x16"):
+        read_for_model(tmp_path / "clips.npy", (16, 16, 3), trained)
+    read_for_model(tmp_path / "clips.npy", None, trained)  # a model not built yet takes any frames

@@ -27,6 +27,7 @@ from predrnn.data.files import (
     FrameMismatchError,
     check_model_frames,
     open_file_dataset,
+    read_for_model,
     read_sequences,
 )
 from predrnn.data.formats import (
@@ -87,6 +88,7 @@ __all__ = [
     "load_video",
     "moving_mnist_batch",
     "open_file_dataset",
+    "read_for_model",
     "read_idx",
     "read_sequences",
     "save_mnist_test_seq",

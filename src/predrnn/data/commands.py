@@ -114,23 +114,32 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     return data
 
 
-def add_reading_arguments(parser: argparse.ArgumentParser) -> None:
+def add_reading_arguments(parser: argparse.ArgumentParser, *, from_run: bool = False) -> None:
     """``--layout``, ``--channels`` and ``--resize``: how a file is read (the config keys
-    ``data.layout``, ``data.channels`` and ``data.resize``)."""
+    ``data.layout``, ``data.channels`` and ``data.resize``). ``from_run``: the options default to
+    ``None`` (the caller takes the run's ``[data]`` settings, else ``auto``)."""
+    default = None if from_run else "auto"
+    inherited = "the run's data.{}, else {}" if from_run else "{1}"
     parser.add_argument(
         "--layout",
-        default="auto",
+        default=default,
         metavar="AXES",
         help="axis order of a .npy/.npz array: NTHW, TNHW, NTHWC, NTCHW, TNHWC, THWC, ... (N sequence, T time, "
-        "C channel; default auto: only what the file tells, e.g. a 5-D array is NTHWC)",
+        f"C channel). Default: {inherited.format('layout', 'auto')}; auto takes only what the file tells, e.g. a "
+        "5-D array is NTHWC, mnist_test_seq*.npy is TNHW",
     )
     parser.add_argument(
         "--channels",
         choices=CHANNEL_CHOICES,
-        default="auto",
-        help="auto: as stored (grey images and GIFs: 1 channel); grey or rgb: convert",
+        default=default,
+        help=f"auto: as stored (grey images and GIFs: 1 channel); grey or rgb: convert. Default: {inherited.format('channels', 'auto')}",
     )
-    parser.add_argument("--resize", default=None, metavar="S|HxW", help="resize every frame (bilinear), e.g. 64 or 64x48")
+    parser.add_argument(
+        "--resize",
+        default=None,
+        metavar="S|HxW",
+        help=f"resize every frame (bilinear), e.g. 64 or 64x48. Default: {inherited.format('resize', 'the stored size')}",
+    )
 
 
 def _read(args):

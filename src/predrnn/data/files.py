@@ -7,7 +7,8 @@ reads, splits and describes them, and the check that a model takes the frames it
 - :func:`open_file_dataset` reads ``data.path`` and splits it (``data.split``) into training
   and validation sequences; its result prints in one line and records as a dict (run.json);
 - :func:`check_model_frames` refuses frames of another size or channel count than a model's,
-  with one message naming the option that converts them.
+  with one message naming the option that converts them; :func:`read_for_model` reads a file
+  for a model (the options given, else the run's settings) and checks it.
 
 No Keras: the CLI may call these before ``KERAS_BACKEND`` is set.
 """
@@ -29,6 +30,7 @@ __all__ = [
     "check_model_frames",
     "open_file_dataset",
     "random_split",
+    "read_for_model",
     "read_sequences",
 ]
 
@@ -122,7 +124,10 @@ def _size_option(height: int, width: int) -> str:
 def check_model_frames(sequences, frame_shape, *, model: str = "The model") -> None:
     """Raise :class:`FrameMismatchError` unless ``sequences`` (a :class:`SequenceArray`, an array
     ``(N, T, H, W, C)`` or a :class:`ReadSummary`) hold frames of ``frame_shape`` ``(H, W, C)``;
-    ``None`` entries of ``frame_shape`` accept any value."""
+    ``None`` entries of ``frame_shape`` (or ``frame_shape=None``: a model not built yet) accept
+    any value."""
+    if frame_shape is None:
+        return
     if isinstance(sequences, ReadSummary):
         summary = sequences
     else:
@@ -175,3 +180,21 @@ def check_data_settings(data_config, patch_size: int, source: str = "config") ->
             f"{source}: data.layout, data.channels, data.resize and data.split apply to dataset = 'file'; "
             f"Moving MNIST is grey at data.image_size. Received: dataset = {d.dataset!r}"
         )
+
+
+def read_for_model(path, frame_shape, config=None, *, layout=None, channels=None, resize=None) -> SequenceArray:
+    """Sequences for a model to score or continue (``predrnn evaluate --data``, ``predict``):
+    ``layout``, ``channels`` and ``resize`` as given, else as the run's ``[data]`` read its
+    training file (``config``: the run's :class:`~predrnn.jobs.config.ExperimentConfig`, if it
+    trained on a file), else ``"auto"``; then :func:`check_model_frames` against the model's
+    ``frame_shape``. Errors are :class:`~predrnn.errors.DataError` with the option to pass.
+    """
+    trained = config.data if config is not None and config.data.dataset == "file" else None
+    sequences = read_sequences(
+        path,
+        layout=layout if layout is not None else (trained.layout if trained else "auto"),
+        channels=channels if channels is not None else (trained.channels if trained else "auto"),
+        resize=resize if resize is not None else (trained.resize if trained else None),
+    )
+    check_model_frames(sequences, frame_shape)
+    return sequences
