@@ -117,6 +117,24 @@ def test_numpy_reference_is_torch_adam():
     np.testing.assert_allclose(tensor.detach().numpy(), pytorch_adam(parameter, gradients, 3e-4), rtol=0, atol=1e-12)
 
 
+def test_float32_updates_track_torch_adam():
+    """Forty float32 steps of ours and of torch.optim.Adam (float32) stay within float32
+    rounding of each other (the bias corrections are PyTorch's, computed as in double)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    parameter = rng.standard_normal((8, 50)).astype(np.float32) * 0.05
+    gradients = [(rng.standard_normal((8, 50)) * 10.0 ** rng.uniform(-9, -4, (8, 50))).astype(np.float32)
+                 for _ in range(40)]
+    ours, _ = run_optimizer(TrainConfig(learning_rate=3e-4), parameter, gradients)
+    tensor = torch.tensor(parameter, requires_grad=True)
+    optimizer = torch.optim.Adam([tensor], lr=3e-4, eps=1e-8)
+    for g in gradients:
+        tensor.grad = torch.tensor(g)
+        optimizer.step()
+    moved = np.abs(tensor.detach().numpy() - parameter)
+    np.testing.assert_allclose(ours - parameter, tensor.detach().numpy() - parameter, rtol=0, atol=2e-5 * moved.max())
+
+
 def test_pytorch_adam_resumes_from_a_saved_model(tmp_path):
     """A run's checkpoint keeps the optimizer class, its settings and its slots."""
     from predrnn.jobs.config import load_saved_config, save_config, ExperimentConfig

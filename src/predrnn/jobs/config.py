@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -360,14 +361,22 @@ def pytorch_adam_class():
             lr = ops.cast(learning_rate, dtype)
             gradient = ops.cast(gradient, dtype)
             step = ops.cast(self.iterations + 1, dtype)
-            correction_1 = 1 - ops.power(ops.cast(self.beta_1, dtype), step)
-            correction_2 = 1 - ops.power(ops.cast(self.beta_2, dtype), step)
+            correction_1 = _bias_correction(self.beta_1, step)
+            correction_2 = _bias_correction(self.beta_2, step)
             index = self._get_variable_index(variable)
             m, v = self._momentums[index], self._velocities[index]
             self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
             self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - self.beta_2))
             denominator = ops.add(ops.divide(ops.sqrt(v), ops.sqrt(correction_2)), self.epsilon)
             self.assign_sub(variable, ops.divide(ops.multiply(m, ops.divide(lr, correction_1)), denominator))
+
+    def _bias_correction(beta, step):
+        """``1 - beta^step`` as PyTorch has it (in double precision, then rounded): as
+        ``-expm1(step * log(beta))`` with ``log(beta)`` of the Python float. ``1 - beta^step``
+        in float32 rounds beta = 0.999 itself and is off by 1e-5 relative."""
+        if isinstance(beta, (int, float)):
+            return -ops.expm1(step * math.log(beta)) if beta > 0 else ops.ones_like(step)
+        return 1 - ops.power(ops.cast(beta, step.dtype), step)
 
     _OPTIMIZER_CLASSES["pytorch"] = PyTorchAdam
     return PyTorchAdam
