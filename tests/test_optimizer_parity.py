@@ -7,6 +7,9 @@ gradients from 1e-12 to 1e-2 and exact zeros (this model's gradients are small, 
 two placements differ most).
 """
 
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -146,8 +149,14 @@ def test_pytorch_adam_resumes_from_a_saved_model(tmp_path):
     model.train_on_batch(x, y)
     model.save(tmp_path / "last.keras")
     save_config(config, tmp_path / "config.json")
-    load_saved_config(tmp_path / "config.json")  # what a resumed run reads first
-    restored = keras.saving.load_model(tmp_path / "last.keras")
+    assert load_saved_config(tmp_path / "config.json") == config
+    # A fresh process loads it through predrnn.load_model (which registers PyTorchAdam).
+    script = f"import predrnn; print(type(predrnn.load_model({str(tmp_path / 'last.keras')!r}).optimizer).__name__)"
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert loaded.returncode == 0 and loaded.stdout.strip().endswith("PyTorchAdam"), loaded.stderr[-2000:]
+    from predrnn.models import load_model
+
+    restored = load_model(tmp_path / "last.keras")
     assert type(restored.optimizer).__name__ == type(model.optimizer).__name__
     assert restored.optimizer.epsilon == 1e-8
     model.train_on_batch(x, y)

@@ -22,7 +22,7 @@ _EXPORTS = {
     "load_model": "predrnn.models",
     "pretrained": "predrnn.pretrained_models",
 }
-_REGISTERING = ("predrnn.models", "predrnn.layers", "predrnn.schedules", "predrnn.metrics")
+_REGISTERING = ("predrnn.models", "predrnn.layers", "predrnn.schedules", "predrnn.metrics", "predrnn.optimizers")
 
 __all__ = sorted(_EXPORTS)
 

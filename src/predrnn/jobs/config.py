@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -326,70 +325,19 @@ def load_saved_config(path) -> ExperimentConfig:
     for section in raw.values():
         for key in [k for k, v in section.items() if v is None]:
             del section[key]
-    config = from_dict(raw, source=str(path))
-    if config.train.adam_epsilon_placement == "pytorch":
-        pytorch_adam_class()  # the run's checkpoints name it: register it before they are loaded
-    return config
-
-
-_OPTIMIZER_CLASSES = {}
-
-
-def pytorch_adam_class():
-    """``predrnn>PyTorchAdam``: Keras' Adam with PyTorch's arithmetic (``torch.optim.Adam``,
-    what the official PredRNN code trains with): eps added to the bias-corrected sqrt(v),
-    ``p -= lr / (1 - beta_1^t) * m / (sqrt(v) / sqrt(1 - beta_2^t) + eps)``.
-
-    Built and registered with Keras on first use (this module imports no Keras at import
-    time); :func:`load_saved_config` registers it too, so a resumed run's checkpoint loads.
-    Its configuration and slots are Adam's (``amsgrad`` is not supported).
-    """
-    if "pytorch" in _OPTIMIZER_CLASSES:
-        return _OPTIMIZER_CLASSES["pytorch"]
-    import keras
-    from keras import ops
-
-    @keras.saving.register_keras_serializable(package="predrnn")
-    class PyTorchAdam(keras.optimizers.Adam):
-        def __init__(self, *args, amsgrad=False, **kwargs):
-            if amsgrad:
-                raise ValueError("PyTorchAdam does not implement amsgrad.")
-            super().__init__(*args, **kwargs)
-
-        def update_step(self, gradient, variable, learning_rate):
-            dtype = variable.dtype
-            lr = ops.cast(learning_rate, dtype)
-            gradient = ops.cast(gradient, dtype)
-            step = ops.cast(self.iterations + 1, dtype)
-            correction_1 = _bias_correction(self.beta_1, step)
-            correction_2 = _bias_correction(self.beta_2, step)
-            index = self._get_variable_index(variable)
-            m, v = self._momentums[index], self._velocities[index]
-            self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
-            self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - self.beta_2))
-            denominator = ops.add(ops.divide(ops.sqrt(v), ops.sqrt(correction_2)), self.epsilon)
-            self.assign_sub(variable, ops.divide(ops.multiply(m, ops.divide(lr, correction_1)), denominator))
-
-    def _bias_correction(beta, step):
-        """``1 - beta^step`` as PyTorch has it (in double precision, then rounded): as
-        ``-expm1(step * log(beta))`` with ``log(beta)`` of the Python float. ``1 - beta^step``
-        in float32 rounds beta = 0.999 itself and is off by 1e-5 relative."""
-        if isinstance(beta, (int, float)):
-            return -ops.expm1(step * math.log(beta)) if beta > 0 else ops.ones_like(step)
-        return 1 - ops.power(ops.cast(beta, step.dtype), step)
-
-    _OPTIMIZER_CLASSES["pytorch"] = PyTorchAdam
-    return PyTorchAdam
+    return from_dict(raw, source=str(path))
 
 
 def build_optimizer(train_config: TrainConfig):
     """The training optimizer of ``train_config``: Adam with its learning rate, betas,
-    epsilon and epsilon placement (``"pytorch"``: :func:`pytorch_adam_class`; ``"keras"``:
-    ``keras.optimizers.Adam``), and ``clipnorm``."""
+    epsilon and epsilon placement (``"pytorch"``: :class:`predrnn.optimizers.PyTorchAdam`;
+    ``"keras"``: ``keras.optimizers.Adam``), and ``clipnorm``."""
     import keras
 
+    from predrnn.optimizers import PyTorchAdam
+
     t = train_config
-    cls = pytorch_adam_class() if t.adam_epsilon_placement == "pytorch" else keras.optimizers.Adam
+    cls = PyTorchAdam if t.adam_epsilon_placement == "pytorch" else keras.optimizers.Adam
     return cls(
         learning_rate=t.learning_rate, beta_1=t.adam_beta_1, beta_2=t.adam_beta_2,
         epsilon=t.adam_epsilon, clipnorm=t.clipnorm,

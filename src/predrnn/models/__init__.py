@@ -13,6 +13,7 @@ def load_model(path, compile=True):
     """``keras.saving.load_model`` with every predrnn class registered."""
     import predrnn.layers  # noqa: F401
     import predrnn.metrics  # noqa: F401
+    import predrnn.optimizers  # noqa: F401
     import predrnn.schedules  # noqa: F401
 
     return keras.saving.load_model(path, compile=compile)
