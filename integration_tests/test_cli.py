@@ -44,9 +44,13 @@ def test_train_evaluate_predict_in_subprocesses(tmp_path):
     data = tmp_path / "clips.npy"
     result = run_cli("data", "moving-mnist", "--num", 3, "--seed", 1, "--digits", 1, "--frames", 6, "--format", "npy", "--out", data)
     assert result.returncode == 0, result.stderr[-2000:]
+    # 64x64 clips for a model of 16x16 frames: refused with one message naming the option, nothing written
     result = run_cli("predict", run, data, "--horizon", 3, "--out", tmp_path / "pred", "--backend", BACKEND)
+    assert result.returncode == 2 and "--resize 16" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "pred").exists()
+    result = run_cli("predict", run, data, "--horizon", 3, "--out", tmp_path / "pred", "--resize", 16, "--backend", BACKEND)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert np.load(tmp_path / "pred" / "predictions.npy").shape == (3, 3, 64, 64, 1)
+    assert np.load(tmp_path / "pred" / "predictions.npy").shape == (3, 3, 16, 16, 1)
     assert (tmp_path / "pred" / "sequence_000.gif").exists()
 
 

@@ -30,6 +30,7 @@ def _evaluate(args) -> int:
         args.run, data=args.data, num_digits=args.digits, num=args.num, seed=args.seed,
         context=args.context, horizon=args.horizon, output=args.output,
         batch_size=args.batch_size, overwrite=args.overwrite, pictures=args.pictures,
+        layout=args.layout, channels=args.channels, resize=args.resize,
     )
     print(format_evaluation(report))
     return 0
@@ -66,12 +67,15 @@ def _predict(args) -> int:
     result = predict(
         args.checkpoint, args.input, horizon=args.horizon, out=args.out,
         context=args.context, overwrite=args.overwrite, pictures=args.pictures,
+        layout=args.layout, channels=args.channels, resize=args.resize,
     )
     print(json.dumps(result, indent=2))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from predrnn.data.commands import add_reading_arguments  # --layout, --channels, --resize (no keras)
+
     parser = argparse.ArgumentParser(
         prog="predrnn",
         description="PredRNN, PredRNN-V2 and ConvLSTM for video prediction (Keras 3: TensorFlow, JAX, PyTorch).",
@@ -114,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     p.add_argument("--pictures", type=non_negative_int, default=4, metavar="N",
                    help="draw the first N test sequences as labelled PNG strips and GIFs in OUTPUT_pictures/ (default 4; 0: none)")
+    add_reading_arguments(p, from_run=True)
     add_backend_argument(p)
     p.set_defaults(handler=_evaluate)
 
@@ -126,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
     p.add_argument("--pictures", type=non_negative_int, default=8, metavar="N",
                    help="draw the first N sequences as labelled PNG strips and GIFs (default 8; 0: none)")
+    add_reading_arguments(p, from_run=True)
     add_backend_argument(p)
     p.set_defaults(handler=_predict)
 

@@ -63,14 +63,15 @@ def load_predictor(run_or_checkpoint, *, channels=None):
     return model, config, path
 
 
-def _test_set(config, data, num_digits, num, seed, context, horizon, image_size):
+def _test_set(config, data, num_digits, num, seed, context, horizon, image_size, frame_shape=None, reading=None):
     """The sequences to score and a description of them."""
-    from predrnn.data.formats import load_sequences
+    from predrnn.data.files import read_for_model
     from predrnn.data.moving_mnist import generate_moving_mnist
 
     if data is not None:
-        sequences = load_sequences(data)
-        return sequences, {"kind": "file", "path": str(data), "num_sequences": len(sequences)}
+        sequences = read_for_model(data, frame_shape, config, **(reading or {}))
+        test_set = {"kind": "file", "path": str(Path(data).resolve()), "num_sequences": len(sequences)}
+        return sequences, {**test_set, "read": sequences.summary.to_dict()}
     d = config.data if config is not None else None
     if d is not None and d.dataset == "file" and num_digits is None:
         raise ConfigError(
@@ -115,6 +116,9 @@ def evaluate(
     overwrite=False,
     progress=True,
     pictures=4,
+    layout=None,
+    channels=None,
+    resize=None,
 ) -> dict:
     """Autoregressive evaluation of a run or checkpoint; writes JSON, CSV, a plot and pictures.
 
@@ -124,7 +128,10 @@ def evaluate(
     sequence gives ``context`` frames to the model, which predicts ``horizon`` more.
     Scores follow the conventions of docs/design.md. The baselines of
     ``pictures``: the first that many test sequences are also drawn, as labelled PNG
-    strips and GIFs in ``<output stem>_pictures/`` (0: none).
+    strips and GIFs in ``<output stem>_pictures/`` (0: none). ``layout``, ``channels`` and
+    ``resize`` read ``data`` (default: as the run read its training file, else ``"auto"``);
+    frames of another size or channel count than the model's are refused (a DataError
+    naming the option that fixes it).
     :mod:`predrnn.baselines` (copy last frame, all black, mean of the context) are
     scored on the same frames under ``baselines``.
     """
@@ -143,7 +150,10 @@ def evaluate(
         output = base / "metrics.json"
     output = _check_output_path(output, overwrite)
     image_size = model.frame_shape[0] if model.frame_shape and model.frame_shape[0] else None
-    sequences, test_set = _test_set(config, data, num_digits, num, seed, context, horizon, image_size)
+    reading = {"layout": layout, "channels": channels, "resize": resize}
+    sequences, test_set = _test_set(config, data, num_digits, num, seed, context, horizon, image_size, model.frame_shape, reading)
+    if progress and data is not None:
+        print(f"Test set: {sequences.summary.line()}")
     needed = context + horizon
     if sequences.shape[1] < needed:
         raise DataError(
@@ -223,16 +233,19 @@ def _draw_sequences(folder, drawn, context, fps=4):
         save_comparison_gif(folder / f"sequence_{index:03d}.gif", sequence[:context], truth, prediction, fps=fps, scale=2)
 
 
-def predict(checkpoint, input_path, *, horizon, out, context=None, pictures=8, overwrite=False) -> dict:
+def predict(
+    checkpoint, input_path, *, horizon, out, context=None, pictures=8, overwrite=False, layout=None, channels=None, resize=None
+) -> dict:
     """Predict ``horizon`` frames after the context of each sequence of ``input_path``.
 
     Writes ``out/predictions.npy`` ``(N, horizon, H, W, C)`` float32, and for the first
     ``pictures`` sequences ``sequence_<i>.gif`` (labelled rows: truth, when the input has
     it, and prediction, over time) and ``sequence_<i>.png`` (labelled rows: context |
     truth | prediction). ``context`` defaults to the run's input length, else every frame
-    of the input. ``out`` is created only once the predictions are made.
+    of the input. ``out`` is created only once the predictions are made. ``layout``,
+    ``channels`` and ``resize`` read ``input_path`` as in :func:`evaluate`.
     """
-    from predrnn.data.formats import load_sequences
+    from predrnn.data.files import read_for_model
 
     if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
         raise ConfigError(f"--horizon must be a positive integer. Received: {horizon!r}")
@@ -240,7 +253,7 @@ def predict(checkpoint, input_path, *, horizon, out, context=None, pictures=8, o
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"The output folder {out} exists and is not empty. Pass --overwrite or another --out.")
     model, config, path = load_predictor(checkpoint)
-    sequences = load_sequences(input_path)
+    sequences = read_for_model(input_path, model.frame_shape, config, layout=layout, channels=channels, resize=resize)
     frames_available = sequences.shape[1]
     if context is None:
         context = config.data.input_length if config else frames_available
@@ -264,6 +277,7 @@ def predict(checkpoint, input_path, *, horizon, out, context=None, pictures=8, o
         "horizon": horizon,
         "checkpoint": str(path),
         "pictures": count,
+        "read": sequences.summary.to_dict(),
     }
 
 

@@ -75,15 +75,13 @@ def build_datasets(config: ExperimentConfig, initial_epoch: int = 0):
         source = MovingMNISTStream(seed=t.seed, split="train", **common)
         validation = generate_moving_mnist(d.validation_sequences, d.validation_seed, split="test", **common)
     else:
-        from predrnn.data.datasets import split_train_validation
-        from predrnn.data.formats import load_sequences
+        from predrnn.data.files import open_file_dataset
 
-        sequences = load_sequences(d.path)
-        source, held_out = split_train_validation(sequences, d.validation_fraction, seed=t.seed)
-        count = min(len(held_out), d.validation_sequences)
-        validation = np.asarray(held_out[np.arange(count)], dtype=np.float32)[:, :num_frames]
-        if count == 0:
-            validation = None
+        files = open_file_dataset(d, seed=t.seed)
+        print(files.line(), file=sys.stderr)
+        source, held_out = files.train, files.validation
+        count = 0 if held_out is None else min(len(held_out), d.validation_sequences)
+        validation = np.asarray(held_out[np.arange(count)], dtype=np.float32)[:, :num_frames] if count else None
     dataset = VideoPredictionDataset(
         source,
         t.batch_size,
@@ -96,6 +94,8 @@ def build_datasets(config: ExperimentConfig, initial_epoch: int = 0):
         initial_epoch=initial_epoch,
         workers=t.workers,
     )
+    # What was read, for run.json (None for generated Moving MNIST).
+    dataset.read_summary = files.to_dict() if d.dataset == "file" else None
     return dataset, validation
 
 
@@ -311,6 +311,13 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
             model = build_model(config.model)
             _compile(model, t)
         dataset, validation = build_datasets(config, initial_epoch)
+        if is_chief and dataset.read_summary is not None:
+            with open(workdir / "run.json") as handle:
+                atomic_write_json(workdir / "run.json", {**json.load(handle), "data": dataset.read_summary})
+        if resume and dataset.sequences is not None:
+            from predrnn.data.files import check_model_frames
+
+            check_model_frames(dataset.sequences, model.frame_shape, model="The checkpoint to resume")
         d = config.data
         # The dataset's step follows Keras' epoch index exactly, whatever Keras does with
         # the dataset's own epoch hooks (see predrnn.data.datasets).

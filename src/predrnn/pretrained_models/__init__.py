@@ -196,6 +196,7 @@ def package_run(run, name: str, *, description: str, training: dict, out=WEIGHTS
     }
     for per in [info["test"]] + list(info["test"].get("baselines", {}).values()):
         per.pop("per_frame", None)
+    info = json.loads(json.dumps(info))  # the card as it reads back (tuples as lists)
     tmp_card = out / f".{name}.{os.getpid()}.json"
     with open(tmp_card, "w") as handle:
         json.dump(info, handle, indent=2)
