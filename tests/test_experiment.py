@@ -67,7 +67,7 @@ def test_shipped_specs_load_and_validate():
     for table in ("compare_models", "compare_schedules"):  # the same budget and test sets for every row
         spec = ex.load_spec(table)
         assert spec.runs == 5 and spec.evaluate["num"] == 1000 and spec.evaluate["extra"] == {"three_digits": {"digits": 3}}
-        assert {(c.train.steps, c.train.learning_rate, c.model.filters) for c in spec.configs().values()} == {(2500, 0.003, (32, 32))}
+        assert {(c.train.steps, c.train.learning_rate, c.model.filters) for c in spec.configs().values()} == {(4000, 0.003, (32, 32))}
     versions = ex.load_spec("compare_versions").configs()
     assert versions["v1"].model.decoupling_weight == 0.0
     assert versions["v2"].model.decoupling_weight == 0.1 and versions["v2"].sampling.schedule == "reverse"
@@ -79,7 +79,7 @@ def test_shipped_specs_load_and_validate():
     for config in precisions.values():  # the quickstart itself, in each precision
         assert dataclasses.replace(config, train=dataclasses.replace(config.train, precision="float32")) == quickstart
     for configs in (models, schedules, versions, precisions):
-        assert all(c.train.steps <= 2500 and c.data.image_size == 64 for c in configs.values())  # CPU-sized
+        assert all(c.train.steps <= 4000 and c.data.image_size == 64 for c in configs.values())  # CPU-sized
 
 
 def test_paper_size_specs():
