@@ -3,7 +3,7 @@
 PyTorch: walks the graph behind the loss of one forward (batch 8, 20 random 64x64 frames,
 every frame teacher-forced) and adds up the distinct storages of the tensors its nodes
 saved, by node type: the library's PredRNN (``library``, the default) or
-benchmarks/reference_torch.py (``reference``). JAX (``jax``): the residuals that
+predrnn.benchmark.reference_torch (``reference``). JAX (``jax``): the residuals that
 ``jax.ad_checkpoint.print_saved_residuals`` lists for the library's loss (the scanned time
 loop), by shape. Compares activation memory without an allocator or a framework in the figure.
 

@@ -115,6 +115,9 @@ def test_save_png_roundtrip(rng, tmp_path):
     path = tmp_path / "sub" / "strip.png"
     visualize.save_png(path, strip)
     np.testing.assert_array_equal(iio.imread(path), strip)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable like any file the user writes
     with pytest.raises(ValueError, match="uint8"):
         visualize.save_png(path, strip.astype(np.float32))
 

@@ -64,6 +64,9 @@ def _atomic_path(path, suffix: str):
     os.close(handle)
     try:
         yield temporary
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's file is private; a picture is not
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
