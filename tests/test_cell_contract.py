@@ -135,3 +135,23 @@ def test_the_fast_paths_train_the_new_cell_like_the_reference(rng, options):
     (want_losses, want_rollout), (losses, rollout) = runs
     np.testing.assert_allclose(losses, want_losses, rtol=1e-4)
     np.testing.assert_allclose(rollout, want_rollout, atol=1e-4)
+
+
+def test_a_config_trains_and_evaluates_the_new_cell_by_name(tmp_path):
+    """The CLI's config path: model.architecture names the cell, model.cell_module registers it."""
+    from predrnn.errors import ConfigError
+    from predrnn.jobs.config import load_config
+    from predrnn.jobs.evaluate import evaluate, load_predictor
+    from predrnn.jobs.train import train
+
+    config = load_config(
+        "smoke", ['model.architecture="gated_memory"', 'model.cell_module="test_cell_contract"', "train.steps=2", "train.progress=false"]
+    )
+    train(config, tmp_path / "run")
+    model, saved, _ = load_predictor(tmp_path / "run")
+    assert saved.model.architecture == "gated_memory" and model.get_config()["cell"] == "gated_memory"
+    assert evaluate(tmp_path / "run", num=2, progress=False, pictures=0)["num_sequences"] == 2
+    with pytest.raises(ConfigError, match="registered cell.*model.cell_module"):
+        load_config("smoke", ['model.architecture="no_such_cell"'])
+    with pytest.raises(ConfigError, match="could not be imported"):
+        load_config("smoke", ['model.architecture="gated_memory"', 'model.cell_module="no_such_module_here"'])

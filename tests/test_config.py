@@ -62,7 +62,7 @@ def test_saved_config_round_trip(tmp_path):
         ({"modle": {}}, "unknown section \\[modle\\]. Did you mean 'model'"),
         ({"train": {"batch_size": "eight"}}, "train.batch_size must be of type int. Received: 'eight'"),
         ({"train": {"batch_size": 2.5}}, "train.batch_size must be of type int"),
-        ({"model": {"architecture": "predrn"}}, "must be one of predrnn, convlstm. Did you mean 'predrnn'"),
+        ({"model": {"architecture": "predrn"}}, "must be predrnn, convlstm or a registered cell .*Did you mean 'predrnn'"),
         ({"model": {"architecture": "convlstm", "decoupling_weight": 0.1}}, "ConvLSTM has no memory"),
         ({"data": {"image_size": 30}, "model": {"patch_size": 4}}, "not divisible by model.patch_size=4"),
         ({"data": {"dataset": "file"}}, "needs data.path"),

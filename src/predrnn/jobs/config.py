@@ -27,7 +27,8 @@ PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 
 @dataclass(frozen=True)
 class ModelConfig:
-    architecture: str = "predrnn"  # "predrnn" or "convlstm"
+    architecture: str = "predrnn"  # "predrnn", "convlstm", or the name of a registered cell (docs/adding-a-cell.md)
+    cell_module: str = ""  # a module to import first, which registers the cell that architecture names (e.g. "my_cells")
     filters: tuple[int, ...] = (64, 64, 64, 64)
     kernel_size: int = 5
     patch_size: int = 4
@@ -125,7 +126,6 @@ class ExperimentConfig:
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "sampling": SamplingConfig, "train": TrainConfig}
 CHOICES = {
-    ("model", "architecture"): ("predrnn", "convlstm"),
     ("data", "dataset"): ("moving_mnist", "file"),
     ("train", "precision"): ("float32", "mixed_bfloat16"),
     ("train", "adam_epsilon_placement"): ("pytorch", "keras"),
@@ -222,6 +222,7 @@ def from_dict(raw: dict, source: str = "config") -> ExperimentConfig:
 def validate(config: ExperimentConfig, source: str = "config") -> None:
     """Cross-field checks with messages that name the key and the fix."""
     m, d, s, t = config.model, config.data, config.sampling, config.train
+    _check_architecture(m, source)
     if m.architecture == "convlstm" and m.decoupling_weight:
         raise ConfigError(f"{source}: model.decoupling_weight is a PredRNN-V2 setting; ConvLSTM has no memory to decouple. Set it to 0.")
     if not m.filters or min(m.filters) < 1:
@@ -257,6 +258,37 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
         get_schedule(s.schedule, **s.arguments())
     except ValueError as error:
         raise ConfigError(f"{source}: [sampling] {error}") from None
+
+
+BUILT_IN_ARCHITECTURES = ("predrnn", "convlstm")
+
+
+def _check_architecture(m: ModelConfig, source: str) -> None:
+    """A built-in architecture, or a cell registered by ``model.cell_module`` (imported here)."""
+    if m.architecture in BUILT_IN_ARCHITECTURES and not m.cell_module:
+        return
+    if m.cell_module:
+        import importlib
+
+        try:
+            importlib.import_module(m.cell_module)
+        except ImportError as error:
+            raise ConfigError(
+                f"{source}: model.cell_module = {m.cell_module!r} could not be imported ({error}). "
+                "Name a module on the Python path that registers the cell (docs/adding-a-cell.md)."
+            ) from None
+    if m.architecture in BUILT_IN_ARCHITECTURES:
+        return
+    from predrnn.layers import CELLS
+
+    if m.architecture not in CELLS:
+        choices = sorted(set(BUILT_IN_ARCHITECTURES) | set(CELLS))
+        raise ConfigError(
+            f"{source}: model.architecture must be predrnn, convlstm or a registered cell ({', '.join(choices)}).{_nearest(m.architecture, choices)} "
+            f"Received: {m.architecture!r}. A cell of your own: set model.cell_module to the module that registers it."
+        )
+    if m.decoupling_weight:
+        raise ConfigError(f"{source}: model.decoupling_weight is a PredRNN-V2 setting; set it to 0 for the {m.architecture!r} cell.")
 
 
 def parse_override(text: str) -> tuple[str, str, object]:
@@ -348,6 +380,7 @@ def model_arguments(model_config: ModelConfig) -> dict:
     """The constructor arguments of the configured model class."""
     arguments = dataclasses.asdict(model_config)
     arguments.pop("architecture")
-    if model_config.architecture == "convlstm":
+    arguments.pop("cell_module")
+    if model_config.architecture != "predrnn":
         arguments.pop("decoupling_weight")
     return arguments

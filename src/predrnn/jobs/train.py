@@ -40,11 +40,15 @@ RESUMABLE_CHANGES = {("train", "steps"), ("train", "progress"), ("train", "worke
 
 
 def build_model(model_config):
-    """The configured :class:`PredRNN` or :class:`ConvLSTM` (not built yet)."""
-    from predrnn.models import ConvLSTM, PredRNN
+    """The configured :class:`PredRNN`, :class:`ConvLSTM` or stack of a registered cell (not built yet)."""
+    from predrnn.models import ConvLSTM, PredRNN, VideoPredictor
 
-    cls = ConvLSTM if model_config.architecture == "convlstm" else PredRNN
-    return cls(**model_arguments(model_config))
+    arguments = model_arguments(model_config)
+    if model_config.architecture == "predrnn":
+        return PredRNN(**arguments)
+    if model_config.architecture == "convlstm":
+        return ConvLSTM(**arguments)
+    return VideoPredictor(cell=model_config.architecture, **arguments)  # a registered cell (docs/adding-a-cell.md)
 
 
 def build_schedule(sampling_config):
