@@ -8,16 +8,16 @@
 #                        two thirds of the time of one after the other on a 2-core machine.
 #                        Each pass's output is printed when it ends. 1: one after the other,
 #                        output as it comes.
-# PREDRNN_RUFF           1: first lint and check the formatting with ruff (`ruff check`,
-#                        `ruff format --check`; pyproject.toml configures them), and stop on
-#                        a finding. Default 0.
+# PREDRNN_RUFF           1 (default): first lint and check the formatting with ruff (`ruff
+#                        check`, `ruff format --check`; pyproject.toml configures them), and
+#                        stop on a finding. 0: skip them.
 set -euo pipefail
 cd "$(dirname "$0")"
 export TF_CPP_MIN_LOG_LEVEL=3
 backends=${PREDRNN_TEST_BACKENDS:-"tensorflow jax torch"}
 jobs=${PREDRNN_TEST_JOBS:-2}
 
-if [[ ${PREDRNN_RUFF:-0} == 1 ]]; then
+if [[ ${PREDRNN_RUFF:-1} == 1 ]]; then
   echo "=== ruff ==="
   python -m ruff check .
   python -m ruff format --check .

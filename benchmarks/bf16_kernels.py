@@ -13,6 +13,7 @@ On a CPU without bfloat16 instructions (no ``avx512_bf16`` / ``amx_bf16`` in
 /proc/cpuinfo) every framework emulates bfloat16; with AMX the matmuls are several times
 faster in bfloat16. docs/performance.md ("Mixed precision") reports its figures.
 """
+
 import os
 import statistics
 import sys

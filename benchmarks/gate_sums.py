@@ -18,6 +18,7 @@ one process, and prints the medians and the median per-pair ratio:
 
 Produced the per-step figures of benchmarks/README.md ("Gate sums with one output transform").
 """
+
 import os
 import statistics
 import sys
@@ -27,7 +28,6 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 import torch  # noqa: E402
 
 from predrnn.acceleration.winograd import summed_transformed_winograd_conv2d, transformed_winograd_conv2d  # noqa: E402
-
 
 
 def whole_model(preset, pairs):
@@ -48,8 +48,10 @@ def whole_model(preset, pairs):
         for on["value"] in (True, False) if i % 2 == 0 else (False, True):
             steps[on["value"]].append(runner.step()["step_s"])
     ratio = np.median([a / b for a, b in zip(steps[True], steps[False])])
-    print(f"{preset}: summed {np.median(steps[True]):.2f} s, separate {np.median(steps[False]):.2f} s per step; "
-          f"per pair {ratio:.3f}x ({pairs} pairs)")
+    print(
+        f"{preset}: summed {np.median(steps[True]):.2f} s, separate {np.median(steps[False]):.2f} s per step; "
+        f"per pair {ratio:.3f}x ({pairs} pairs)"
+    )
 
 
 if len(sys.argv) > 1 and sys.argv[1] == "model":
@@ -86,5 +88,7 @@ for i in range(17):
         if i >= 2:
             times[name].append(time.perf_counter() - start)
 median = {name: statistics.median(values) * 1e3 for name, values in times.items()}
-print(f"n={n} batch={batch}: separate {median['separate']:.1f} ms, summed {median['summed']:.1f} ms "
-      f"({median['summed'] / median['separate']:.2f}x)")
+print(
+    f"n={n} batch={batch}: separate {median['separate']:.1f} ms, summed {median['summed']:.1f} ms "
+    f"({median['summed'] / median['separate']:.2f}x)"
+)

@@ -97,12 +97,30 @@ def import_peer(peer_dir):
 def official_configs(filters, patch, lr, width=64):
     """The namespace the official run.py builds from mnist_script/predrnn_mnist_train.sh (v1)."""
     return argparse.Namespace(
-        model_name="predrnn", num_hidden=",".join(map(str, filters)), device="cpu", lr=lr, batch_size=8,
-        img_width=width, img_channel=1, patch_size=patch, input_length=CONTEXT, total_length=TOTAL,
-        filter_size=5, stride=1, layer_norm=0, decouple_beta=0.1, visual=0, visual_path=".",
-        scheduled_sampling=1, sampling_start_value=1.0, sampling_changing_rate=2e-5,
-        sampling_stop_iter=50000, reverse_scheduled_sampling=0,
-        r_sampling_step_1=25000, r_sampling_step_2=50000, r_exp_alpha=2500,
+        model_name="predrnn",
+        num_hidden=",".join(map(str, filters)),
+        device="cpu",
+        lr=lr,
+        batch_size=8,
+        img_width=width,
+        img_channel=1,
+        patch_size=patch,
+        input_length=CONTEXT,
+        total_length=TOTAL,
+        filter_size=5,
+        stride=1,
+        layer_norm=0,
+        decouple_beta=0.1,
+        visual=0,
+        visual_path=".",
+        scheduled_sampling=1,
+        sampling_start_value=1.0,
+        sampling_changing_rate=2e-5,
+        sampling_stop_iter=50000,
+        reverse_scheduled_sampling=0,
+        r_sampling_step_1=25000,
+        r_sampling_step_2=50000,
+        r_exp_alpha=2500,
     )
 
 
@@ -111,8 +129,10 @@ def official_model(peer_dir, record, lr):
 
     Model, reshape_patch = import_peer(peer_dir)
     state = torch.load(Path(record) / "init.ckpt", map_location="cpu", weights_only=True)["net_param"]
-    filters = [state[f"cell_list.{l}.conv_h.0.weight"].shape[1] for l in range(len(
-        {k.split(".")[1] for k in state if k.startswith("cell_list.")}))]
+    filters = [
+        state[f"cell_list.{l}.conv_h.0.weight"].shape[1]
+        for l in range(len({k.split(".")[1] for k in state if k.startswith("cell_list.")}))
+    ]
     patch = int(round(np.sqrt(state["conv_last.weight"].shape[0])))
     model = Model(official_configs(filters, patch, lr))
     model.network.load_state_dict(state)
@@ -162,8 +182,9 @@ def replay_official(args, frames, indices, tokens):
     if args.optimizer == "keras":
         model.optimizer = KerasStyleAdam(model.network.parameters(), args.lr, args.epsilon, (args.beta_1, args.beta_2))
     else:  # pytorch or torch.optim.Adam: PyTorch's Adam
-        model.optimizer = torch.optim.Adam(model.network.parameters(), lr=args.lr, eps=args.epsilon,
-                                           betas=(args.beta_1, args.beta_2))
+        model.optimizer = torch.optim.Adam(
+            model.network.parameters(), lr=args.lr, eps=args.epsilon, betas=(args.beta_1, args.beta_2)
+        )
     if args.perturb:
         # A float-noise control: the same arithmetic from weights changed by ~perturb relative.
         generator = torch.Generator().manual_seed(0)
@@ -211,8 +232,12 @@ def replay_ours(args, frames, indices, tokens):
             print(f"step {step + 1} loss {losses[-1]:.7f}", file=sys.stderr, flush=True)
         return losses
     config = TrainConfig(
-        learning_rate=args.lr, adam_epsilon=args.epsilon, adam_epsilon_placement=args.optimizer,
-        adam_beta_1=args.beta_1, adam_beta_2=args.beta_2, jit_compile=args.jit_compile,
+        learning_rate=args.lr,
+        adam_epsilon=args.epsilon,
+        adam_epsilon_placement=args.optimizer,
+        adam_beta_1=args.beta_1,
+        adam_beta_2=args.beta_2,
+        jit_compile=args.jit_compile,
     )
     _compile(model, config)  # the training job's optimizer and loss
     for step in range(args.steps):
@@ -248,9 +273,18 @@ def command_replay(args):
         for step, loss in enumerate(losses, 1):
             ref = float(recorded[step - 1])
             writer.writerow([step, f"{loss:.9g}", f"{ref:.9g}", f"{(loss - ref) / ref:.3e}"])
-    meta = {"side": args.side, "backend": backend, "optimizer": args.optimizer, "epsilon": args.epsilon,
-            "lr": args.lr, "betas": [args.beta_1, args.beta_2], "steps": len(losses), "threads": args.threads, "perturb": getattr(args, "perturb", 0.0),
-            "seconds": round(seconds, 1)}
+    meta = {
+        "side": args.side,
+        "backend": backend,
+        "optimizer": args.optimizer,
+        "epsilon": args.epsilon,
+        "lr": args.lr,
+        "betas": [args.beta_1, args.beta_2],
+        "steps": len(losses),
+        "threads": args.threads,
+        "perturb": getattr(args, "perturb", 0.0),
+        "seconds": round(seconds, 1),
+    }
     out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
     print(json.dumps(meta))
 
@@ -290,8 +324,9 @@ def command_gradients(args):
     official_grads = {k: p.grad.detach().numpy().copy() for k, p in official.network.named_parameters()}
 
     ours = our_model(args.record)
-    y = ours({"frames": torch.from_numpy(x), "teacher_forcing_mask": torch.from_numpy(our_mask(tokens[args.step - 1]))},
-             training=True)
+    y = ours(
+        {"frames": torch.from_numpy(x), "teacher_forcing_mask": torch.from_numpy(our_mask(tokens[args.step - 1]))}, training=True
+    )
     loss_ours = torch.mean((y - torch.from_numpy(x[:, 1:])) ** 2)
     loss_ours.backward()
     our_grads = [v.value.grad.detach().numpy().copy() for v in ours.trainable_variables]
@@ -301,13 +336,18 @@ def command_gradients(args):
     rows = []
     for variable, mine, theirs in zip(ours.trainable_variables, our_grads, [v.numpy() for v in mapped.trainable_variables]):
         a, b = mine.ravel().astype(np.float64), theirs.ravel().astype(np.float64)
-        rows.append({
-            "variable": variable.path, "size": a.size,
-            "norm_ours": np.linalg.norm(a), "norm_official": np.linalg.norm(b),
-            "relative_difference": np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30),
-            "cosine": float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-300)),
-            "rms": np.sqrt(np.mean(b**2)), "max_abs": np.abs(b).max(),
-        })
+        rows.append(
+            {
+                "variable": variable.path,
+                "size": a.size,
+                "norm_ours": np.linalg.norm(a),
+                "norm_official": np.linalg.norm(b),
+                "relative_difference": np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30),
+                "cosine": float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-300)),
+                "rms": np.sqrt(np.mean(b**2)),
+                "max_abs": np.abs(b).max(),
+            }
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as handle:
@@ -317,8 +357,10 @@ def command_gradients(args):
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
     print(f"loss ours {float(loss_ours):.9g} official {float(loss_official):.9g} recorded {recorded[args.step - 1]:.9g}")
     for row in rows:
-        print(f"{row['variable']:50s} |g| ours {row['norm_ours']:.4e} official {row['norm_official']:.4e} "
-              f"rel.diff {row['relative_difference']:.2e} cos {row['cosine']:.8f} rms {row['rms']:.2e}")
+        print(
+            f"{row['variable']:50s} |g| ours {row['norm_ours']:.4e} official {row['norm_official']:.4e} "
+            f"rel.diff {row['relative_difference']:.2e} cos {row['cosine']:.8f} rms {row['rms']:.2e}"
+        )
 
 
 # ----------------------------------------------------------------------------- compare
@@ -343,7 +385,9 @@ def command_compare(args):
         lines.append(f"| {s + 1} | {recorded[s]:.6f} | " + " | ".join(cells) + " |")
     (out / f"{args.name}.md").write_text(
         "Per-step training loss: the official code's (recorded), and each replay's relative difference to it.\n\n"
-        + "\n".join(lines) + "\n")
+        + "\n".join(lines)
+        + "\n"
+    )
     print("\n".join(lines))
     import matplotlib
 
@@ -381,8 +425,12 @@ def main(argv=None):
     replay.add_argument("--epsilon", type=float, default=1e-8)
     replay.add_argument("--beta-1", type=float, default=0.9)
     replay.add_argument("--beta-2", type=float, default=0.999)
-    replay.add_argument("--perturb", type=float, default=0.0,
-                        help="official side: multiply each initial weight by 1 + perturb * N(0, 1) (a float-noise control)")
+    replay.add_argument(
+        "--perturb",
+        type=float,
+        default=0.0,
+        help="official side: multiply each initial weight by 1 + perturb * N(0, 1) (a float-noise control)",
+    )
     replay.add_argument("--jit-compile", default="auto", choices=["auto", "true", "false"])
     replay.add_argument("--steps", type=int, default=0, help="default: all recorded steps")
     replay.add_argument("--out", required=True, help="CSV to write (and a .json beside it)")

@@ -18,6 +18,7 @@ in the environment measures the system allocator). Produced the T = 4 / 12 / 20 
 of benchmarks/README.md ("XLA cell steps"). Step times from this script are medians of a few
 single steps, not of interleaved rounds: use `predrnn benchmark` for speed.
 """
+
 import os
 import resource
 import sys

@@ -13,6 +13,7 @@ loop), by shape. Compares activation memory without an allocator or a framework 
 
 Produced the "saved for the backward pass" figures of benchmarks/README.md.
 """
+
 import os
 import sys
 from pathlib import Path
@@ -86,8 +87,18 @@ if which == "reference":
     import reference_torch
 
     trainer = reference_torch.ReferenceTrainer(
-        [64] * 4, 8, image_size=64, channels=1, patch_size=4, kernel_size=5, total_length=20,
-        input_length=10, layer_norm=False, decoupling_beta=0.0, seed=0, device="cpu",
+        [64] * 4,
+        8,
+        image_size=64,
+        channels=1,
+        patch_size=4,
+        kernel_size=5,
+        total_length=20,
+        input_length=10,
+        layer_norm=False,
+        decoupling_beta=0.0,
+        seed=0,
+        device="cpu",
     )
     patches = torch.FloatTensor(reference_torch.reshape_patch(frames, 4))
     _, loss = trainer.network(patches, torch.FloatTensor(np.ascontiguousarray(trainer._mask(mask))))

@@ -79,7 +79,9 @@ def worker(args) -> None:
     from predrnn.jobs.train import _compile, build_datasets, build_model
 
     overrides = list(args.set) + [
-        f"train.batch_size={args.batch}", f"train.steps_per_epoch={args.steps}", "train.progress=false",
+        f"train.batch_size={args.batch}",
+        f"train.steps_per_epoch={args.steps}",
+        "train.progress=false",
     ]
     config = load_config(args.preset, overrides)
     keras.utils.set_random_seed(config.train.seed)
@@ -104,8 +106,12 @@ def worker(args) -> None:
             stamps.clear()
             cpu_stamps.clear()
             model.fit(
-                data, epochs=epoch + 1, initial_epoch=epoch, callbacks=[dataset.epoch_callback(), StepTimes()],
-                shuffle=False, verbose=0,
+                data,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                callbacks=[dataset.epoch_callback(), StepTimes()],
+                shuffle=False,
+                verbose=0,
             )
             epoch += 1
             # Between the ends of the first and the last step: no fit set-up or tear-down.
@@ -141,13 +147,29 @@ class Worker:
     def __init__(self, args, backend, devices, batch):
         self.backend, self.devices, self.batch = backend, devices, batch
         command = [
-            sys.executable, __file__, "--worker", "--devices", str(devices), "--batch", str(batch),
-            "--steps", str(args.steps), "--preset", args.preset, "--threads-per-device", str(args.threads_per_device),
-            "--set", *args.set,
+            sys.executable,
+            __file__,
+            "--worker",
+            "--devices",
+            str(devices),
+            "--batch",
+            str(batch),
+            "--steps",
+            str(args.steps),
+            "--preset",
+            args.preset,
+            "--threads-per-device",
+            str(args.threads_per_device),
+            "--set",
+            *args.set,
         ]
         self.process = subprocess.Popen(
-            command, env=_worker_env(backend, devices, args.threads_per_device),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            command,
+            env=_worker_env(backend, devices, args.threads_per_device),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.steps: list[float] = []
         self.cpu: list[float] = []
@@ -156,7 +178,7 @@ class Worker:
     def _read(self, prefix):
         for line in self.process.stdout:
             if line.startswith(prefix):
-                return json.loads(line[len(prefix):])
+                return json.loads(line[len(prefix) :])
         error = self.process.stderr.read()[-3000:]
         raise RuntimeError(f"{self.backend} worker ({self.devices} devices) failed:\n{error}")
 
@@ -275,12 +297,21 @@ def main(argv=None) -> int:
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument("--devices", type=int, default=2, help="devices of the data-parallel runs (default 2)")
     parser.add_argument("--preset", default="quickstart", help="a preset or TOML file (default quickstart)")
-    parser.add_argument("--set", nargs="*", default=DEFAULT_SET, metavar="SECTION.KEY=VALUE",
-                        help=f"config overrides (default: {' '.join(DEFAULT_SET)}); train.batch_size is B")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=DEFAULT_SET,
+        metavar="SECTION.KEY=VALUE",
+        help=f"config overrides (default: {' '.join(DEFAULT_SET)}); train.batch_size is B",
+    )
     parser.add_argument("--steps", type=int, default=5, help="steps per timed block (default 5)")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds of blocks (default 4)")
-    parser.add_argument("--threads-per-device", type=int, default=1,
-                        help="compute threads per virtual CPU device; 0 = the framework's default (all cores)")
+    parser.add_argument(
+        "--threads-per-device",
+        type=int,
+        default=1,
+        help="compute threads per virtual CPU device; 0 = the framework's default (all cores)",
+    )
     parser.add_argument("--output", type=Path, help="write the JSON result here")
     parser.add_argument("--markdown", type=Path, help="write the Markdown table here")
     parser.add_argument("--from-json", type=Path, help="only print (and --markdown) the table of an earlier --output")

@@ -51,9 +51,17 @@ from predrnn.jobs.train import train
 config = load_config(
     "quickstart",
     [
-        'data.dataset="file"', 'data.path="runs/my_grid.npy"', "data.input_length=6", "data.output_length=6",
-        "model.filters=[16]", "model.patch_size=2", "train.steps=60", "train.steps_per_epoch=30",
-        "train.batch_size=4", "sampling.decay_rate=0.02", "sampling.stop_step=60",
+        'data.dataset="file"',
+        'data.path="runs/my_grid.npy"',
+        "data.input_length=6",
+        "data.output_length=6",
+        "model.filters=[16]",
+        "model.patch_size=2",
+        "train.steps=60",
+        "train.steps_per_epoch=30",
+        "train.batch_size=4",
+        "sampling.decay_rate=0.02",
+        "sampling.stop_step=60",
     ],
 )
 train(config, "runs/example_own_data", overwrite=True)

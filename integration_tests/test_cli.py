@@ -22,7 +22,11 @@ def run_cli(*args, cwd=None):
         env.pop(switch, None)
     return subprocess.run(
         [sys.executable, "-m", "predrnn", *map(str, args)],
-        capture_output=True, text=True, env=env, cwd=cwd, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
     )
 
 
@@ -42,7 +46,9 @@ def test_train_evaluate_predict_in_subprocesses(tmp_path):
     assert metrics["backend"] == BACKEND and metrics["num_sequences"] == 4
 
     data = tmp_path / "clips.npy"
-    result = run_cli("data", "moving-mnist", "--num", 3, "--seed", 1, "--digits", 1, "--frames", 6, "--format", "npy", "--out", data)
+    result = run_cli(
+        "data", "moving-mnist", "--num", 3, "--seed", 1, "--digits", 1, "--frames", 6, "--format", "npy", "--out", data
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     # 64x64 clips for a model of 16x16 frames: refused with one message naming the option, nothing written
     result = run_cli("predict", run, data, "--horizon", 3, "--out", tmp_path / "pred", "--backend", BACKEND)
@@ -80,8 +86,14 @@ def test_user_errors_are_one_clear_message(tmp_path, capsys):
     (existing / "keep.txt").write_text("precious")
     _fails_cleanly(capsys, ["train", "smoke", "--workdir", existing], "already exists and is not empty")
     assert (existing / "keep.txt").read_text() == "precious"
-    _fails_cleanly(capsys, ["train", "smoke", "--workdir", tmp_path / "r", "--set", "train.batchsize=2"], "Did you mean 'batch_size'")
-    _fails_cleanly(capsys, ["train", "smoke", "--workdir", tmp_path / "r", "--set", "model.kernel_size=four"], "model.kernel_size must be of type int")
+    _fails_cleanly(
+        capsys, ["train", "smoke", "--workdir", tmp_path / "r", "--set", "train.batchsize=2"], "Did you mean 'batch_size'"
+    )
+    _fails_cleanly(
+        capsys,
+        ["train", "smoke", "--workdir", tmp_path / "r", "--set", "model.kernel_size=four"],
+        "model.kernel_size must be of type int",
+    )
     _fails_cleanly(capsys, ["train", "quickstrat", "--workdir", tmp_path / "r"], "Unknown preset 'quickstrat'")
     _fails_cleanly(capsys, ["evaluate", tmp_path / "missing.keras"], "Checkpoint not found")
     _fails_cleanly(capsys, ["evaluate", existing], "No checkpoint in")
@@ -135,7 +147,10 @@ def test_own_frames_converted_trained_evaluated_and_exported(tmp_path):
             Image.fromarray(frame, "L").save(tmp_path / "frames" / f"clip{n}" / f"{t:03d}.png")
     result = run_cli("data", "convert", "frames", "--out", "clips.npy", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0] == "frames: 6 sequences of 8 frames, 16x16, 1 channel (grey), layout image-folder (a folder per sequence)"
+    assert (
+        result.stdout.splitlines()[0]
+        == "frames: 6 sequences of 8 frames, 16x16, 1 channel (grey), layout image-folder (a folder per sequence)"
+    )
     small = ["model.filters=[4]", "data.input_length=3", "data.output_length=3", "train.steps=4", "train.steps_per_epoch=2",
              "train.batch_size=2", "sampling.stop_step=4", "sampling.decay_rate=0.25", "data.validation_sequences=2", "train.progress=false"]  # fmt: skip
     sets = [arg for override in ['data.path="clips.npy"', *small] for arg in ("--set", override)]
@@ -167,8 +182,20 @@ def test_presets_listed(capsys):
 def test_benchmark_command_writes_json_and_table(tmp_path):
     out, table = tmp_path / "bench.json", tmp_path / "bench.md"
     result = run_cli(
-        "benchmark", "--preset", "tiny", "--impl", BACKEND, "--steps", 1, "--rollout-repeats", 1,
-        "--output", out, "--readme", table, "--quiet",
+        "benchmark",
+        "--preset",
+        "tiny",
+        "--impl",
+        BACKEND,
+        "--steps",
+        1,
+        "--rollout-repeats",
+        1,
+        "--output",
+        out,
+        "--readme",
+        table,
+        "--quiet",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     entry = json.loads(out.read_text())["implementations"][0]

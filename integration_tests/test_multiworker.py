@@ -31,8 +31,11 @@ import pytest
 BACKEND = keras.backend.backend()
 # Global batch 4 over 2 workers; one step per epoch; masks that mix true frames and predictions.
 OVERRIDES = [
-    "train.batch_size=4", "train.steps_per_epoch=1", "train.progress=false",
-    "sampling.schedule=constant", "sampling.future_probability=0.5",
+    "train.batch_size=4",
+    "train.steps_per_epoch=1",
+    "train.progress=false",
+    "sampling.schedule=constant",
+    "sampling.future_probability=0.5",
 ]
 START_TIMEOUT = 300  # seconds for the workers to join, compile and finish their steps
 EXIT_TIMEOUT = 120  # seconds for the survivor to exit after its peer died

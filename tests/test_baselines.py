@@ -10,6 +10,8 @@ def test_each_baseline_predicts_what_its_name_says(rng):
         assert prediction.shape == (2, horizon, 4, 5, 1) and prediction.dtype == np.float32
     for t in range(horizon):
         np.testing.assert_array_equal(copy_last(context, horizon)[:, t], context[:, 2])
-        np.testing.assert_allclose(context_mean(context, horizon)[:, t], (context[:, 0] + context[:, 1] + context[:, 2]) / 3, rtol=1e-6)
+        np.testing.assert_allclose(
+            context_mean(context, horizon)[:, t], (context[:, 0] + context[:, 1] + context[:, 2]) / 3, rtol=1e-6
+        )
     assert not zeros(context, horizon).any()
     assert set(BASELINES) == set(BASELINE_LABELS) == {"copy_last", "zeros", "context_mean"}

@@ -74,7 +74,11 @@ def test_the_peak_matmul_is_larger_on_an_accelerator():
 def test_parse_implementation():
     impl = parse_implementation("tensorflow+xla:mixed_bfloat16")
     assert (impl.kind, impl.backend, impl.xla, impl.precision, impl.remat) == (
-        "keras", "tensorflow", True, "mixed_bfloat16", False
+        "keras",
+        "tensorflow",
+        True,
+        "mixed_bfloat16",
+        False,
     )
     assert parse_implementation("torch+remat").remat
     assert parse_implementation("reference").kind == "reference"
@@ -83,8 +87,11 @@ def test_parse_implementation():
     assert parse_implementation("tensorflow+xlacells").xla_cells is True
     assert (parse_implementation("tensorflow+noxlacells").xla_cells, parse_implementation("jax").xla_cells) == (False, None)
     assert parse_implementation("torch+channels_first+fused+nobfc+xlacells+nowinograd").environment() == {
-        "PREDRNN_INTERNAL_LAYOUT": "channels_first", "PREDRNN_FUSED_GATES": "1",
-        "TF_CPU_ALLOCATOR_USE_BFC": "0", "PREDRNN_XLA_CELLS": "1", "PREDRNN_TORCH_WINOGRAD": "0",
+        "PREDRNN_INTERNAL_LAYOUT": "channels_first",
+        "PREDRNN_FUSED_GATES": "1",
+        "TF_CPU_ALLOCATOR_USE_BFC": "0",
+        "PREDRNN_XLA_CELLS": "1",
+        "PREDRNN_TORCH_WINOGRAD": "0",
     }
     assert (parse_implementation("torch+winograd").torch_winograd, parse_implementation("torch").torch_winograd) == (True, None)
     assert parse_implementation("tensorflow").environment() == {}

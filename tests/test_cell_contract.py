@@ -20,10 +20,10 @@ BACKEND = keras.backend.backend()
 class GatedMemoryCell(ConvRecurrentCell):
     """A small cell with a per-layer hidden state and a memory that flows up the stack::
 
-        [z_x c_x u_x] = conv_x(x)     [z_h c_h] = conv_h(hidden)     [c_m u_m] = conv_m(memory)
-        z = sigmoid(z_x + z_h)   c = tanh(c_x + c_h + c_m)   u = sigmoid(u_x + u_m)
-        hidden' = z * c + (1 - z) * hidden      memory' = u * c + (1 - u) * memory
-        output  = tanh(conv_out([hidden', memory']))          conv_out: 1x1, 2f -> f
+    [z_x c_x u_x] = conv_x(x)     [z_h c_h] = conv_h(hidden)     [c_m u_m] = conv_m(memory)
+    z = sigmoid(z_x + z_h)   c = tanh(c_x + c_h + c_m)   u = sigmoid(u_x + u_m)
+    hidden' = z * c + (1 - z) * hidden      memory' = u * c + (1 - u) * memory
+    output  = tanh(conv_out([hidden', memory']))          conv_out: 1x1, 2f -> f
     """
 
     state_spec = (StateSpec("hidden"), StateSpec("memory", flows_up=True))
@@ -145,7 +145,8 @@ def test_a_config_trains_and_evaluates_the_new_cell_by_name(tmp_path):
     from predrnn.jobs.train import train
 
     config = load_config(
-        "smoke", ['model.architecture="gated_memory"', 'model.cell_module="test_cell_contract"', "train.steps=2", "train.progress=false"]
+        "smoke",
+        ['model.architecture="gated_memory"', 'model.cell_module="test_cell_contract"', "train.steps=2", "train.progress=false"],
     )
     train(config, tmp_path / "run")
     model, saved, _ = load_predictor(tmp_path / "run")

@@ -17,8 +17,16 @@ from predrnn.jobs.config import (
 from predrnn.jobs.train import build_model, build_schedule
 
 REQUIRED_PRESETS = {
-    "quickstart", "smoke", "moving_mnist_predrnn", "moving_mnist_predrnn_v2", "moving_mnist_convlstm",
-    "ss_reference", "ss_reverse", "ss_linear", "ss_exponential", "ss_sigmoid",
+    "quickstart",
+    "smoke",
+    "moving_mnist_predrnn",
+    "moving_mnist_predrnn_v2",
+    "moving_mnist_convlstm",
+    "ss_reference",
+    "ss_reverse",
+    "ss_linear",
+    "ss_exponential",
+    "ss_sigmoid",
 }
 
 
@@ -41,8 +49,16 @@ def test_config_keys_are_constructor_arguments():
 
 
 def test_overrides_are_typed():
-    config = load_config("smoke", ["train.batch_size=16", "model.filters=[4, 6]", "train.jit_compile=false",
-                                   "sampling.schedule=linear", "sampling.rate=0.5"])
+    config = load_config(
+        "smoke",
+        [
+            "train.batch_size=16",
+            "model.filters=[4, 6]",
+            "train.jit_compile=false",
+            "sampling.schedule=linear",
+            "sampling.rate=0.5",
+        ],
+    )
     assert config.train.batch_size == 16 and config.model.filters == (4, 6)
     assert config.train.jit_compile == "false"
     assert build_schedule(config.sampling).rate == 0.5

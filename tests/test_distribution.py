@@ -37,8 +37,12 @@ TIMEOUT = 300  # seconds for one subprocess; nothing may hang
 # The smoke preset with a global batch of 4 (2 per replica on 2 devices), one step per epoch,
 # and teacher-forcing masks that mix true frames and predictions.
 OVERRIDES = [
-    "train.batch_size=4", "train.steps=2", "train.steps_per_epoch=1", "train.progress=false",
-    "sampling.schedule=constant", "sampling.future_probability=0.5",  # masks of 0s and 1s
+    "train.batch_size=4",
+    "train.steps=2",
+    "train.steps_per_epoch=1",
+    "train.progress=false",
+    "sampling.schedule=constant",
+    "sampling.future_probability=0.5",  # masks of 0s and 1s
 ]
 
 
@@ -62,8 +66,12 @@ def fit_epochs(config, mode, epochs, *, initial_epoch=0, load=None):
             _compile(model, t)
         dataset, _ = build_datasets(config, initial_epoch)
         model.fit(
-            info.shard_dataset(dataset), epochs=epochs, initial_epoch=initial_epoch,
-            callbacks=[dataset.epoch_callback()], shuffle=False, verbose=0,
+            info.shard_dataset(dataset),
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=[dataset.epoch_callback()],
+            shuffle=False,
+            verbose=0,
         )
         weights = [np.array(keras.ops.convert_to_numpy(w)) for w in model.get_weights()]
     return info, weights
@@ -139,7 +147,10 @@ def _run_compare(tmp_path, env):
     env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="3", **env)
     result = subprocess.run(
         [sys.executable, __file__, "compare", str(report)],
-        capture_output=True, text=True, env=env, timeout=TIMEOUT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=TIMEOUT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(report.read_text())
@@ -246,12 +257,43 @@ def test_multi_worker_environments():
     "environ, match",
     [
         ({"TF_CONFIG": "{not json"}, "TF_CONFIG is not valid JSON"),
-        ({"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1", "b:2"], "ps": ["p:3"]}, "task": {"type": "worker", "index": 0}})}, "jobs \\['ps'\\]"),
-        ({"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 5}})}, "is not in its cluster"),
+        (
+            {
+                "TF_CONFIG": json.dumps(
+                    {"cluster": {"worker": ["a:1", "b:2"], "ps": ["p:3"]}, "task": {"type": "worker", "index": 0}}
+                )
+            },
+            "jobs \\['ps'\\]",
+        ),
+        (
+            {"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 5}})},
+            "is not in its cluster",
+        ),
         ({"KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}, "KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_PROCESS_ID is not set"),
-        ({"KERAS_DISTRIBUTION_JOB_ADDRESSES": "a:1", "KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": "2"}, "must be in \\[0"),
-        ({"KERAS_DISTRIBUTION_JOB_ADDRESSES": "a:1,b:2,c:3", "KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": "0"}, "lists 3 addresses"),
-        ({"KERAS_DISTRIBUTION_JOB_ADDRESSES": "a:1", "KERAS_DISTRIBUTION_NUM_PROCESSES": "two", "KERAS_DISTRIBUTION_PROCESS_ID": "0"}, "must be an integer"),
+        (
+            {
+                "KERAS_DISTRIBUTION_JOB_ADDRESSES": "a:1",
+                "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+                "KERAS_DISTRIBUTION_PROCESS_ID": "2",
+            },
+            "must be in \\[0",
+        ),
+        (
+            {
+                "KERAS_DISTRIBUTION_JOB_ADDRESSES": "a:1,b:2,c:3",
+                "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+                "KERAS_DISTRIBUTION_PROCESS_ID": "0",
+            },
+            "lists 3 addresses",
+        ),
+        (
+            {
+                "KERAS_DISTRIBUTION_JOB_ADDRESSES": "a:1",
+                "KERAS_DISTRIBUTION_NUM_PROCESSES": "two",
+                "KERAS_DISTRIBUTION_PROCESS_ID": "0",
+            },
+            "must be an integer",
+        ),
     ],
 )
 def test_malformed_multi_worker_environments_are_config_errors(environ, match):
@@ -266,8 +308,14 @@ def test_process_shards_add_up_to_the_global_batch():
 
     frames = np.random.default_rng(0).random((12, 6, 4, 4, 1)).astype("float32")
     dataset = VideoPredictionDataset(
-        frames, 4, 3, 3, schedule=get_schedule("linear", start=1.0, end=0.0, rate=0.25),
-        seed=5, steps_per_epoch=3, initial_epoch=1,
+        frames,
+        4,
+        3,
+        3,
+        schedule=get_schedule("linear", start=1.0, end=0.0, rate=0.25),
+        seed=5,
+        steps_per_epoch=3,
+        initial_epoch=1,
     )
     shards = [ProcessShard(dataset, 2, k) for k in range(2)]
     assert len(shards[0]) == 3 and shards[1].epoch == 1

@@ -67,13 +67,16 @@ def test_shipped_specs_load_and_validate():
     for table in ("compare_models", "compare_schedules"):  # the same budget and test sets for every row
         spec = ex.load_spec(table)
         assert spec.runs == 5 and spec.evaluate["num"] == 1000 and spec.evaluate["extra"] == {"three_digits": {"digits": 3}}
-        assert {(c.train.steps, c.train.learning_rate, c.model.filters) for c in spec.configs().values()} == {(4000, 0.003, (32, 32))}
+        assert {(c.train.steps, c.train.learning_rate, c.model.filters) for c in spec.configs().values()} == {
+            (4000, 0.003, (32, 32))
+        }
     versions = ex.load_spec("compare_versions").configs()
     assert versions["v1"].model.decoupling_weight == 0.0
     assert versions["v2"].model.decoupling_weight == 0.1 and versions["v2"].sampling.schedule == "reverse"
     precisions = ex.load_spec("compare_precision").configs()
     assert {name: c.train.precision for name, c in precisions.items()} == {
-        "float32": "float32", "mixed_bfloat16": "mixed_bfloat16"
+        "float32": "float32",
+        "mixed_bfloat16": "mixed_bfloat16",
     }
     quickstart = load_config("quickstart")
     for config in precisions.values():  # the quickstart itself, in each precision
@@ -99,14 +102,20 @@ def test_paper_size_specs():
 
 
 def test_variant_config_order_and_section_tables(tmp_path):
-    spec = ex.load_spec(write_spec(tmp_path / "s.toml", """
+    spec = ex.load_spec(
+        write_spec(
+            tmp_path / "s.toml",
+            """
         base = "smoke"
         set = ["train.steps=7", "sampling.decay_rate=0.5"]
         [variants.plain]
         [variants.const]
         sampling = { schedule = "constant", future_probability = 0.25 }
         set = ["train.steps=9"]
-    """), overrides=["train.learning_rate=0.01"])
+    """,
+        ),
+        overrides=["train.learning_rate=0.01"],
+    )
     configs = spec.configs()
     assert configs["plain"].train.steps == 7 and configs["plain"].sampling.decay_rate == 0.5
     assert configs["plain"].train.learning_rate == 0.01
@@ -117,7 +126,7 @@ def test_variant_config_order_and_section_tables(tmp_path):
 
 SPEC_ERRORS = [
     ('base = "smoke"\nrunz = 2\n[variants.a]\n', "unknown key 'runz'. Did you mean 'runs'?"),
-    ('set = []\n[variants.a]\n', "missing base"),
+    ("set = []\n[variants.a]\n", "missing base"),
     ('[variants.a]\nbase = "smoke"\n[variants.b]\n', "[variants.b] has none"),
     ('[variants.a]\nbase = "smokey"\n', "[variants.a]: base: Unknown preset 'smokey'. Did you mean 'smoke'?"),
     ('base = "smok"\n[variants.a]\n', "Did you mean 'smoke'?"),
@@ -155,12 +164,17 @@ def test_bases_relative_to_the_spec_and_per_variant(tmp_path):
     (tmp_path / "configs").mkdir()
     smoke = Path(ex.SPECS_DIR).parent / "presets" / "smoke.toml"
     (tmp_path / "configs" / "mine.toml").write_text(smoke.read_text().replace("filters = [8]", "filters = [6]"))
-    spec = ex.load_spec(write_spec(tmp_path / "s.toml", """
+    spec = ex.load_spec(
+        write_spec(
+            tmp_path / "s.toml",
+            """
         base = "configs/mine.toml"
         [variants.a]
         [variants.b]
         base = "smoke"
-    """))
+    """,
+        )
+    )
     assert Path(spec.base) == (tmp_path / "configs" / "mine.toml").resolve()
     configs = spec.configs()
     assert configs["a"].model.filters == (6,) and configs["b"].model.filters == (8,)
@@ -170,7 +184,7 @@ def test_bases_relative_to_the_spec_and_per_variant(tmp_path):
 
 
 def test_spec_toml_roundtrip(tmp_path):
-    spec = ex.load_spec("compare_versions", overrides=['train.learning_rate=0.002'])
+    spec = ex.load_spec("compare_versions", overrides=["train.learning_rate=0.002"])
     copy = write_spec(tmp_path / "copy.toml", spec.to_toml(runs=5))
     again = ex.load_spec(copy)
     assert again.runs == 5 and again.configs() == spec.configs() and again.evaluate == spec.evaluate
@@ -204,7 +218,10 @@ def test_tiny_experiment_tables(tiny_experiment):
     assert result["status"] == "finished" and len(result["records"]) == 4
     rows = read_csv(workdir / "results.csv")
     assert [(r["variant"], r["seed"], r["status"]) for r in rows] == [
-        ("predrnn", "0", "finished"), ("predrnn", "1", "finished"), ("convlstm", "0", "finished"), ("convlstm", "1", "finished"),
+        ("predrnn", "0", "finished"),
+        ("predrnn", "1", "finished"),
+        ("convlstm", "0", "finished"),
+        ("convlstm", "1", "finished"),
     ]
     summary = {r["variant"]: r for r in read_csv(workdir / "summary.csv")}
     md = (workdir / "summary.md").read_text()
@@ -234,10 +251,13 @@ def test_tiny_experiment_tables(tiny_experiment):
         extra = json.loads((workdir / row["variant"] / f"seed_{row['seed']}" / "metrics_two_digits.json").read_text())
         assert extra["test_set"]["num_digits"] == 2 and extra["num_sequences"] == 3 and extra["test_set"]["seed"] == 3
         assert float(row["two_digits_mse_per_frame"]) == pytest.approx(extra["mse_per_frame"], rel=1e-12)
-        assert float(row["two_digits_zeros_mse_per_frame"]) == pytest.approx(extra["baselines"]["zeros"]["mse_per_frame"], rel=1e-12)
+        assert float(row["two_digits_zeros_mse_per_frame"]) == pytest.approx(
+            extra["baselines"]["zeros"]["mse_per_frame"], rel=1e-12
+        )
     assert "## Evaluation two_digits" in md and md.count("all black (zeros) (baseline)") == 2
     assert float(summary["predrnn"]["two_digits_mse_per_frame_mean"]) == pytest.approx(
-        np.mean([float(r["two_digits_mse_per_frame"]) for r in rows if r["variant"] == "predrnn"]), rel=1e-12)
+        np.mean([float(r["two_digits_mse_per_frame"]) for r in rows if r["variant"] == "predrnn"]), rel=1e-12
+    )
     assert (workdir / "summary_per_frame.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # learning curves: every epoch of every run's history.csv
     curves = read_csv(workdir / "learning_curves.csv")
@@ -261,8 +281,12 @@ def test_tiny_experiment_tables(tiny_experiment):
 
 def test_tiny_experiment_resume_skips_finished_runs(tiny_experiment, monkeypatch):
     workdir, _ = tiny_experiment
-    watched = [workdir / v / f"seed_{s}" / name for v in ("predrnn", "convlstm") for s in (0, 1)
-               for name in ("metrics.json", "checkpoints/last.keras", "log.txt")]
+    watched = [
+        workdir / v / f"seed_{s}" / name
+        for v in ("predrnn", "convlstm")
+        for s in (0, 1)
+        for name in ("metrics.json", "checkpoints/last.keras", "log.txt")
+    ]
     before = {p: p.stat().st_mtime_ns for p in watched}
 
     def must_not_run(*args, **kwargs):
@@ -360,11 +384,22 @@ def test_failed_run_is_recorded_and_others_continue(tmp_path, fakes):
     result = ex.run_experiment(spec, 2, tmp_path / "exp", in_process=True)
     assert result["exit_code"] == 1 and result["status"] == "failed"
     assert [(r["variant"], r["seed"], r["status"]) for r in result["records"]] == [
-        ("good", 0, "finished"), ("good", 1, "finished"), ("bad", 0, "failed"), ("bad", 1, "failed"),
+        ("good", 0, "finished"),
+        ("good", 1, "finished"),
+        ("bad", 0, "failed"),
+        ("bad", 1, "failed"),
     ]
     evaluations = [c for c in fakes if c[0] == "evaluate"]
     assert [c[1:3] for c in evaluations] == [("good", 0), ("good", 1)]
-    assert evaluations[0][3] == {"num": 4, "seed": 0, "batch_size": 16, "num_digits": 1, "progress": False, "overwrite": True, "pictures": 4}
+    assert evaluations[0][3] == {
+        "num": 4,
+        "seed": 0,
+        "batch_size": 16,
+        "num_digits": 1,
+        "progress": False,
+        "overwrite": True,
+        "pictures": 4,
+    }
     rows = read_csv(tmp_path / "exp" / "results.csv")
     bad = [r for r in rows if r["variant"] == "bad"]
     assert [r["status"] for r in bad] == ["failed", "failed"] and bad[0]["log"] == "bad/seed_0/log.txt"
@@ -405,7 +440,12 @@ def test_resume_skips_finished_resumes_interrupted_and_starts_missing(tmp_path, 
     assert (workdir / "bad" / "seed_0.old").is_dir()
     record = json.loads((workdir / "experiment.json").read_text())
     assert [(t["index"], t["variant"], t["seed"]) for t in record["tasks"]] == [
-        (0, "good", 0), (1, "good", 1), (2, "bad", 0), (3, "bad", 1), (4, "good", 2), (5, "bad", 2),
+        (0, "good", 0),
+        (1, "good", 1),
+        (2, "bad", 0),
+        (3, "bad", 1),
+        (4, "good", 2),
+        (5, "bad", 2),
     ]
     rows = read_csv(workdir / "results.csv")
     assert len(rows) == 6 and all(r["status"] == "finished" for r in rows)
@@ -482,11 +522,14 @@ def test_local_subprocess_runs_in_parallel(tmp_path, fake_python):
     result = ex.run_experiment(spec, 2, tmp_path / "exp", parallel=2, backend="jax", python=python)
     assert result["exit_code"] == 1
     assert sorted((r["variant"], r["seed"], r["status"]) for r in result["records"]) == [
-        ("bad", 0, "failed"), ("bad", 1, "failed"), ("good", 0, "finished"), ("good", 1, "finished"),
+        ("bad", 0, "failed"),
+        ("bad", 1, "failed"),
+        ("good", 0, "finished"),
+        ("good", 1, "finished"),
     ]
     train = [c for c in calls() if c[0] == "train"]
     assert len(train) == 4 and all(c[c.index("--backend") + 1] == "jax" for c in train)
-    assert ["--set", "train.seed=1"] in [c[i:i + 2] for c in train for i in range(len(c))]
+    assert ["--set", "train.seed=1"] in [c[i : i + 2] for c in train for i in range(len(c))]
     evaluate = [c for c in calls() if c[0] == "evaluate"]
     assert len(evaluate) == 2 and all(c[c.index("--num") + 1] == "4" for c in evaluate)
     log = (tmp_path / "exp" / "bad" / "seed_1" / "log.txt").read_text()

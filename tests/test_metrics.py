@@ -139,9 +139,7 @@ def test_numpy_reference_agrees(rng):
 def test_ssim_agrees_with_skimage(shape, rng):
     y_true = smooth_frames(rng, shape)
     y_pred = np.clip(y_true + 0.15 * rng.standard_normal(shape), -0.2, 1.2).astype(np.float32)
-    np.testing.assert_allclose(
-        to_numpy(frame_ssim(y_true, y_pred)), skimage_ssim(y_true, y_pred), atol=1e-4
-    )
+    np.testing.assert_allclose(to_numpy(frame_ssim(y_true, y_pred)), skimage_ssim(y_true, y_pred), atol=1e-4)
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 16, 20, 1), (2, 2, 24, 13, 3)])
@@ -227,9 +225,7 @@ def test_accumulator_weights_unequal_batches_by_size(rng):
     for name in metrics.METRIC_NAMES:
         # float32 sums over differently sized batches: equal to float32 precision.
         np.testing.assert_allclose(report[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
-        np.testing.assert_allclose(
-            report["per_frame"][name], expected["per_frame"][name], rtol=1e-5, atol=1e-6, err_msg=name
-        )
+        np.testing.assert_allclose(report["per_frame"][name], expected["per_frame"][name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_accumulator_errors():

@@ -2,11 +2,10 @@ import keras
 import numpy as np
 import pytest
 
+import numpy_reference as ref
 from predrnn import ConvLSTM, PredRNN
 from predrnn.schedules import inference_teacher_forcing_mask
 from predrnn.testing import run_model_saving_test, run_serialization_test
-
-import numpy_reference as ref
 
 B, T, H, W, C = 2, 5, 8, 8, 1
 
@@ -46,8 +45,12 @@ def test_predrnn_matches_numpy_reference(rng, case):
     inputs = _batch(rng, c=2)
     model = _built(PredRNN(**kwargs), inputs, rng)
     want, want_decoupling = ref.predrnn_forward(
-        inputs["frames"], inputs["teacher_forcing_mask"], ref.model_weights(model),
-        kwargs["filters"], kwargs["patch_size"], kwargs.get("decoupling_weight", 0.0),
+        inputs["frames"],
+        inputs["teacher_forcing_mask"],
+        ref.model_weights(model),
+        kwargs["filters"],
+        kwargs["patch_size"],
+        kwargs.get("decoupling_weight", 0.0),
     )
     got = _np(model(inputs))
     assert got.shape == (B, T - 1, H, W, 2)
@@ -196,10 +199,25 @@ def test_convlstm_fit_lowers_loss(rng):
 @pytest.mark.parametrize(
     "make_inputs, match",
     [
-        (lambda r: {"frames": r.random((2, 5, 8, 8)).astype("float32"), "teacher_forcing_mask": np.ones((2, 3), "float32")}, "shape \\(batch, time, height, width, channels\\)"),
-        (lambda r: {"frames": r.random((2, 5, 10, 8, 1)).astype("float32"), "teacher_forcing_mask": np.ones((2, 3), "float32")}, "not divisible by patch_size=4"),
-        (lambda r: {"frames": r.random((2, 5, 8, 8, 1)).astype("float32"), "teacher_forcing_mask": np.ones((2, 4), "float32")}, "must have shape \\(batch, T-2\\)"),
-        (lambda r: {"frames": np.full((2, 5, 8, 8, 1), np.nan, "float32"), "teacher_forcing_mask": np.ones((2, 3), "float32")}, "NaN"),
+        (
+            lambda r: {"frames": r.random((2, 5, 8, 8)).astype("float32"), "teacher_forcing_mask": np.ones((2, 3), "float32")},
+            "shape \\(batch, time, height, width, channels\\)",
+        ),
+        (
+            lambda r: {
+                "frames": r.random((2, 5, 10, 8, 1)).astype("float32"),
+                "teacher_forcing_mask": np.ones((2, 3), "float32"),
+            },
+            "not divisible by patch_size=4",
+        ),
+        (
+            lambda r: {"frames": r.random((2, 5, 8, 8, 1)).astype("float32"), "teacher_forcing_mask": np.ones((2, 4), "float32")},
+            "must have shape \\(batch, T-2\\)",
+        ),
+        (
+            lambda r: {"frames": np.full((2, 5, 8, 8, 1), np.nan, "float32"), "teacher_forcing_mask": np.ones((2, 3), "float32")},
+            "NaN",
+        ),
         (lambda r: r.random((2, 5, 8, 8, 1)).astype("float32"), "takes a dict"),
     ],
 )

@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
 
+import numpy_reference as ref
 from predrnn import PredRNN
 from predrnn.errors import CheckpointError
 from predrnn.official_checkpoint import load_official_checkpoint
-
-import numpy_reference as ref
 
 torch = pytest.importorskip("torch", reason="reading official checkpoints needs the torch extra")
 
@@ -13,8 +12,11 @@ torch = pytest.importorskip("torch", reason="reading official checkpoints needs 
 def _official_file(tmp_path, rng, filters, patch_size, use_layer_norm, decoupling_weight, size=8, channels=1):
     """Build random reference weights, write them in the official key layout with torch.save."""
     model = PredRNN(
-        filters=filters, kernel_size=3, patch_size=patch_size,
-        use_layer_norm=use_layer_norm, decoupling_weight=decoupling_weight,
+        filters=filters,
+        kernel_size=3,
+        patch_size=patch_size,
+        use_layer_norm=use_layer_norm,
+        decoupling_weight=decoupling_weight,
     )
     model.build((None, None, size, size, channels))
     weights = ref.random_weights_like(ref.model_weights(model), rng)
@@ -24,15 +26,17 @@ def _official_file(tmp_path, rng, filters, patch_size, use_layer_norm, decouplin
     return path, weights
 
 
-@pytest.mark.parametrize(
-    "use_layer_norm, decoupling_weight", [(False, 0.0), (True, 0.0), (False, 0.1), (True, 0.1)]
-)
+@pytest.mark.parametrize("use_layer_norm, decoupling_weight", [(False, 0.0), (True, 0.0), (False, 0.1), (True, 0.1)])
 def test_official_checkpoint_reproduces_reference(tmp_path, rng, use_layer_norm, decoupling_weight):
     filters, p = (4, 4), 2
     path, weights = _official_file(tmp_path, rng, filters, p, use_layer_norm, decoupling_weight)
     model = PredRNN.from_official_checkpoint(
-        path, filters=filters, kernel_size=3, patch_size=p,
-        use_layer_norm=use_layer_norm, decoupling_weight=decoupling_weight,
+        path,
+        filters=filters,
+        kernel_size=3,
+        patch_size=p,
+        use_layer_norm=use_layer_norm,
+        decoupling_weight=decoupling_weight,
     )
     frames = rng.random((2, 5, 8, 8, 1)).astype("float32")
     mask = (rng.random((2, 3)) < 0.5).astype("float32")

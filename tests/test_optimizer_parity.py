@@ -126,8 +126,7 @@ def test_float32_updates_track_torch_adam():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(6)
     parameter = rng.standard_normal((8, 50)).astype(np.float32) * 0.05
-    gradients = [(rng.standard_normal((8, 50)) * 10.0 ** rng.uniform(-9, -4, (8, 50))).astype(np.float32)
-                 for _ in range(40)]
+    gradients = [(rng.standard_normal((8, 50)) * 10.0 ** rng.uniform(-9, -4, (8, 50))).astype(np.float32) for _ in range(40)]
     ours, _ = run_optimizer(TrainConfig(learning_rate=3e-4), parameter, gradients)
     tensor = torch.tensor(parameter, requires_grad=True)
     optimizer = torch.optim.Adam([tensor], lr=3e-4, eps=1e-8)
@@ -140,7 +139,7 @@ def test_float32_updates_track_torch_adam():
 
 def test_pytorch_adam_resumes_from_a_saved_model(tmp_path):
     """A run's checkpoint keeps the optimizer class, its settings and its slots."""
-    from predrnn.jobs.config import load_saved_config, save_config, ExperimentConfig
+    from predrnn.jobs.config import ExperimentConfig, load_saved_config, save_config
 
     config = ExperimentConfig(train=TrainConfig(learning_rate=3e-4, adam_epsilon=1e-8))
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])

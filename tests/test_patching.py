@@ -2,9 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from predrnn import from_patches, to_patches
-
 import numpy_reference as ref
+from predrnn import from_patches, to_patches
 
 
 @pytest.mark.parametrize("p, c", [(1, 1), (2, 3), (4, 1)])

@@ -25,8 +25,12 @@ def evaluated_run(tmp_path_factory):
 
 def test_a_packaged_run_loads_by_name_and_predicts_like_its_checkpoint(evaluated_run, tmp_path, monkeypatch):
     card = pretrained_models.package_run(
-        evaluated_run, "tiny", description="a smoke-test model", training={"command": "predrnn train smoke"},
-        out=tmp_path, check_num=4,
+        evaluated_run,
+        "tiny",
+        description="a smoke-test model",
+        training={"command": "predrnn train smoke"},
+        out=tmp_path,
+        check_num=4,
     )
     assert (tmp_path / "tiny.npz").stat().st_size == card["weights"]["bytes"]
     assert json.loads((tmp_path / "tiny.json").read_text()) == card
@@ -74,8 +78,12 @@ def test_every_shipped_model_scores_as_its_card_says(name):
     check, d = card["check"], card["config"]["data"]
     model = predrnn.pretrained(name)
     frames = generate_moving_mnist(
-        check["num_sequences"], check["seed"], num_digits=check["num_digits"], num_frames=d["input_length"] + d["output_length"],
-        image_size=d["image_size"], split="test",
+        check["num_sequences"],
+        check["seed"],
+        num_digits=check["num_digits"],
+        num_frames=d["input_length"] + d["output_length"],
+        image_size=d["image_size"],
+        split="test",
     )
     scores = FrameMetricsAccumulator()
     scores.update(frames[:, d["input_length"] :], model.rollout(frames[:, : d["input_length"]], d["output_length"]))

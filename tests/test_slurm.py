@@ -68,7 +68,11 @@ def write_spec(path, text=SPEC):
 
 def test_option_checks():
     assert slurm.check_options({"cpus": 4, "gpus": 1, "time": "04:00:00", "mem_per_cpu": "4G", "exclusive": True}) == {
-        "cpus-per-task": 4, "gpus": 1, "time": "04:00:00", "mem-per-cpu": "4G", "exclusive": True,
+        "cpus-per-task": 4,
+        "gpus": 1,
+        "time": "04:00:00",
+        "mem-per-cpu": "4G",
+        "exclusive": True,
     }
     with pytest.raises(ConfigError, match="Did you mean 'partition'"):
         slurm.check_options({"partiton": "gpu"})
@@ -77,7 +81,9 @@ def test_option_checks():
     with pytest.raises(ConfigError, match="logs"):
         slurm.check_options({"output": "x.out"})
     assert slurm.parse_option_texts(["partition=gpu", "gpus=2", "setup=module load cuda"]) == {
-        "partition": "gpu", "gpus": "2", "setup": ["module load cuda"],
+        "partition": "gpu",
+        "gpus": "2",
+        "setup": ["module load cuda"],
     }
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         slurm.parse_option_texts(["partition"])
@@ -89,8 +95,9 @@ def test_sbatch_script_and_tasks(tmp_path, fake_slurm):
     calls, _ = fake_slurm
     spec = write_spec(tmp_path / "s.toml")
     workdir = tmp_path / "exp"
-    result = ex.run_experiment(spec, 3, workdir, slurm=True, backend="jax", parallel=2,
-                               slurm_options={"gpus": "1", "time": "02:00:00"})
+    result = ex.run_experiment(
+        spec, 3, workdir, slurm=True, backend="jax", parallel=2, slurm_options={"gpus": "1", "time": "02:00:00"}
+    )
     assert result["status"] == "submitted" and result["exit_code"] == 0 and result["job_id"] == "123"
     script = (workdir / "slurm" / "job.sbatch").read_text()
     resolved = workdir.resolve()
@@ -105,12 +112,19 @@ def test_sbatch_script_and_tasks(tmp_path, fake_slurm):
     assert (workdir / "slurm" / "logs").is_dir()
     tasks = json.loads((workdir / "slurm" / "tasks.json").read_text())
     assert [(t["index"], t["variant"], t["seed"]) for t in tasks["tasks"]] == [
-        (0, "a", 0), (1, "a", 1), (2, "a", 2), (3, "b", 0), (4, "b", 1), (5, "b", 2),
+        (0, "a", 0),
+        (1, "a", 1),
+        (2, "a", 2),
+        (3, "b", 0),
+        (4, "b", 1),
+        (5, "b", 2),
     ]
     assert tasks["tasks"][4]["run_dir"] == str(resolved / "b" / "seed_1")
     # the array job, then the summary job after it
-    assert calls() == [[str(resolved / "slurm" / "job.sbatch")],
-                       ["--dependency=afterany:123", str(resolved / "slurm" / "summary.sbatch")]]
+    assert calls() == [
+        [str(resolved / "slurm" / "job.sbatch")],
+        ["--dependency=afterany:123", str(resolved / "slurm" / "summary.sbatch")],
+    ]
     summary_script = (workdir / "slurm" / "summary.sbatch").read_text()
     assert "#SBATCH --partition=gpu" in summary_script and "gpus" not in summary_script
     assert f"-m predrnn experiment-summary {resolved}" in summary_script
@@ -129,9 +143,15 @@ def test_resubmits_only_unfinished_tasks(tmp_path, fake_slurm):
     for variant, seed in (("a", 0), ("a", 1), ("b", 1)):
         folder = ex.run_dir(workdir, variant, seed)
         folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps({
-            **{m: 1.0 for m in ex.METRICS}, "baselines": {b: {m: 2.0 for m in ex.METRICS} for b in BASELINES}, "num_sequences": 4,
-        }))
+        (folder / "metrics.json").write_text(
+            json.dumps(
+                {
+                    **{m: 1.0 for m in ex.METRICS},
+                    "baselines": {b: {m: 2.0 for m in ex.METRICS} for b in BASELINES},
+                    "num_sequences": 4,
+                }
+            )
+        )
     queue.write_text("123|3|PENDING\n999|2|RUNNING\n")  # 999 is not ours
     result = ex.run_experiment(workdir / "spec.toml", None, workdir, slurm=True, resume=True)
     resolved = workdir.resolve()
@@ -177,13 +197,25 @@ def test_cli_slurm(tmp_path, fake_slurm, capsys):
 
     calls, _ = fake_slurm
     spec = write_spec(tmp_path / "s.toml")
-    code = main(["experiment", str(spec), "--runs", "1", "--workdir", str(tmp_path / "exp"), "--slurm",
-                 "--slurm-option", "qos=high", "--slurm-option", "partition=cpu"])
+    code = main(
+        [
+            "experiment",
+            str(spec),
+            "--runs",
+            "1",
+            "--workdir",
+            str(tmp_path / "exp"),
+            "--slurm",
+            "--slurm-option",
+            "qos=high",
+            "--slurm-option",
+            "partition=cpu",
+        ]
+    )
     assert code == 0 and "Submitted job array 123" in capsys.readouterr().out
     script = (tmp_path / "exp" / "slurm" / "job.sbatch").read_text()
     assert "#SBATCH --qos=high\n" in script and "#SBATCH --partition=cpu\n" in script and "#SBATCH --array=0-1\n" in script
-    assert main(["experiment", str(spec), "--workdir", str(tmp_path / "exp2"), "--slurm",
-                 "--slurm-option", "partiton=cpu"]) == 2
+    assert main(["experiment", str(spec), "--workdir", str(tmp_path / "exp2"), "--slurm", "--slurm-option", "partiton=cpu"]) == 2
     assert "Did you mean 'partition'" in capsys.readouterr().err
 
 
@@ -211,7 +243,9 @@ def test_real_slurm_array(tmp_path_factory):
     if not _slurm_answers():  # asked here, not at collection: sinfo may take seconds to fail
         pytest.skip("no Slurm cluster answers (sinfo)")
     root = tmp_path_factory.mktemp("slurm")
-    spec = write_spec(root / "s.toml", """
+    spec = write_spec(
+        root / "s.toml",
+        """
         base = "smoke"
         set = ["train.steps=2"]
         [evaluate]
@@ -219,15 +253,17 @@ def test_real_slurm_array(tmp_path_factory):
         [variants.a]
         [slurm]
         time = "00:20:00"
-    """)
+    """,
+    )
     workdir = root / "exp"
     result = ex.run_experiment(spec, 2, workdir, slurm=True, backend=os.environ.get("KERAS_BACKEND", "tensorflow"))
     assert result["status"] == "submitted"
     summary_job = result["summary_job_id"]
     deadline = time.time() + 900
     while time.time() < deadline:
-        queued = subprocess.run(["squeue", "--noheader", "--jobs", f"{result['job_id']},{summary_job}"],
-                                capture_output=True, text=True).stdout.strip()
+        queued = subprocess.run(
+            ["squeue", "--noheader", "--jobs", f"{result['job_id']},{summary_job}"], capture_output=True, text=True
+        ).stdout.strip()
         if not queued:
             break
         time.sleep(5)

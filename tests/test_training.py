@@ -37,9 +37,7 @@ def test_probability_follows_the_step_inside_compiled_fit(rng):
     model.compile(optimizer="sgd", loss=lambda y_true, y_pred: ops.mean(y_pred), jit_compile=True)
     callbacks = [dataset.epoch_callback()]
     losses = model.fit(dataset, epochs=6, shuffle=False, verbose=0, callbacks=callbacks).history["loss"]
-    expected = [
-        sample_teacher_forcing_mask(schedule.probabilities(k, 1, 8), 64, 3, k).mean() for k in range(6)
-    ]
+    expected = [sample_teacher_forcing_mask(schedule.probabilities(k, 1, 8), 64, 3, k).mean() for k in range(6)]
     np.testing.assert_allclose(losses, expected, atol=1e-5)
     assert losses[0] == 1.0 and losses[-1] == 0.0 and 0.2 < losses[2] < 0.9
 
@@ -70,8 +68,17 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
     # evaluate: JSON with the documented keys, CSV, plot; the baselines scored on the same frames
     report = evaluate(tmp_path / "b", num=4, progress=False)
     saved = json.loads((tmp_path / "b" / "metrics.json").read_text())
-    for key in ("mse_per_frame", "mae_per_frame", "ssim", "psnr", "mse_per_pixel", "per_frame",
-                "baselines", "num_sequences", "test_set"):
+    for key in (
+        "mse_per_frame",
+        "mae_per_frame",
+        "ssim",
+        "psnr",
+        "mse_per_pixel",
+        "per_frame",
+        "baselines",
+        "num_sequences",
+        "test_set",
+    ):
         assert key in saved, key
     assert saved["num_sequences"] == 4 and len(saved["per_frame"]["mse_per_frame"]) == 3
     assert saved["test_set"]["kind"] == "moving_mnist" and saved["test_set"]["num_digits"] == 1
@@ -177,10 +184,17 @@ def test_bad_training_data_stops_the_run_with_the_data_error(tmp_path):
     frames = np.random.default_rng(0).random((12, 6, 16, 16, 1)).astype("float32")
     frames[:, 0, 0, 0, 0] = np.arange(12) / 255.0  # tag: which file sequence a sample is
     np.save(tmp_path / "data.npy", frames)
-    config = load_config("smoke", [
-        'data.dataset="file"', f'data.path="{tmp_path / "data.npy"}"', "data.validation_fraction=0.2",
-        "train.steps=3", "train.steps_per_epoch=3", "train.progress=false",
-    ])
+    config = load_config(
+        "smoke",
+        [
+            'data.dataset="file"',
+            f'data.path="{tmp_path / "data.npy"}"',
+            "data.validation_fraction=0.2",
+            "train.steps=3",
+            "train.steps_per_epoch=3",
+            "train.progress=false",
+        ],
+    )
     from predrnn.jobs.train import build_datasets
 
     first_batch = build_datasets(config)[0].batch_at(0)[0]["frames"]

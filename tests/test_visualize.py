@@ -21,9 +21,7 @@ def leftovers(folder):
 
 
 def test_to_uint8_clips_and_rounds():
-    np.testing.assert_array_equal(
-        visualize.to_uint8(np.array([-0.5, 0.0, 0.5, 1.0, 2.0])), [0, 0, 128, 255, 255]
-    )
+    np.testing.assert_array_equal(visualize.to_uint8(np.array([-0.5, 0.0, 0.5, 1.0, 2.0])), [0, 0, 128, 255, 255])
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -91,8 +89,12 @@ def test_comparison_strip_layout(rng):
 
 
 def test_labelled_rows_name_any_number_of_rows(rng):
-    rows = {"context": distinct_frames(rng, 3), "truth": distinct_frames(rng, 2), "PredRNN-V2": distinct_frames(rng, 2),
-            "ConvLSTM": distinct_frames(rng, 2)}
+    rows = {
+        "context": distinct_frames(rng, 3),
+        "truth": distinct_frames(rng, 2),
+        "PredRNN-V2": distinct_frames(rng, 2),
+        "ConvLSTM": distinct_frames(rng, 2),
+    }
     image = visualize.labelled_rows(rows, separator=1)
     assert image.shape[0] == 4 * 8 + 3
     plain = visualize.labelled_rows(rows, separator=1, labels=False)
@@ -109,9 +111,7 @@ def test_comparison_strip_rejects_mismatches(rng):
 
 
 def test_save_png_roundtrip(rng, tmp_path):
-    strip = visualize.comparison_strip(
-        distinct_frames(rng, 2, channels=3), None, distinct_frames(rng, 2, channels=3)
-    )
+    strip = visualize.comparison_strip(distinct_frames(rng, 2, channels=3), None, distinct_frames(rng, 2, channels=3))
     path = tmp_path / "sub" / "strip.png"
     visualize.save_png(path, strip)
     np.testing.assert_array_equal(iio.imread(path), strip)
@@ -161,8 +161,13 @@ def test_save_rows_gif_has_a_row_per_model_and_a_column_per_sequence(rng, tmp_pa
 
 def test_plot_per_frame_writes_png(tmp_path):
     model = summarize(
-        {"mse_per_frame": [10.0, 20.0, 30.0], "mae_per_frame": [1.0, 2.0, 3.0], "ssim": [0.9, 0.8, 0.7],
-         "psnr": [np.inf, 22.0, 20.0], "mse_per_pixel": [0.1, 0.2, 0.3]}
+        {
+            "mse_per_frame": [10.0, 20.0, 30.0],
+            "mae_per_frame": [1.0, 2.0, 3.0],
+            "ssim": [0.9, 0.8, 0.7],
+            "psnr": [np.inf, 22.0, 20.0],
+            "mse_per_pixel": [0.1, 0.2, 0.3],
+        }
     )
     baseline = {"mse_per_frame": [15.0, 25.0, 35.0], "ssim": [0.8, 0.7, 0.6]}
     path = tmp_path / "plots" / "per_frame.png"
@@ -182,4 +187,3 @@ def test_plot_schedule_writes_png(tmp_path):
     assert iio.imread(path).ndim == 3
     with pytest.raises(ValueError, match="nothing to plot"):
         visualize.plot_schedule(path, ReferenceSchedule(), 10, input_length=1, output_length=1)
-

@@ -43,6 +43,7 @@ def _compiled(cell):
     """The cell's step as the models' loop runs it (XLA cell steps where the options say so)."""
     return lambda x, states: _flat(run_step(cell, x, states))
 
+
 # The models whose time loops are checked with Winograd convolutions against the direct ones
 # (JAX's scanned loop, PyTorch's loop): PredRNN-V2 with layer norm, ConvLSTM, remat, and
 # fused gates with 7x7 kernels (the fused kernels, too, are transformed once per sequence).
@@ -160,7 +161,9 @@ def test_torch_transformed_winograd_matches_the_direct_convolution_and_keeps_onl
 
     first = data_format == "channels_first"
     x = torch.tensor(rng.standard_normal((2, 10, 9, 3)).astype("float32"), requires_grad=True)
-    kernel = torch.tensor((rng.standard_normal((kernel_size, kernel_size, 3, 4)) / kernel_size).astype("float32"), requires_grad=True)
+    kernel = torch.tensor(
+        (rng.standard_normal((kernel_size, kernel_size, 3, 4)) / kernel_size).astype("float32"), requires_grad=True
+    )
     weights = torch.tensor(rng.standard_normal((2, 10, 9, 4)).astype("float32"))
 
     def winograd(x, kernel):
@@ -179,7 +182,9 @@ def test_torch_transformed_winograd_matches_the_direct_convolution_and_keeps_onl
     for wrt in ([x, kernel], [x], [kernel]):
         want, got = loss_and_gradients(direct, wrt), loss_and_gradients(winograd, wrt)
         for got, want in zip(got, want):
-            np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-4, atol=1e-4 * want.abs().max().item())
+            np.testing.assert_allclose(
+                got.detach().numpy(), want.detach().numpy(), rtol=1e-4, atol=1e-4 * want.abs().max().item()
+            )
     u = winograd_kernel(kernel, tile)
     x_in = x.permute(0, 3, 1, 2).contiguous() if first else x
     y = transformed_winograd_conv2d(x_in, u, kernel_size, tile, data_format)
@@ -275,7 +280,9 @@ def test_torch_winograd_with_its_kernel_refuses_a_transformed_kernel_with_a_grad
 
     kernel = torch.zeros(5, 5, 2, 6, requires_grad=True)
     with pytest.raises(ValueError, match="compute its transformed kernel u without one"):
-        summed_transformed_winograd_conv2d([(torch.zeros(1, 2, 8, 8), winograd_kernel(kernel, 4), ((0, 0, 6),), kernel)], 6, 5, 4, "channels_first")
+        summed_transformed_winograd_conv2d(
+            [(torch.zeros(1, 2, 8, 8), winograd_kernel(kernel, 4), ((0, 0, 6),), kernel)], 6, 5, 4, "channels_first"
+        )
 
 
 @pytest.mark.skipif(BACKEND == "torch", reason="the other backends")
@@ -308,7 +315,9 @@ def test_torch_winograd_trains_like_the_direct_convolution(rng, monkeypatch, cls
     winograd, transform = loops.transformed_winograd_conv2d, loops.winograd_kernel
     summed = loops.summed_transformed_winograd_conv2d
     monkeypatch.setattr(
-        loops, "transformed_winograd_conv2d", lambda *args, **kw: calls.append((flag(), "winograd", args[2])) or winograd(*args, **kw)
+        loops,
+        "transformed_winograd_conv2d",
+        lambda *args, **kw: calls.append((flag(), "winograd", args[2])) or winograd(*args, **kw),
     )
     monkeypatch.setattr(
         loops, "summed_transformed_winograd_conv2d", lambda *args: calls.append((flag(), "summed", args[2])) or summed(*args)
@@ -438,7 +447,9 @@ def test_an_unknown_torch_winograd_setting_is_refused(monkeypatch):
         (ConvLSTMCell, 2, (4,)),  # the gate sum conv_x + conv_h
     ],
 )
-def test_xla_cell_steps_keep_only_the_gate_sums_and_convolution_outputs_for_the_gradient(rng, monkeypatch, cls, states, kept_channels):
+def test_xla_cell_steps_keep_only_the_gate_sums_and_convolution_outputs_for_the_gradient(
+    rng, monkeypatch, cls, states, kept_channels
+):
     """Between the compiled forward and backward step pass the gate sums and the other
     k x k convolutions' outputs, nothing else.
 
@@ -598,7 +609,9 @@ def test_xla_cell_steps_transform_their_kernels_once_per_sequence(rng, monkeypat
     monkeypatch.setenv("PREDRNN_XLA_CELLS", "1")
     transformed = []
     original = tensorflow_steps.winograd_kernel
-    monkeypatch.setattr(tensorflow_steps, "winograd_kernel", lambda kernel, tile: transformed.append(kernel.shape) or original(kernel, tile))
+    monkeypatch.setattr(
+        tensorflow_steps, "winograd_kernel", lambda kernel, tile: transformed.append(kernel.shape) or original(kernel, tile)
+    )
     cell = SpatioTemporalLSTMCell(8, 5)
     cell.build((2, 6, 6, 3))
     x = tf.constant(rng.standard_normal((2, 6, 6, 3)).astype("float32"))
@@ -845,7 +858,9 @@ def test_the_scanned_time_loop_trains_like_the_unrolled_one(rng, monkeypatch, cl
     flag = lambda: os.environ["PREDRNN_XLA_CELLS"]
     winograd = loops.transformed_winograd_conv2d
     monkeypatch.setattr(
-        loops, "transformed_winograd_conv2d", lambda *args, **kw: calls.append((flag(), "winograd", args[3])) or winograd(*args, **kw)
+        loops,
+        "transformed_winograd_conv2d",
+        lambda *args, **kw: calls.append((flag(), "winograd", args[3])) or winograd(*args, **kw),
     )
     direct = lambda x, k, *args: calls.append((flag(), "direct", k.shape[0])) or conv2d(x, k, *args)
     monkeypatch.setattr(video_predictor, "conv2d", direct)  # the head

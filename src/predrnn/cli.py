@@ -27,10 +27,20 @@ def _evaluate(args) -> int:
     from predrnn.jobs.evaluate import evaluate
 
     report = evaluate(
-        args.run, data=args.data, num_digits=args.digits, num=args.num, seed=args.seed,
-        context=args.context, horizon=args.horizon, output=args.output,
-        batch_size=args.batch_size, overwrite=args.overwrite, pictures=args.pictures,
-        layout=args.layout, channels=args.channels, resize=args.resize,
+        args.run,
+        data=args.data,
+        num_digits=args.digits,
+        num=args.num,
+        seed=args.seed,
+        context=args.context,
+        horizon=args.horizon,
+        output=args.output,
+        batch_size=args.batch_size,
+        overwrite=args.overwrite,
+        pictures=args.pictures,
+        layout=args.layout,
+        channels=args.channels,
+        resize=args.resize,
     )
     print(format_evaluation(report))
     return 0
@@ -40,8 +50,15 @@ def _gallery(args) -> int:
     from predrnn.jobs.evaluate import gallery
 
     result = gallery(
-        args.models, out=args.out, labels=args.labels.split(",") if args.labels else None, num_digits=args.digits,
-        num=args.num, seed=args.seed, context=args.context, horizon=args.horizon, overwrite=args.overwrite,
+        args.models,
+        out=args.out,
+        labels=args.labels.split(",") if args.labels else None,
+        num_digits=args.digits,
+        num=args.num,
+        seed=args.seed,
+        context=args.context,
+        horizon=args.horizon,
+        overwrite=args.overwrite,
     )
     print(json.dumps(result, indent=2))
     return 0
@@ -65,9 +82,16 @@ def _predict(args) -> int:
     from predrnn.jobs.evaluate import predict
 
     result = predict(
-        args.checkpoint, args.input, horizon=args.horizon, out=args.out,
-        context=args.context, overwrite=args.overwrite, pictures=args.pictures,
-        layout=args.layout, channels=args.channels, resize=args.resize,
+        args.checkpoint,
+        args.input,
+        horizon=args.horizon,
+        out=args.out,
+        context=args.context,
+        overwrite=args.overwrite,
+        pictures=args.pictures,
+        layout=args.layout,
+        channels=args.channels,
+        resize=args.resize,
     )
     print(json.dumps(result, indent=2))
     return 0
@@ -101,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", required=True, help="run folder (config, logs, checkpoints, samples)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue the run in --workdir from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="start again in an existing --workdir (the old folder is renamed, not deleted)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="start again in an existing --workdir (the old folder is renamed, not deleted)"
+    )
     add_backend_argument(p)
     p.set_defaults(handler=_train)
 
@@ -116,8 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--output", help="metrics JSON path (default: RUN/metrics.json); CSV and PNG are written beside it")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
-    p.add_argument("--pictures", type=non_negative_int, default=4, metavar="N",
-                   help="draw the first N test sequences as labelled PNG strips and GIFs in OUTPUT_pictures/ (default 4; 0: none)")
+    p.add_argument(
+        "--pictures",
+        type=non_negative_int,
+        default=4,
+        metavar="N",
+        help="draw the first N test sequences as labelled PNG strips and GIFs in OUTPUT_pictures/ (default 4; 0: none)",
+    )
     add_reading_arguments(p, from_run=True)
     add_backend_argument(p)
     p.set_defaults(handler=_evaluate)
@@ -129,19 +160,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context", type=positive_int, help="context frames taken from each sequence")
     p.add_argument("--out", required=True, help="output folder: predictions.npy, GIFs and PNG strips")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
-    p.add_argument("--pictures", type=non_negative_int, default=8, metavar="N",
-                   help="draw the first N sequences as labelled PNG strips and GIFs (default 8; 0: none)")
+    p.add_argument(
+        "--pictures",
+        type=non_negative_int,
+        default=8,
+        metavar="N",
+        help="draw the first N sequences as labelled PNG strips and GIFs (default 8; 0: none)",
+    )
     add_reading_arguments(p, from_run=True)
     add_backend_argument(p)
     p.set_defaults(handler=_predict)
 
     p = commands.add_parser(
-        "gallery", help="the same test sequences predicted by several models: a labelled GIF grid and PNGs",
+        "gallery",
+        help="the same test sequences predicted by several models: a labelled GIF grid and PNGs",
         description="Roll out several models (run folders, checkpoints or pretrained names) on the same Moving MNIST "
         "test sequences and draw them together: OUT (a GIF grid, a labelled row for the truth and one per model, a "
         "column per sequence) and OUT_<i>.png per sequence (rows: context, truth, each model).",
     )
-    p.add_argument("models", nargs="+", metavar="MODEL", help="a run folder, a .keras file, an official checkpoint or a pretrained name")
+    p.add_argument(
+        "models", nargs="+", metavar="MODEL", help="a run folder, a .keras file, an official checkpoint or a pretrained name"
+    )
     p.add_argument("--out", required=True, help="the GIF to write (PNGs go beside it)")
     p.add_argument("--labels", help="comma-separated row labels, one per model (default: the models' names)")
     p.add_argument("--digits", type=positive_int, help="Moving MNIST digits per sequence (default: the first model's)")
@@ -154,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_gallery)
 
     p = commands.add_parser(
-        "pretrained", help="list the pretrained models that ship with the package, with their model cards",
+        "pretrained",
+        help="list the pretrained models that ship with the package, with their model cards",
         description="List the pretrained models that ship with the package (use a NAME wherever a run folder "
         "is accepted: predrnn evaluate NAME, predrnn predict NAME INPUT), show one's card, or package a run as one.",
     )
@@ -163,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = pretrained_commands.add_parser("show", help="print a model's whole card (JSON)")
     q.add_argument("name")
     q = pretrained_commands.add_parser(
-        "package", help="(maintainers) store a finished, evaluated run as a pretrained model: float16 weights and a card",
+        "package",
+        help="(maintainers) store a finished, evaluated run as a pretrained model: float16 weights and a card",
     )
     q.add_argument("run", help="a run folder with checkpoints/best.keras and metrics.json")
     q.add_argument("--name", required=True, help="the model's name (letters, digits, _)")
@@ -183,11 +224,16 @@ def _pretrained(args) -> int:
 
     if args.pretrained_command == "package":
         card = pretrained_models.package_run(
-            args.run, args.name, description=args.description, training={"command": args.training_command},
+            args.run,
+            args.name,
+            description=args.description,
+            training={"command": args.training_command},
             out=args.out or pretrained_models.WEIGHTS_DIR,
         )
-        print(f"Wrote {card['name']}: {card['weights']['bytes'] / 2**20:.1f} MB of float16 weights, "
-              f"check mse_per_frame {card['check']['mse_per_frame']:.2f} on {card['check']['num_sequences']} sequences.")
+        print(
+            f"Wrote {card['name']}: {card['weights']['bytes'] / 2**20:.1f} MB of float16 weights, "
+            f"check mse_per_frame {card['check']['mse_per_frame']:.2f} on {card['check']['num_sequences']} sequences."
+        )
         return 0
     names = pretrained_models.available()
     if args.pretrained_command == "show":
@@ -199,8 +245,10 @@ def _pretrained(args) -> int:
     for name in names:
         print(format_card(pretrained_models.card(name)))
         print()
-    print("Use one with `predrnn predict NAME INPUT --horizon 10 --out DIR`, `predrnn evaluate NAME`, "
-          "or predrnn.pretrained(\"NAME\") in Python; `predrnn pretrained show NAME` prints its whole card.")
+    print(
+        "Use one with `predrnn predict NAME INPUT --horizon 10 --out DIR`, `predrnn evaluate NAME`, "
+        'or predrnn.pretrained("NAME") in Python; `predrnn pretrained show NAME` prints its whole card.'
+    )
     return 0
 
 
@@ -222,7 +270,9 @@ def format_card(card) -> str:
         f"mse_per_frame {test['mse_per_frame']:.2f}, ssim {test['ssim']:.4f}, psnr {test['psnr']:.2f} dB",
     ]
     for name, result in test.get("baselines", {}).items():
-        lines.append(f"            {BASELINE_LABELS.get(name, name)}: mse_per_frame {result['mse_per_frame']:.2f}, ssim {result['ssim']:.4f}")
+        lines.append(
+            f"            {BASELINE_LABELS.get(name, name)}: mse_per_frame {result['mse_per_frame']:.2f}, ssim {result['ssim']:.4f}"
+        )
     lines.append(f"  licence   {card['data_licence']}")
     return "\n".join(lines)
 
@@ -266,7 +316,9 @@ def _apply_backend(argv) -> None:
     known, _ = pre.parse_known_args(argv)
     if known.backend:
         if "keras" in sys.modules and os.environ.get("KERAS_BACKEND", "tensorflow") != known.backend:
-            raise SystemExit(f"predrnn: --backend {known.backend}: keras is already imported with another backend in this process.")
+            raise SystemExit(
+                f"predrnn: --backend {known.backend}: keras is already imported with another backend in this process."
+            )
         os.environ["KERAS_BACKEND"] = known.backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from predrnn.acceleration.memory import use_the_command_allocators  # TensorFlow's BFC, two malloc arenas

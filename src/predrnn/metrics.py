@@ -70,8 +70,7 @@ def _prepare(y_true, y_pred):
     for a, b in zip(true_shape, pred_shape):
         if a is not None and b is not None and a != b:
             raise ValueError(
-                "y_true and y_pred must have the same shape. "
-                f"Received: y_true.shape={true_shape}, y_pred.shape={pred_shape}"
+                f"y_true and y_pred must have the same shape. Received: y_true.shape={true_shape}, y_pred.shape={pred_shape}"
             )
     dtypes = {keras.backend.standardize_dtype(x.dtype) for x in (y_true, y_pred)}
     for dtype in dtypes:
@@ -117,8 +116,7 @@ def _sample_ssim(y_true, y_pred):
     _, time, height, width, channels = _static_shape(y_true)
     if None in (time, height, width, channels):
         raise ValueError(
-            "frame_ssim needs static time, height, width and channels. "
-            f"Received: y_true.shape={_static_shape(y_true)}"
+            f"frame_ssim needs static time, height, width and channels. Received: y_true.shape={_static_shape(y_true)}"
         )
     if height < SSIM_FILTER_SIZE or width < SSIM_FILTER_SIZE:
         raise ValueError(
@@ -267,10 +265,7 @@ def compute_frame_metrics(y_true, y_pred) -> dict[str, np.ndarray]:
     """
     y_true = ops.convert_to_tensor(y_true)
     y_pred = ops.convert_to_tensor(y_pred)
-    return {
-        name: np.asarray(ops.convert_to_numpy(fn(y_true, y_pred)), dtype=np.float64)
-        for name, fn in _FUNCTIONS.items()
-    }
+    return {name: np.asarray(ops.convert_to_numpy(fn(y_true, y_pred)), dtype=np.float64) for name, fn in _FUNCTIONS.items()}
 
 
 def summarize(per_frame: dict) -> dict:
@@ -287,17 +282,14 @@ def summarize(per_frame: dict) -> dict:
         with Python floats. A PSNR of ``+inf`` (a perfect frame) stays ``inf``;
         ``json.dump`` writes it as ``Infinity``.
     """
-    names = [n for n in METRIC_NAMES if n in per_frame] + [
-        n for n in per_frame if n not in METRIC_NAMES
-    ]
+    names = [n for n in METRIC_NAMES if n in per_frame] + [n for n in per_frame if n not in METRIC_NAMES]
     if not names:
         raise ValueError(f"summarize needs at least one metric. Received: per_frame={per_frame!r}")
     arrays = {name: np.asarray(per_frame[name], dtype=np.float64) for name in names}
     lengths = {name: a.shape for name, a in arrays.items()}
     if any(len(shape) != 1 for shape in lengths.values()) or len(set(lengths.values())) != 1:
         raise ValueError(
-            "summarize expects one vector of per-frame values per metric, all of the same "
-            f"length. Received shapes: {lengths}"
+            f"summarize expects one vector of per-frame values per metric, all of the same length. Received shapes: {lengths}"
         )
     summary: dict = {name: float(np.mean(a)) for name, a in arrays.items()}
     summary["num_frames"] = int(next(iter(arrays.values())).shape[0])
@@ -388,14 +380,10 @@ class _FrameMetric(keras.metrics.Metric):
         if output_length is not None:
             is_int = isinstance(output_length, (int, np.integer)) and not isinstance(output_length, bool)
             if not is_int or output_length < 1:
-                raise ValueError(
-                    f"output_length must be a positive int or None. Received: output_length={output_length!r}"
-                )
+                raise ValueError(f"output_length must be a positive int or None. Received: output_length={output_length!r}")
             output_length = int(output_length)
         self.output_length = output_length
-        self.total = self.add_variable(
-            shape=(output_length or 1,), initializer="zeros", dtype=self.dtype, name="total"
-        )
+        self.total = self.add_variable(shape=(output_length or 1,), initializer="zeros", dtype=self.dtype, name="total")
         self.count = self.add_variable(shape=(), initializer="zeros", dtype=self.dtype, name="count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -429,8 +417,7 @@ class _FrameMetric(keras.metrics.Metric):
         """Per-frame means over the sequences seen, a tensor of shape ``(output_length,)``."""
         if self.output_length is None:
             raise ValueError(
-                f"{self.name} keeps per-frame values only when built with output_length. "
-                "Received: output_length=None"
+                f"{self.name} keeps per-frame values only when built with output_length. Received: output_length=None"
             )
         return ops.divide_no_nan(self.total, self.count)
 

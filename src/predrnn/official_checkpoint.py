@@ -61,9 +61,7 @@ def read_official_state(path) -> dict[str, np.ndarray]:
 
 def infer_arguments(state: dict[str, np.ndarray], channels: int = 1) -> dict:
     """Constructor arguments implied by an official state dict (``channels`` is not stored)."""
-    layers = sorted(
-        {int(m.group(1)) for key in state if (m := re.match(r"cell_list\.(\d+)\.", key))}
-    )
+    layers = sorted({int(m.group(1)) for key in state if (m := re.match(r"cell_list\.(\d+)\.", key))})
     if not layers or layers != list(range(len(layers))):
         raise CheckpointError(
             "This does not look like an official PredRNN state dict: no consecutive "
@@ -116,9 +114,7 @@ def _shape_matches(expected, actual):
 
 def check_official_state(state, filters, kernel_size, patch_size, channels, use_layer_norm, decoupling, spatial=None):
     """Raise one :class:`CheckpointError` listing every missing, unexpected or misshapen key."""
-    expected = expected_official_shapes(
-        filters, kernel_size, patch_size, channels, use_layer_norm, decoupling, spatial
-    )
+    expected = expected_official_shapes(filters, kernel_size, patch_size, channels, use_layer_norm, decoupling, spatial)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = [
@@ -235,8 +231,13 @@ def load_official_checkpoint(path, model_class=None, *, image_size=None, channel
     filters = tuple(arguments["filters"])
     if len(set(filters)) == 1:  # unequal widths are caught with a clearer message below
         check_official_state(
-            state, filters, arguments["kernel_size"], arguments["patch_size"], channels,
-            arguments["use_layer_norm"], arguments["decoupling_weight"] > 0,
+            state,
+            filters,
+            arguments["kernel_size"],
+            arguments["patch_size"],
+            channels,
+            arguments["use_layer_norm"],
+            arguments["decoupling_weight"] > 0,
         )
     model = model_class(**arguments)
     height = width = None

@@ -39,8 +39,7 @@ def from_patches(patches, patch_size):
     b, t, h, w, pc = ops.shape(patches)
     if pc % (p * p):
         raise ValueError(
-            f"Patched channels {pc} are not divisible by patch_size**2={p * p}. "
-            f"Received shape: {tuple(ops.shape(patches))}"
+            f"Patched channels {pc} are not divisible by patch_size**2={p * p}. Received shape: {tuple(ops.shape(patches))}"
         )
     c = pc // (p * p)
     x = ops.reshape(patches, (-1, t, h, w, p, p, c))

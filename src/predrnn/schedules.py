@@ -161,8 +161,7 @@ class ReverseSchedule(SamplingSchedule):
         self.stop_step = int(stop_step)
         if not 0 <= self.start_step < self.stop_step:
             raise ValueError(
-                "ReverseSchedule needs 0 <= start_step < stop_step. "
-                f"Received: start_step={start_step}, stop_step={stop_step}"
+                f"ReverseSchedule needs 0 <= start_step < stop_step. Received: start_step={start_step}, stop_step={stop_step}"
             )
         self.alpha = _check_positive("alpha", alpha)
 
@@ -232,9 +231,7 @@ class ExponentialSchedule(_ProbabilityCurve):
 class SigmoidSchedule(_ProbabilityCurve):
     """``e = start + (end - start) / (1 + exp((midpoint - step) / alpha))``."""
 
-    def __init__(
-        self, start: float = 1.0, end: float = 0.0, alpha: float = 2_500.0, midpoint: float = 25_000.0
-    ):
+    def __init__(self, start: float = 1.0, end: float = 0.0, alpha: float = 2_500.0, midpoint: float = 25_000.0):
         super().__init__(start, end)
         self.alpha = _check_positive("alpha", alpha)
         self.midpoint = float(midpoint)
@@ -266,9 +263,7 @@ def get_schedule(name: str, **kwargs) -> SamplingSchedule:
         return name
     key = str(name).lower()
     if key not in SCHEDULES:
-        raise ValueError(
-            f"Unknown sampling schedule {name!r}. Choose one of: {', '.join(sorted(SCHEDULES))}."
-        )
+        raise ValueError(f"Unknown sampling schedule {name!r}. Choose one of: {', '.join(sorted(SCHEDULES))}.")
     cls = SCHEDULES[key]
     try:
         return cls(**kwargs)
@@ -277,14 +272,11 @@ def get_schedule(name: str, **kwargs) -> SamplingSchedule:
 
         valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
         raise ValueError(
-            f"Bad arguments for the {key!r} schedule: {error}. Valid arguments: {', '.join(valid)}. "
-            f"Received: {kwargs}"
+            f"Bad arguments for the {key!r} schedule: {error}. Valid arguments: {', '.join(valid)}. Received: {kwargs}"
         ) from None
 
 
-def sample_teacher_forcing_mask(
-    probabilities: np.ndarray, batch_size: int, seed: int, step: int
-) -> np.ndarray:
+def sample_teacher_forcing_mask(probabilities: np.ndarray, batch_size: int, seed: int, step: int) -> np.ndarray:
     """Sample a ``(batch_size, T-2)`` float32 teacher-forcing mask.
 
     Each entry is 1 with its step's probability, independently per sample and step.
@@ -292,9 +284,7 @@ def sample_teacher_forcing_mask(
     """
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if probabilities.ndim != 1:
-        raise ValueError(
-            f"probabilities must be a vector of length T-2. Received shape {probabilities.shape}"
-        )
+        raise ValueError(f"probabilities must be a vector of length T-2. Received shape {probabilities.shape}")
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(step), 0x5EED])
     draws = rng.random((int(batch_size), probabilities.shape[0]))
     return (draws < probabilities[None, :]).astype(np.float32)

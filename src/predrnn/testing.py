@@ -18,8 +18,7 @@ def run_serialization_test(obj):
     clone = type(obj).from_config(config)
     if json.dumps(clone.get_config(), sort_keys=True, default=str) != json.dumps(config, sort_keys=True, default=str):
         raise AssertionError(
-            f"{type(obj).__name__}: get_config changed through from_config.\n"
-            f"before: {config}\nafter:  {clone.get_config()}"
+            f"{type(obj).__name__}: get_config changed through from_config.\nbefore: {config}\nafter:  {clone.get_config()}"
         )
     serialized = keras.saving.serialize_keras_object(obj)
     revived = keras.saving.deserialize_keras_object(serialized)

@@ -85,8 +85,7 @@ def _check_frames(name: str, frames) -> np.ndarray:
         )
     if not np.issubdtype(frames.dtype, np.floating):
         raise ValueError(
-            f"{name} must hold floats on the [0, 1] scale (convert uint8 with x / 255). "
-            f"Received: {name}.dtype={frames.dtype}"
+            f"{name} must hold floats on the [0, 1] scale (convert uint8 with x / 255). Received: {name}.dtype={frames.dtype}"
         )
     if not np.all(np.isfinite(frames)):
         raise ValueError(f"{name} contains NaN or infinite values. Received: {name}.shape={frames.shape}")
@@ -259,9 +258,7 @@ def labelled_rows(rows: Mapping, separator: int = 1, scale: int = 1, labels: boo
     rows = {str(name): _check_frames(str(name), frames) for name, frames in rows.items()}
     first_name, first = next(iter(rows.items()))
     _check_matching(first_name, first, rows)
-    images = [
-        _hstack(list(_upscale(_rgb(to_uint8(frames)), scale)), separator) for frames in rows.values()
-    ]
+    images = [_hstack(list(_upscale(_rgb(to_uint8(frames)), scale)), separator) for frames in rows.values()]
     width = max(image.shape[1] for image in images)
     padded = []
     for index, image in enumerate(images):
@@ -275,9 +272,7 @@ def labelled_rows(rows: Mapping, separator: int = 1, scale: int = 1, labels: boo
     return image
 
 
-def save_comparison_gif(
-    path, context, truth, prediction, fps: float = 4, scale: int = 1, separator: int = 1
-) -> None:
+def save_comparison_gif(path, context, truth, prediction, fps: float = 4, scale: int = 1, separator: int = 1) -> None:
     """A GIF of ``T_in + T_out`` frames with two labelled rows, "truth" above "prediction".
 
     During the context part both rows show the observed frame, with a green bar
@@ -295,14 +290,17 @@ def save_comparison_gif(
     context = _check_frames("context", context)
     truth = None if truth is None else _check_frames("truth", truth)
     save_rows_gif(
-        path, context[None], None if truth is None else truth[None], {"prediction": _check_frames("prediction", prediction)[None]},
-        fps=fps, scale=scale, separator=separator,
+        path,
+        context[None],
+        None if truth is None else truth[None],
+        {"prediction": _check_frames("prediction", prediction)[None]},
+        fps=fps,
+        scale=scale,
+        separator=separator,
     )
 
 
-def save_rows_gif(
-    path, context, truth, predictions: Mapping, fps: float = 4, scale: int = 1, separator: int = 1
-) -> None:
+def save_rows_gif(path, context, truth, predictions: Mapping, fps: float = 4, scale: int = 1, separator: int = 1) -> None:
     """A GIF grid: one labelled row for the truth and one per model, one column per sequence.
 
     Each GIF frame shows time step ``t`` of every sequence: the observed frame while
@@ -348,9 +346,13 @@ def save_rows_gif(
             images.append(_hstack(panels, separator))
         heights = [image.shape[0] for image in images]
         grid = np.concatenate(
-            [part for index, image in enumerate(images) for part in (
-                ([np.full((separator, image.shape[1], 3), SEPARATOR_VALUE, dtype=np.uint8)] if index else []) + [image]
-            )],
+            [
+                part
+                for index, image in enumerate(images)
+                for part in (
+                    ([np.full((separator, image.shape[1], 3), SEPARATOR_VALUE, dtype=np.uint8)] if index else []) + [image]
+                )
+            ],
             axis=0,
         )
         grid = _with_labels(grid, list(rows), heights, separator)
@@ -409,10 +411,7 @@ def plot_per_frame(
     }
     names = [name for name in PLOTTED_METRICS if name in per_frame]
     if not names:
-        raise ValueError(
-            f"plot_per_frame needs at least one of {list(PLOTTED_METRICS)}. "
-            f"Received keys: {list(per_frame)}"
-        )
+        raise ValueError(f"plot_per_frame needs at least one of {list(PLOTTED_METRICS)}. Received keys: {list(per_frame)}")
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -426,9 +425,7 @@ def plot_per_frame(
         for series_label, values, style in series:
             values = np.asarray(values, dtype=np.float64)
             if values.ndim != 1:
-                raise ValueError(
-                    f"per-frame values must be 1-D. Received: {name} with shape {values.shape}"
-                )
+                raise ValueError(f"per-frame values must be 1-D. Received: {name} with shape {values.shape}")
             values = np.where(np.isfinite(values), values, np.nan)
             axis.plot(np.arange(1, values.shape[0] + 1), values, style, label=series_label, markersize=3)
         axis.set_xlabel("future frame")

@@ -229,8 +229,13 @@ class _Recording(VideoPredictionDataset):
 
 def _recording(initial_epoch=0, workers=1):
     ds = _Recording(
-        _sequences(num=8), batch_size=2, input_length=3, output_length=3,
-        schedule=ReferenceSchedule(), initial_epoch=initial_epoch, workers=workers,
+        _sequences(num=8),
+        batch_size=2,
+        input_length=3,
+        output_length=3,
+        schedule=ReferenceSchedule(),
+        initial_epoch=initial_epoch,
+        workers=workers,
     )
     ds.calls = []
     return ds
@@ -289,7 +294,9 @@ def test_batch_at_is_the_batch_of_that_global_step_in_any_epoch():
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.data pipeline of the TensorFlow backend")
 def test_to_tf_dataset_yields_the_batches_of_the_global_steps_in_order():
     stream = MovingMNISTStream(0, num_frames=6, image_size=8, digit_size=4, digits=np.full((2, 4, 4), 255, np.uint8))
-    ds = VideoPredictionDataset(stream, 3, 3, 3, schedule=ConstantSchedule(future_probability=0.5), seed=4, steps_per_epoch=2, workers=2)
+    ds = VideoPredictionDataset(
+        stream, 3, 3, 3, schedule=ConstantSchedule(future_probability=0.5), seed=4, steps_per_epoch=2, workers=2
+    )
     batches = list(ds.to_tf_dataset(first_step=3, num_steps=4).as_numpy_iterator())
     assert len(batches) == 4
     for step, (inputs, target) in zip(range(3, 7), batches):

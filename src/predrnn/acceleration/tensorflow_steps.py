@@ -38,9 +38,7 @@ def run_step(cell, inputs, states, data_format=CHANNELS_LAST):
     On JAX the models compile the cells inside their scanned time loop instead
     (:func:`predrnn.acceleration.loops.scanned_unroll`).
     """
-    if keras.backend.backend() != "tensorflow" or not xla_cells(
-        cell.filters, cell.kernel_size, inputs.dtype, current_options()
-    ):
+    if keras.backend.backend() != "tensorflow" or not xla_cells(cell.filters, cell.kernel_size, inputs.dtype, current_options()):
         return cell.step(inputs, states)
     return xla_step(cell, inputs, states, data_format)
 
@@ -368,9 +366,7 @@ def _replayed_sum(terms, y, out_channels, data_format):
         def grad(dy):
             with tf.GradientTape() as tape:
                 tape.watch(inputs)
-                convolved = [
-                    (xla_conv2d(x, kernel, data_format), p) for x, kernel, p in zip(inputs[0::2], inputs[1::2], places)
-                ]
+                convolved = [(xla_conv2d(x, kernel, data_format), p) for x, kernel, p in zip(inputs[0::2], inputs[1::2], places)]
                 recomputed = placed_sum(convolved, out_channels, data_format)
             return (*tape.gradient(recomputed, inputs, output_gradients=dy), None)
 

@@ -29,12 +29,21 @@ def add_benchmark_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="mnist",
-                        help="model and batch (mnist: 4x64/batch 8; paper: 4x128/batch 16; default mnist)")
-    parser.add_argument("--impl", nargs="+", default=["reference", "tensorflow"], metavar="SPEC",
-                        help=f"implementations: reference, or BACKEND[+FLAG...][:PRECISION] with BACKEND in "
-                             f"{'/'.join(BACKENDS)}, FLAG in {', '.join(FLAGS)} (docs/performance.md), "
-                             f"PRECISION {'/'.join(PRECISIONS)} (default: reference tensorflow)")
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="mnist",
+        help="model and batch (mnist: 4x64/batch 8; paper: 4x128/batch 16; default mnist)",
+    )
+    parser.add_argument(
+        "--impl",
+        nargs="+",
+        default=["reference", "tensorflow"],
+        metavar="SPEC",
+        help=f"implementations: reference, or BACKEND[+FLAG...][:PRECISION] with BACKEND in "
+        f"{'/'.join(BACKENDS)}, FLAG in {', '.join(FLAGS)} (docs/performance.md), "
+        f"PRECISION {'/'.join(PRECISIONS)} (default: reference tensorflow)",
+    )
     parser.add_argument("--filters", type=int, nargs="+", help="override the preset's layer widths")
     parser.add_argument("--batch-size", type=int, help="override the preset's batch size")
     parser.add_argument("--frames", type=int, nargs=2, metavar=("INPUT", "OUTPUT"), help="override input/output lengths")
@@ -46,7 +55,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", help="write the JSON result here (refuses to overwrite)")
     parser.add_argument("--readme", help="write the Markdown table here (refuses to overwrite)")
     parser.add_argument("--overwrite", action="store_true", help="allow replacing --output/--readme")
-    parser.add_argument("--reference-path", help="a Python file with another ReferenceTrainer (default: predrnn.benchmark.reference_torch)")
+    parser.add_argument(
+        "--reference-path", help="a Python file with another ReferenceTrainer (default: predrnn.benchmark.reference_torch)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
@@ -89,8 +100,14 @@ def run_benchmark_command(args) -> int:
     use_the_command_allocators()
     try:
         result = run_benchmark(
-            config, impls, steps=args.steps, warmup=args.warmup, rollout_repeats=args.rollout_repeats,
-            seed=args.seed, reference_path=args.reference_path, progress=progress,
+            config,
+            impls,
+            steps=args.steps,
+            warmup=args.warmup,
+            rollout_repeats=args.rollout_repeats,
+            seed=args.seed,
+            reference_path=args.reference_path,
+            progress=progress,
         )
     except (RuntimeError, ValueError, FileNotFoundError) as error:
         print(f"predrnn benchmark: error: {error}", file=sys.stderr)

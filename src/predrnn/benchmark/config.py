@@ -8,8 +8,19 @@ BACKENDS = ("tensorflow", "jax", "torch")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # The "+FLAG"s of an implementation spec (see Implementation); parse_implementation reads each.
 FLAGS = (
-    "xla", "noxla", "remat", "channels_first", "channels_last", "fused", "unfused", "bfc", "nobfc",
-    "xlacells", "noxlacells", "winograd", "nowinograd",
+    "xla",
+    "noxla",
+    "remat",
+    "channels_first",
+    "channels_last",
+    "fused",
+    "unfused",
+    "bfc",
+    "nobfc",
+    "xlacells",
+    "noxlacells",
+    "winograd",
+    "nowinograd",
 )
 
 
@@ -45,9 +56,7 @@ class BenchmarkConfig:
                     f"Received: model={self.model!r}"
                 )
         if self.image_size % self.patch_size:
-            raise ValueError(
-                f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}."
-            )
+            raise ValueError(f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}.")
         if self.input_length < 1 or self.output_length < 1:
             raise ValueError("input_length and output_length must be >= 1.")
         if self.model != "predrnn" and self.decoupling_weight:
@@ -58,7 +67,9 @@ class BenchmarkConfig:
         return self.input_length + self.output_length
 
     def describe(self) -> str:
-        widths = "x".join(str(f) for f in self.filters) if len(set(self.filters)) > 1 else f"{len(self.filters)}x{self.filters[0]}"
+        widths = (
+            "x".join(str(f) for f in self.filters) if len(set(self.filters)) > 1 else f"{len(self.filters)}x{self.filters[0]}"
+        )
         names = {"predrnn": "PredRNN", "convlstm": "ConvLSTM"}
         name = "PredRNN-V2" if self.decoupling_weight > 0 else names.get(self.model, f"VideoPredictor({self.model})")
         extras = ", layer norm" if self.use_layer_norm else ""
@@ -100,7 +111,6 @@ PRESETS = {
         filters=(8, 8), batch_size=2, image_size=16, patch_size=4, kernel_size=3, input_length=3, output_length=3
     ),
 }
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +158,8 @@ class Implementation:
         }
         return {
             name: value if isinstance(value, str) else ("1" if value else "0")
-            for name, value in switches.items() if value is not None
+            for name, value in switches.items()
+            if value is not None
         }
 
 
@@ -187,6 +198,15 @@ def parse_implementation(spec: str) -> Implementation:
         else:
             raise ValueError(f"Unknown flag {flag!r} in {spec!r}. Flags: {', '.join('+' + f for f in FLAGS)}.")
     return Implementation(
-        spec=text, kind="keras", backend=backend, precision=precision, xla=xla, remat=remat, layout=layout,
-        fused=fused, bfc=bfc, xla_cells=xla_cells, torch_winograd=torch_winograd,
+        spec=text,
+        kind="keras",
+        backend=backend,
+        precision=precision,
+        xla=xla,
+        remat=remat,
+        layout=layout,
+        fused=fused,
+        bfc=bfc,
+        xla_cells=xla_cells,
+        torch_winograd=torch_winograd,
     )

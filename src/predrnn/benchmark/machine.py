@@ -111,7 +111,7 @@ def load_average():
 
 
 def device_name(backend: str) -> str:
-    """"cpu" or the accelerator the backend runs on (backend-specific, for the report only)."""
+    """ "cpu" or the accelerator the backend runs on (backend-specific, for the report only)."""
     try:
         if backend == "tensorflow":
             import tensorflow as tf

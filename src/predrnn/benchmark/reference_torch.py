@@ -95,8 +95,18 @@ class SpatioTemporalLSTMCell(nn.Module):
 class RNN(nn.Module):
     """PredRNN (``decoupling_beta == 0``) or PredRNN-V2 (``> 0``), as the official ``RNN`` classes."""
 
-    def __init__(self, num_layers, num_hidden, patch_size, img_width, img_channel=1, filter_size=5,
-                 layer_norm=False, total_length=20, decoupling_beta=0.0):
+    def __init__(
+        self,
+        num_layers,
+        num_hidden,
+        patch_size,
+        img_width,
+        img_channel=1,
+        filter_size=5,
+        layer_norm=False,
+        total_length=20,
+        decoupling_beta=0.0,
+    ):
         super().__init__()
         self.frame_channel = patch_size * patch_size * img_channel
         self.num_layers = num_layers
@@ -109,8 +119,7 @@ class RNN(nn.Module):
             in_channel = self.frame_channel if i == 0 else num_hidden[i - 1]
             cells.append(SpatioTemporalLSTMCell(in_channel, num_hidden[i], width, filter_size, 1, layer_norm))
         self.cell_list = nn.ModuleList(cells)
-        self.conv_last = nn.Conv2d(num_hidden[num_layers - 1], self.frame_channel, kernel_size=1, stride=1,
-                                   padding=0, bias=False)
+        self.conv_last = nn.Conv2d(num_hidden[num_layers - 1], self.frame_channel, kernel_size=1, stride=1, padding=0, bias=False)
         if decoupling_beta > 0:
             self.adapter = nn.Conv2d(num_hidden[0], num_hidden[0], 1, stride=1, padding=0, bias=False)
         self.MSE_criterion = nn.MSELoss()
@@ -121,7 +130,7 @@ class RNN(nn.Module):
         mask_true = mask_true.permute(0, 1, 4, 2, 3).contiguous()
         batch, height, width = frames.shape[0], frames.shape[3], frames.shape[4]
         next_frames, h_t, c_t = [], [], []
-        delta_c_list, delta_m_list, decouple_loss = [], [], []
+        decouple_loss = []
         for i in range(self.num_layers):
             zeros = torch.zeros([batch, self.num_hidden[i], height, width], device=frames.device)
             h_t.append(zeros)
@@ -155,9 +164,22 @@ class RNN(nn.Module):
 class ReferenceTrainer:
     """The official ``Model.train`` / ``Model.test`` pair around :class:`RNN`."""
 
-    def __init__(self, filters, batch_size, image_size=64, channels=1, patch_size=4, kernel_size=5,
-                 total_length=20, input_length=10, layer_norm=False, decoupling_beta=0.0, lr=1e-3, seed=0,
-                 device="cpu"):
+    def __init__(
+        self,
+        filters,
+        batch_size,
+        image_size=64,
+        channels=1,
+        patch_size=4,
+        kernel_size=5,
+        total_length=20,
+        input_length=10,
+        layer_norm=False,
+        decoupling_beta=0.0,
+        lr=1e-3,
+        seed=0,
+        device="cpu",
+    ):
         torch.manual_seed(seed)
         self.device = device
         self.patch_size = patch_size
@@ -166,8 +188,9 @@ class ReferenceTrainer:
         self.total_length = total_length
         self.image_size = image_size
         self.channels = channels
-        self.network = RNN(len(filters), list(filters), patch_size, image_size, channels, kernel_size,
-                           layer_norm, total_length, decoupling_beta).to(device)
+        self.network = RNN(
+            len(filters), list(filters), patch_size, image_size, channels, kernel_size, layer_norm, total_length, decoupling_beta
+        ).to(device)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=lr)
 
     def _mask(self, mask: np.ndarray) -> np.ndarray:
@@ -206,7 +229,7 @@ def main(argv=None):
     trainer = ReferenceTrainer(args.filters, args.batch_size, image_size=args.image_size, total_length=args.frames)
     frames = rng.random((args.batch_size, args.frames, args.image_size, args.image_size, 1), dtype=np.float32)
     mask = np.zeros((args.batch_size, args.frames - 2), np.float32)
-    mask[:, : 9] = 1
+    mask[:, :9] = 1
     trainer.train(frames, mask)  # warm-up
     times = []
     for _ in range(args.steps):

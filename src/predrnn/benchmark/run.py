@@ -12,12 +12,37 @@ from predrnn.benchmark.machine import load_average, machine_info, measure_matmul
 from predrnn.benchmark.workers import InProcessWorker, SubprocessWorker, config_to_json
 
 RESULT_KEYS = (
-    "implementation", "backend", "precision", "xla", "remat", "layout", "device",
-    "step_s", "step_times_s", "step_cpu_s", "steps_timed", "compile_s", "first_step_s",
-    "sequences_per_s", "frames_per_s", "flops_per_step", "gflops_per_s",
-    "fraction_of_sgemm_peak", "backend_matmul_gflops", "fraction_of_backend_matmul",
-    "step_vs_reference", "step_vs_first", "rollout_s_per_sequence", "rollout_compile_s", "rollout_vs_train_per_sequence",
-    "peak_memory_mb", "baseline_memory_mb", "working_memory_mb", "data_wait_s", "data_wait_fraction", "final_loss",
+    "implementation",
+    "backend",
+    "precision",
+    "xla",
+    "remat",
+    "layout",
+    "device",
+    "step_s",
+    "step_times_s",
+    "step_cpu_s",
+    "steps_timed",
+    "compile_s",
+    "first_step_s",
+    "sequences_per_s",
+    "frames_per_s",
+    "flops_per_step",
+    "gflops_per_s",
+    "fraction_of_sgemm_peak",
+    "backend_matmul_gflops",
+    "fraction_of_backend_matmul",
+    "step_vs_reference",
+    "step_vs_first",
+    "rollout_s_per_sequence",
+    "rollout_compile_s",
+    "rollout_vs_train_per_sequence",
+    "peak_memory_mb",
+    "baseline_memory_mb",
+    "working_memory_mb",
+    "data_wait_s",
+    "data_wait_fraction",
+    "final_loss",
 )
 """Keys of each entry of ``result["implementations"]`` (``None`` where not applicable).
 
@@ -115,7 +140,7 @@ def run_benchmark(
                 + f"; sgemm {sgemm_rounds[-1]['best']:.1f} GFLOP/s; load {load_average()}"
             )
         rollouts = {impl.spec: [] for impl in impls}
-        for repeat in range(rollout_repeats + 1):
+        for _ in range(rollout_repeats + 1):
             for worker in workers:
                 rollouts[worker.impl.spec].append(worker.call("rollout"))
         summaries = {worker.impl.spec: worker.call("summary") for worker in workers}
@@ -143,9 +168,7 @@ def run_benchmark(
             ref_steps = [t["step_s"] for t in timings[reference_spec]]
             ratio = statistics.median(a / b for a, b in zip(steps_s, ref_steps))
             ref_cpu = [t["cpu_s"] for t in timings[reference_spec]]
-            cpu_ratio = statistics.median(
-                a["cpu_s"] / b for a, b in zip(timings[impl.spec], ref_cpu)
-            )
+            cpu_ratio = statistics.median(a["cpu_s"] / b for a, b in zip(timings[impl.spec], ref_cpu))
         roll = [r["rollout_s"] for r in rollouts[impl.spec]]
         roll_median = statistics.median(roll[1:])
         per_sequence_rollout = roll_median / config.batch_size
@@ -216,7 +239,9 @@ def run_benchmark(
         "isolated": isolate,
         "reference": (
             "predrnn.benchmark.reference_torch: a PyTorch re-implementation of the official code's structure "
-            "(not the official file)" if reference_spec else None
+            "(not the official file)"
+            if reference_spec
+            else None
         ),
         "first_keras": first_keras,
         "implementations": entries,

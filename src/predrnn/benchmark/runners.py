@@ -37,12 +37,15 @@ class _Batches:
             from predrnn.schedules import ReverseSchedule
 
             digit_size = min(28, max(1, round(28 * config.image_size / 64)))  # 28 on 64x64 canvases
-            stream = MovingMNISTStream(
-                seed, num_frames=config.total_length, image_size=config.image_size, digit_size=digit_size
-            )
+            stream = MovingMNISTStream(seed, num_frames=config.total_length, image_size=config.image_size, digit_size=digit_size)
             self.dataset = VideoPredictionDataset(
-                stream, config.batch_size, config.input_length, config.output_length,
-                schedule=ReverseSchedule(), seed=seed, steps_per_epoch=1_000_000,
+                stream,
+                config.batch_size,
+                config.input_length,
+                config.output_length,
+                schedule=ReverseSchedule(),
+                seed=seed,
+                steps_per_epoch=1_000_000,
             )
             self.source = "Moving MNIST stream + VideoPredictionDataset (synchronous)"
         self.rng = np.random.default_rng(seed)
@@ -153,7 +156,9 @@ def _load_reference_module(path=None):
         return importlib.import_module("predrnn.benchmark.reference_torch")
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"No reference implementation at {path}. Pass the path of a Python file or drop --reference-path.")
+        raise FileNotFoundError(
+            f"No reference implementation at {path}. Pass the path of a Python file or drop --reference-path."
+        )
     spec = importlib.util.spec_from_file_location("predrnn_reference_torch", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -177,10 +182,17 @@ class _ReferenceRunner:
         self.torch = torch
         self.config = config
         self.trainer = module.ReferenceTrainer(
-            config.filters, config.batch_size, image_size=config.image_size, channels=config.channels,
-            patch_size=config.patch_size, kernel_size=config.kernel_size, total_length=config.total_length,
-            input_length=config.input_length, layer_norm=config.use_layer_norm,
-            decoupling_beta=config.decoupling_weight, seed=seed,
+            config.filters,
+            config.batch_size,
+            image_size=config.image_size,
+            channels=config.channels,
+            patch_size=config.patch_size,
+            kernel_size=config.kernel_size,
+            total_length=config.total_length,
+            input_length=config.input_length,
+            layer_norm=config.use_layer_norm,
+            decoupling_beta=config.decoupling_weight,
+            seed=seed,
             device="cuda" if torch.cuda.is_available() else "cpu",
         )
         self.batches = _Batches(config, seed)

@@ -43,12 +43,22 @@ class SubprocessWorker:
         self.log = tempfile.NamedTemporaryFile("w+", prefix=f"predrnn-bench-{impl.backend}-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "predrnn.benchmark", "--worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=child_env, text=True, bufsize=1,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env=child_env,
+            text=True,
+            bufsize=1,
         )
-        self._send({
-            "cmd": "init", "impl": impl.spec, "config": config_to_json(config), "seed": seed,
-            "reference_path": None if reference_path is None else str(reference_path),
-        })
+        self._send(
+            {
+                "cmd": "init",
+                "impl": impl.spec,
+                "config": config_to_json(config),
+                "seed": seed,
+                "reference_path": None if reference_path is None else str(reference_path),
+            }
+        )
 
     def _send(self, message: dict) -> dict:
         try:
@@ -61,7 +71,7 @@ class SubprocessWorker:
             if not line:
                 raise RuntimeError(f"The {self.impl.spec} worker exited unexpectedly.\n{self._log_tail()}")
             if line.startswith(PROTOCOL_PREFIX):
-                reply = json.loads(line[len(PROTOCOL_PREFIX):])
+                reply = json.loads(line[len(PROTOCOL_PREFIX) :])
                 if "error" in reply:
                     raise RuntimeError(f"The {self.impl.spec} worker failed:\n{reply['error']}")
                 return reply

@@ -66,9 +66,7 @@ def read_idx(path: str | os.PathLike, expected_ndim: int | None = None) -> np.nd
         else:
             raw = path.read_bytes()
     except (OSError, EOFError, zlib.error) as error:
-        raise DataError(
-            f"Cannot read the IDX file {str(path)!r}: it is truncated or not valid gzip ({error})."
-        ) from None
+        raise DataError(f"Cannot read the IDX file {str(path)!r}: it is truncated or not valid gzip ({error}).") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataError(
             f"{str(path)!r} is not an IDX file: bad magic number. "

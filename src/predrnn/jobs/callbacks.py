@@ -129,9 +129,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         logs = logs or {}
         self.directory.mkdir(parents=True, exist_ok=True)
         value = logs.get(self.monitor)
-        improved = value is not None and math.isfinite(value) and (
-            self.best_value is None or value < self.best_value
-        )
+        improved = value is not None and math.isfinite(value) and (self.best_value is None or value < self.best_value)
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         if improved:
             self.best_value, self.best_step = float(value), step

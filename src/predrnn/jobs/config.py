@@ -170,9 +170,7 @@ def _coerce(section, name, value, annotation):
                 raise TypeError
             choices = CHOICES.get((section, name))
             if choices and value not in choices:
-                raise ConfigError(
-                    f"{where} must be one of {', '.join(choices)}.{_nearest(value, choices)} Received: {value!r}"
-                )
+                raise ConfigError(f"{where} must be one of {', '.join(choices)}.{_nearest(value, choices)} Received: {value!r}")
             return value
         if base.startswith("tuple[int"):
             if isinstance(value, int) and not isinstance(value, bool):
@@ -197,8 +195,7 @@ def from_dict(raw: dict, source: str = "config") -> ExperimentConfig:
     for key in raw:
         if key not in SECTIONS:
             raise ConfigError(
-                f"{source}: unknown section [{key}].{_nearest(key, SECTIONS)} "
-                f"Valid sections: {', '.join(SECTIONS)}."
+                f"{source}: unknown section [{key}].{_nearest(key, SECTIONS)} Valid sections: {', '.join(SECTIONS)}."
             )
     for section, cls in SECTIONS.items():
         table = raw.get(section, {})
@@ -224,11 +221,15 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     m, d, s, t = config.model, config.data, config.sampling, config.train
     _check_architecture(m, source)
     if m.architecture == "convlstm" and m.decoupling_weight:
-        raise ConfigError(f"{source}: model.decoupling_weight is a PredRNN-V2 setting; ConvLSTM has no memory to decouple. Set it to 0.")
+        raise ConfigError(
+            f"{source}: model.decoupling_weight is a PredRNN-V2 setting; ConvLSTM has no memory to decouple. Set it to 0."
+        )
     if not m.filters or min(m.filters) < 1:
         raise ConfigError(f"{source}: model.filters must be positive widths. Received: {list(m.filters)}")
     if d.input_length < 1 or d.output_length < 1:
-        raise ConfigError(f"{source}: data.input_length and data.output_length must be >= 1. Received: {d.input_length}, {d.output_length}")
+        raise ConfigError(
+            f"{source}: data.input_length and data.output_length must be >= 1. Received: {d.input_length}, {d.output_length}"
+        )
     if d.dataset == "moving_mnist" and d.image_size % m.patch_size:
         raise ConfigError(f"{source}: data.image_size={d.image_size} is not divisible by model.patch_size={m.patch_size}.")
     if d.dataset == "file" and not d.path:
@@ -247,9 +248,7 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
         )
     for name in ("adam_beta_1", "adam_beta_2"):
         if not 0 <= getattr(t, name) < 1:
-            raise ConfigError(
-                f"{source}: train.{name} must be in [0, 1) (defaults 0.9 and 0.999). Received: {getattr(t, name)}"
-            )
+            raise ConfigError(f"{source}: train.{name} must be in [0, 1) (defaults 0.9 and 0.999). Received: {getattr(t, name)}")
     if not 0 <= d.validation_fraction < 1:
         raise ConfigError(f"{source}: data.validation_fraction must be in [0, 1). Received: {d.validation_fraction}")
     from predrnn.schedules import get_schedule
@@ -288,7 +287,9 @@ def _check_architecture(m: ModelConfig, source: str) -> None:
             f"Received: {m.architecture!r}. A cell of your own: set model.cell_module to the module that registers it."
         )
     if m.decoupling_weight:
-        raise ConfigError(f"{source}: model.decoupling_weight is a PredRNN-V2 setting; set it to 0 for the {m.architecture!r} cell.")
+        raise ConfigError(
+            f"{source}: model.decoupling_weight is a PredRNN-V2 setting; set it to 0 for the {m.architecture!r} cell."
+        )
 
 
 def parse_override(text: str) -> tuple[str, str, object]:
@@ -312,7 +313,9 @@ def resolve_config_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.suffix == ".toml" or os.sep in name_or_path or path.exists():
         if not path.is_file():
-            raise ConfigError(f"Config file not found: {name_or_path!r}. Pass a TOML file or a preset: {', '.join(preset_names())}.")
+            raise ConfigError(
+                f"Config file not found: {name_or_path!r}. Pass a TOML file or a preset: {', '.join(preset_names())}."
+            )
         return path
     preset = PRESETS_DIR / f"{name_or_path}.toml"
     if not preset.is_file():
@@ -371,8 +374,11 @@ def build_optimizer(train_config: TrainConfig):
     t = train_config
     cls = PyTorchAdam if t.adam_epsilon_placement == "pytorch" else keras.optimizers.Adam
     return cls(
-        learning_rate=t.learning_rate, beta_1=t.adam_beta_1, beta_2=t.adam_beta_2,
-        epsilon=t.adam_epsilon, clipnorm=t.clipnorm,
+        learning_rate=t.learning_rate,
+        beta_1=t.adam_beta_1,
+        beta_2=t.adam_beta_2,
+        epsilon=t.adam_epsilon,
+        clipnorm=t.clipnorm,
     )
 
 

@@ -88,8 +88,14 @@ def _test_set(config, data, num_digits, num, seed, context, horizon, image_size,
         "step_length": d.step_length if d else 0.1,
     }
     frames = generate_moving_mnist(
-        spec["num_sequences"], spec["seed"], num_digits=spec["num_digits"], num_frames=context + horizon,
-        image_size=spec["image_size"], digit_size=spec["digit_size"], step_length=spec["step_length"], split="test",
+        spec["num_sequences"],
+        spec["seed"],
+        num_digits=spec["num_digits"],
+        num_frames=context + horizon,
+        image_size=spec["image_size"],
+        digit_size=spec["digit_size"],
+        step_length=spec["step_length"],
+        split="test",
     )
     return frames, spec
 
@@ -258,9 +264,7 @@ def predict(
     if context is None:
         context = config.data.input_length if config else frames_available
     if isinstance(context, bool) or not isinstance(context, int) or not 1 <= context <= frames_available:
-        raise ConfigError(
-            f"--context must be between 1 and the {frames_available} frames of the input. Received: {context!r}"
-        )
+        raise ConfigError(f"--context must be between 1 and the {frames_available} frames of the input. Received: {context!r}")
     predictions = []
     for start in range(0, len(sequences), 16):
         batch = np.asarray(sequences[start : start + 16], dtype=np.float32)

@@ -196,16 +196,16 @@ def _warn_slow_precision(precision: str) -> None:
         return
     if cpu_lacks_bfloat16():
         print(
-            "Note: train.precision = \"mixed_bfloat16\" on a CPU without native bfloat16 "
+            'Note: train.precision = "mixed_bfloat16" on a CPU without native bfloat16 '
             "(no avx512_bf16/amx_bf16): bfloat16 is emulated and can be 10x slower than float32 here; "
             "use float32 on this machine.",
             file=sys.stderr,
         )
     elif keras.backend.backend() == "jax":
         print(
-            "Note: train.precision = \"mixed_bfloat16\" with JAX on a CPU: XLA:CPU's bfloat16 "
+            'Note: train.precision = "mixed_bfloat16" with JAX on a CPU: XLA:CPU\'s bfloat16 '
             "convolutions do not use the CPU's bfloat16 instructions, and the 4x64 Moving MNIST "
-            "step took 1.9x float32's time on an AMX CPU (benchmarks/README.md, \"Session 18\"); "
+            'step took 1.9x float32\'s time on an AMX CPU (benchmarks/README.md, "Session 18"); '
             "use float32 with JAX here, or TensorFlow or PyTorch for bfloat16.",
             file=sys.stderr,
         )
@@ -328,8 +328,12 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
         callbacks = [dataset.epoch_callback(), SamplingProbabilityLogger(dataset)]
         if validation is not None:
             validation_callback = RolloutValidation(
-                validation, d.input_length, d.output_length, batch_size=t.batch_size,
-                samples_dir=out / "samples", steps_per_epoch=t.steps_per_epoch,
+                validation,
+                d.input_length,
+                d.output_length,
+                batch_size=t.batch_size,
+                samples_dir=out / "samples",
+                steps_per_epoch=t.steps_per_epoch,
             )
             callbacks.append(info.validation_callback(validation_callback))
         callbacks += [

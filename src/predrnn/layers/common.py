@@ -15,9 +15,7 @@ def reference_kernel_initializer(seed=None):
     ``VarianceScaling(scale=1/3, mode="fan_in", distribution="uniform")`` gives exactly
     that limit (``sqrt(3 * scale / fan_in)``).
     """
-    return keras.initializers.VarianceScaling(
-        scale=1.0 / 3.0, mode="fan_in", distribution="uniform", seed=seed
-    )
+    return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in", distribution="uniform", seed=seed)
 
 
 def get_kernel_initializer(identifier):
@@ -78,5 +76,3 @@ def check_kernel_size(kernel_size):
             f"PredRNN). Received: kernel_size={kernel_size}"
         )
     return kernel_size
-
-

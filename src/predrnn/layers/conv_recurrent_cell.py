@@ -184,7 +184,11 @@ class ConvRecurrentCell(keras.layers.Layer):
         self._input_channels = channels
         convolutions = self.convolutions(channels)
         for conv in convolutions:
-            setattr(self, f"kernel_{conv.name}", self.add_weight(name=f"kernel_{conv.name}", shape=conv.kernel_shape, initializer=self._initializer))
+            setattr(
+                self,
+                f"kernel_{conv.name}",
+                self.add_weight(name=f"kernel_{conv.name}", shape=conv.kernel_shape, initializer=self._initializer),
+            )
         self.norms = {}
         if self.use_layer_norm:
             for conv in convolutions:
@@ -199,10 +203,7 @@ class ConvRecurrentCell(keras.layers.Layer):
             )
         height, width, channels = input_shape[1:]
         if channels is None:
-            raise ValueError(
-                f"{type(self).__name__} needs a known channel dimension. "
-                f"Received: input_shape={tuple(input_shape)}"
-            )
+            raise ValueError(f"{type(self).__name__} needs a known channel dimension. Received: input_shape={tuple(input_shape)}")
         if self.use_layer_norm and (height is None or width is None):
             raise ValueError(
                 "use_layer_norm=True normalises over (height, width, channels) with an affine of "

@@ -138,10 +138,7 @@ class VideoPredictor(keras.Model):
     def build(self, input_shape):
         shape = _frames_shape(input_shape)
         if len(shape) != 5:
-            raise ValueError(
-                "frames must have shape (batch, time, height, width, channels). "
-                f"Received: frames shape {shape}"
-            )
+            raise ValueError(f"frames must have shape (batch, time, height, width, channels). Received: frames shape {shape}")
         height, width, channels = shape[2:]
         if channels is None:
             raise ValueError(f"The channel dimension of frames must be known. Received: frames shape {shape}")
@@ -193,10 +190,7 @@ class VideoPredictor(keras.Model):
     def _check_frames(self, frames, name="frames"):
         shape = tuple(frames.shape)
         if len(shape) != 5:
-            raise ValueError(
-                f"{name} must have shape (batch, time, height, width, channels). "
-                f"Received: {name} shape {shape}"
-            )
+            raise ValueError(f"{name} must have shape (batch, time, height, width, channels). Received: {name} shape {shape}")
         height, width, channels = shape[2:]
         check_patchable(height, width, self.patch_size)
         if self.frame_shape is not None:
@@ -236,9 +230,7 @@ class VideoPredictor(keras.Model):
         if time is not None and time < 2:
             raise ValueError(f"frames need at least 2 time steps. Received: frames shape {tuple(frames.shape)}")
         mask_shape = tuple(mask.shape)
-        if len(mask_shape) != 2 or (
-            time is not None and mask_shape[1] is not None and mask_shape[1] != time - 2
-        ):
+        if len(mask_shape) != 2 or (time is not None and mask_shape[1] is not None and mask_shape[1] != time - 2):
             raise ValueError(
                 f"{TEACHER_FORCING_MASK} must have shape (batch, T-2) = (batch, {None if time is None else time - 2})"
                 f" for frames of T={time} steps: one value per sample for each input step 1..T-2. "

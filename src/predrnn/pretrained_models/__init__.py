@@ -161,14 +161,19 @@ def package_run(run, name: str, *, description: str, training: dict, out=WEIGHTS
     }
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    weights = {f"{i}:{_local_path(v)}": np.asarray(v.numpy() if hasattr(v, "numpy") else v, dtype=np.float16) for i, v in enumerate(model.weights)}
+    weights = {
+        f"{i}:{_local_path(v)}": np.asarray(v.numpy() if hasattr(v, "numpy") else v, dtype=np.float16)
+        for i, v in enumerate(model.weights)
+    }
     weights_path = out / f"{name}.npz"
     tmp = out / f".{name}.{os.getpid()}.npz"
     np.savez_compressed(tmp, **weights)
     size = tmp.stat().st_size
     if size > MAX_FILE_BYTES:
         tmp.unlink()
-        raise CheckpointError(f"{name}: the float16 weights take {size / 2**20:.1f} MB, over the {MAX_FILE_BYTES / 2**20:.0f} MB a shipped file may weigh.")
+        raise CheckpointError(
+            f"{name}: the float16 weights take {size / 2**20:.1f} MB, over the {MAX_FILE_BYTES / 2**20:.0f} MB a shipped file may weigh."
+        )
     os.replace(tmp, weights_path)
     config_dict = config.to_dict()
     config_dict["model"]["filters"] = list(config_dict["model"]["filters"])
@@ -187,7 +192,19 @@ def package_run(run, name: str, *, description: str, training: dict, out=WEIGHTS
         "checkpoint": str(checkpoint.relative_to(run)) if checkpoint.is_relative_to(run) else checkpoint.name,
         "test": {
             key: metrics[key]
-            for key in ("mse_per_frame", "mae_per_frame", "ssim", "psnr", "mse_per_pixel", "num_sequences", "context", "horizon", "test_set", "baselines", "backend")
+            for key in (
+                "mse_per_frame",
+                "mae_per_frame",
+                "ssim",
+                "psnr",
+                "mse_per_pixel",
+                "num_sequences",
+                "context",
+                "horizon",
+                "test_set",
+                "baselines",
+                "backend",
+            )
             if key in metrics
         },
         "check": check,
@@ -230,8 +247,14 @@ def _check_evaluation(name, config_dict, weights, num) -> dict:
     model, experiment = _build(config_dict, weights)
     d = experiment.data
     frames = generate_moving_mnist(
-        num, 0, num_digits=d.num_digits, num_frames=d.input_length + d.output_length, image_size=d.image_size,
-        digit_size=d.digit_size, step_length=d.step_length, split="test",
+        num,
+        0,
+        num_digits=d.num_digits,
+        num_frames=d.input_length + d.output_length,
+        image_size=d.image_size,
+        digit_size=d.digit_size,
+        step_length=d.step_length,
+        split="test",
     )
     scores = FrameMetricsAccumulator()
     scores.update(frames[:, d.input_length :], model.rollout(frames[:, : d.input_length], d.output_length))

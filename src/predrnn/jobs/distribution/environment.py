@@ -72,9 +72,7 @@ def _from_tf_config(raw: str) -> MultiWorkerEnvironment | None:
         return None
     task_type, index = task.get("type"), task.get("index", 0)
     if task_type not in ("chief", "worker") or not isinstance(index, int):
-        raise ConfigError(
-            f"TF_CONFIG's task must be {{'type': 'worker' or 'chief', 'index': i}}. Received: {task!r}"
-        )
+        raise ConfigError(f"TF_CONFIG's task must be {{'type': 'worker' or 'chief', 'index': i}}. Received: {task!r}")
     position = index if task_type == "chief" else len(cluster.get("chief", [])) + index
     if not 0 <= position < len(addresses):
         raise ConfigError(f"TF_CONFIG's task {task!r} is not in its cluster {cluster!r}.")
@@ -94,16 +92,12 @@ def multi_worker_environment(environ=None) -> MultiWorkerEnvironment | None:
         names = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES", "KERAS_DISTRIBUTION_PROCESS_ID")
         missing = [n for n in names if not env.get(n)]
         if missing:
-            raise ConfigError(
-                f"Multi-worker training needs all of {', '.join(names)}; {', '.join(missing)} "
-                "is not set."
-            )
+            raise ConfigError(f"Multi-worker training needs all of {', '.join(names)}; {', '.join(missing)} is not set.")
         num, index = _int_env(env, names[1]), _int_env(env, names[2])
         addresses = tuple(a.strip() for a in env[names[0]].split(",") if a.strip())
         if num < 1 or not 0 <= index < num:
             raise ConfigError(
-                f"KERAS_DISTRIBUTION_PROCESS_ID must be in [0, KERAS_DISTRIBUTION_NUM_PROCESSES). "
-                f"Received: {index} of {num}."
+                f"KERAS_DISTRIBUTION_PROCESS_ID must be in [0, KERAS_DISTRIBUTION_NUM_PROCESSES). Received: {index} of {num}."
             )
         if len(addresses) > 1 and len(addresses) != num:
             raise ConfigError(

@@ -246,8 +246,7 @@ def distribution_scope(mode: str = "auto", *, global_batch_size: int):
         _check_batch(global_batch_size, 1, "one device")
         if mode == "none" and multi_worker_environment() is not None:
             print(
-                "train.distribution = 'none': ignoring the multi-worker environment; every process "
-                "trains on its own.",
+                "train.distribution = 'none': ignoring the multi-worker environment; every process trains on its own.",
                 file=sys.stderr,
             )
         yield DistributionInfo("none", backend, "none", 1, 1, 0, global_batch_size)
@@ -273,8 +272,15 @@ def _jax_scope(global_batch_size: int):
     distribution = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
     replicated = _replicated_class()(device_mesh=distribution.device_mesh, auto_shard_dataset=False)
     info = DistributionInfo(
-        "data_parallel", "jax", "keras.distribution.DataParallel", len(devices), num_workers, worker_index,
-        global_batch_size, distribution=distribution, replicated_distribution=replicated,
+        "data_parallel",
+        "jax",
+        "keras.distribution.DataParallel",
+        len(devices),
+        num_workers,
+        worker_index,
+        global_batch_size,
+        distribution=distribution,
+        replicated_distribution=replicated,
     )
     with distribution.scope():
         yield info

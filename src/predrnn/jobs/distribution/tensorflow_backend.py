@@ -32,11 +32,11 @@ def _multi_worker_strategy(cluster: MultiWorkerEnvironment):
         else:
             resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
                 tf.train.ClusterSpec({"worker": list(cluster.addresses)}),
-                task_type="worker", task_id=cluster.worker_index, rpc_layer="grpc",
+                task_type="worker",
+                task_id=cluster.worker_index,
+                rpc_layer="grpc",
             )
-    options = tf.distribute.experimental.CommunicationOptions(
-        timeout_seconds=_env_seconds("PREDRNN_COLLECTIVE_TIMEOUT", 600)
-    )
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=_env_seconds("PREDRNN_COLLECTIVE_TIMEOUT", 600))
     try:
         return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver, communication_options=options)
     except RuntimeError as error:

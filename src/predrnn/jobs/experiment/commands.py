@@ -19,30 +19,56 @@ def add_experiment_parser(commands) -> None:
     """Register ``experiment``, ``experiment-task`` and ``experiment-summary``."""
     backend_help = "Keras backend of the runs (default: $KERAS_BACKEND, else tensorflow)."
     p = commands.add_parser(
-        "experiment", help="N seeded runs of several config variants, locally or as a Slurm job array, and a summary table",
+        "experiment",
+        help="N seeded runs of several config variants, locally or as a Slurm job array, and a summary table",
         description="Run N seeded runs of every variant of an experiment spec and aggregate their evaluation "
         f"(mean ± std per variant). Shipped specs: {', '.join(spec_names()) or 'none'}.",
     )
-    p.add_argument("spec", nargs="?", metavar="SPEC", help="a spec .toml file or a shipped spec name (default with --resume: DIR/spec.toml)")
-    p.add_argument("--runs", type=positive_int, help=f"seeded runs per variant (seeds 0..N-1; default: the spec's runs, else {DEFAULT_RUNS})")
+    p.add_argument(
+        "spec", nargs="?", metavar="SPEC", help="a spec .toml file or a shipped spec name (default with --resume: DIR/spec.toml)"
+    )
+    p.add_argument(
+        "--runs", type=positive_int, help=f"seeded runs per variant (seeds 0..N-1; default: the spec's runs, else {DEFAULT_RUNS})"
+    )
     p.add_argument("--workdir", required=True, metavar="DIR", help="experiment folder")
-    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key of every variant (repeatable)")
-    p.add_argument("--parallel", type=positive_int, default=1, metavar="K", help="runs at once (local subprocesses; with --slurm the array's %%K limit)")
-    p.add_argument("--resume", action="store_true", help="continue in DIR: skip finished runs, resume interrupted ones, start missing ones")
+    p.add_argument(
+        "--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key of every variant (repeatable)"
+    )
+    p.add_argument(
+        "--parallel",
+        type=positive_int,
+        default=1,
+        metavar="K",
+        help="runs at once (local subprocesses; with --slurm the array's %%K limit)",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue in DIR: skip finished runs, resume interrupted ones, start missing ones"
+    )
     p.add_argument("--dry-run", action="store_true", help="show the plan; with --slurm write the job script without submitting")
     p.add_argument("--slurm", action="store_true", help="submit a Slurm job array (one task per run) instead of running here")
-    p.add_argument("--slurm-option", action="append", metavar="KEY=VALUE", help="an sbatch option, e.g. partition=gpu, time=04:00:00, gpus=1, cpus-per-task=8 (repeatable)")
+    p.add_argument(
+        "--slurm-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an sbatch option, e.g. partition=gpu, time=04:00:00, gpus=1, cpus-per-task=8 (repeatable)",
+    )
     p.add_argument("--summarize-only", action="store_true", help="only rebuild the tables from the finished runs in DIR")
     add_backend_argument(p, help=backend_help)
     p.set_defaults(handler=_experiment_command)
 
-    p = commands.add_parser("experiment-task", help="run one task (train + evaluate) of an experiment (what a Slurm array task runs)")
+    p = commands.add_parser(
+        "experiment-task", help="run one task (train + evaluate) of an experiment (what a Slurm array task runs)"
+    )
     p.add_argument("workdir", metavar="DIR", help="experiment folder")
-    p.add_argument("index", nargs="?", type=int, metavar="INDEX", help="task index (default: $SLURM_ARRAY_TASK_ID); see DIR/slurm/tasks.json")
+    p.add_argument(
+        "index", nargs="?", type=int, metavar="INDEX", help="task index (default: $SLURM_ARRAY_TASK_ID); see DIR/slurm/tasks.json"
+    )
     add_backend_argument(p, help=backend_help)
     p.set_defaults(handler=_task_command)
 
-    p = commands.add_parser("experiment-summary", help="rebuild an experiment's results.csv and summary tables from its finished runs")
+    p = commands.add_parser(
+        "experiment-summary", help="rebuild an experiment's results.csv and summary tables from its finished runs"
+    )
     p.add_argument("workdir", metavar="DIR", help="experiment folder")
     p.set_defaults(handler=_summary_command)
 
@@ -62,8 +88,16 @@ def _experiment_command(args) -> int:
 
         slurm_options = parse_option_texts(args.slurm_option)
     result = run_experiment(
-        spec, args.runs, args.workdir, overrides=tuple(args.set or ()), backend=args.backend, parallel=args.parallel,
-        resume=args.resume, dry_run=args.dry_run, slurm=args.slurm, slurm_options=slurm_options,
+        spec,
+        args.runs,
+        args.workdir,
+        overrides=tuple(args.set or ()),
+        backend=args.backend,
+        parallel=args.parallel,
+        resume=args.resume,
+        dry_run=args.dry_run,
+        slurm=args.slurm,
+        slurm_options=slurm_options,
         summarize_only=args.summarize_only,
     )
     summary = result.get("summary")
@@ -73,8 +107,11 @@ def _experiment_command(args) -> int:
         print(f"\nTables: {Path(result['workdir']) / 'summary.md'}, summary.csv, results.csv, summary.png")
     failed = result.get("failed") or []
     if failed:
-        print(f"{len(failed)} run(s) did not finish; see the logs above. Continue with: predrnn experiment "
-              f"{Path(result['workdir']) / 'spec.toml'} --workdir {result['workdir']} --resume", file=sys.stderr)
+        print(
+            f"{len(failed)} run(s) did not finish; see the logs above. Continue with: predrnn experiment "
+            f"{Path(result['workdir']) / 'spec.toml'} --workdir {result['workdir']} --resume",
+            file=sys.stderr,
+        )
     return result["exit_code"]
 
 

@@ -50,8 +50,15 @@ class _Processes:
 
 
 def _evaluate_arguments(options: dict) -> list[str]:
-    flags = {"num": "--num", "seed": "--seed", "digits": "--digits", "batch_size": "--batch-size",
-             "context": "--context", "horizon": "--horizon", "data": "--data"}
+    flags = {
+        "num": "--num",
+        "seed": "--seed",
+        "digits": "--digits",
+        "batch_size": "--batch-size",
+        "context": "--context",
+        "horizon": "--horizon",
+        "data": "--data",
+    }
     arguments = []
     for key, flag in flags.items():
         if options.get(key) is not None:
@@ -64,8 +71,7 @@ def extra_evaluations(evaluate_options: dict) -> dict:
     the main options with the table's overrides."""
     main = {k: v for k, v in evaluate_options.items() if k != "extra"}
     return {
-        name: ({**main, **overrides}, f"metrics_{name}.json")
-        for name, overrides in evaluate_options.get("extra", {}).items()
+        name: ({**main, **overrides}, f"metrics_{name}.json") for name, overrides in evaluate_options.get("extra", {}).items()
     }
 
 
@@ -75,17 +81,46 @@ def run_commands(workdir, variant: str, seed: int, *, backend: str, evaluate_opt
     whose metrics.json marks the run finished)."""
     python = python or sys.executable
     folder = run_dir(workdir, variant, seed)
-    train = [python, "-m", "predrnn", "train", str(Path(workdir) / variant / "config.toml"), "--workdir", str(folder),
-             "--set", f"train.seed={seed}", "--set", "train.progress=false", "--backend", backend]
+    train = [
+        python,
+        "-m",
+        "predrnn",
+        "train",
+        str(Path(workdir) / variant / "config.toml"),
+        "--workdir",
+        str(folder),
+        "--set",
+        f"train.seed={seed}",
+        "--set",
+        "train.progress=false",
+        "--backend",
+        backend,
+    ]
     if (folder / "checkpoints" / "last.keras").is_file():
         train.append("--resume")
     elif folder.exists() and any(folder.iterdir()):
         train.append("--overwrite")  # a first attempt that stopped before its first checkpoint: kept, renamed
-    def evaluate(options, name, pictures=()):
-        return [python, "-m", "predrnn", "evaluate", str(folder), "--output", str(folder / name),
-                "--overwrite", *pictures, *_evaluate_arguments(options), "--backend", backend]
 
-    extra = {name: evaluate(options, file, ("--pictures", "0")) for name, (options, file) in extra_evaluations(evaluate_options).items()}
+    def evaluate(options, name, pictures=()):
+        return [
+            python,
+            "-m",
+            "predrnn",
+            "evaluate",
+            str(folder),
+            "--output",
+            str(folder / name),
+            "--overwrite",
+            *pictures,
+            *_evaluate_arguments(options),
+            "--backend",
+            backend,
+        ]
+
+    extra = {
+        name: evaluate(options, file, ("--pictures", "0"))
+        for name, (options, file) in extra_evaluations(evaluate_options).items()
+    }
     return {"train": train, "evaluate": evaluate(evaluate_options, "metrics.json"), "extra": extra}
 
 
@@ -100,8 +135,11 @@ def _run_process(command, log_path, processes: _Processes, echo: bool) -> int:
                 log.write("(not started: the experiment is stopping)\n")
                 return 130
             process = subprocess.Popen(
-                command, stdout=subprocess.PIPE if echo else log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                command,
+                stdout=subprocess.PIPE if echo else log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
             processes.live.add(process)
         try:
@@ -152,8 +190,16 @@ def _interrupted(returncode) -> bool:
 
 
 def execute_run(
-    workdir, variant: str, seed: int, *, backend: str, evaluate_options: dict,
-    in_process: bool = False, echo: bool = False, processes: _Processes | None = None, python: str | None = None,
+    workdir,
+    variant: str,
+    seed: int,
+    *,
+    backend: str,
+    evaluate_options: dict,
+    in_process: bool = False,
+    echo: bool = False,
+    processes: _Processes | None = None,
+    python: str | None = None,
 ) -> dict:
     """Train (resuming from ``checkpoints/last.keras`` when it exists) and evaluate one
     run; returns its record and writes ``status.json``. Never raises for a failed run."""
@@ -172,6 +218,7 @@ def execute_run(
     log_path.parent.mkdir(parents=True, exist_ok=True)
 
     if in_process:
+
         def train_run():
             from predrnn.jobs.config import load_config
             from predrnn.jobs.train import train
@@ -193,13 +240,16 @@ def execute_run(
             os.replace(pending, target)
         log_path = target
     stage = "train"
-    evaluations = [(name, options, file, commands["extra"][name]) for name, (options, file) in extra_evaluations(evaluate_options).items()]
+    evaluations = [
+        (name, options, file, commands["extra"][name]) for name, (options, file) in extra_evaluations(evaluate_options).items()
+    ]
     evaluations.append(("main", evaluate_options, "metrics.json", commands["evaluate"]))
     for name, options, file, command in evaluations:
         if returncode != 0:
             break
         stage = "evaluate" if name == "main" else f"evaluate {name}"
         if in_process:
+
             def evaluate_run(options=options, file=file):
                 from predrnn.jobs.evaluate import evaluate
 
@@ -221,11 +271,16 @@ def execute_run(
         status = "interrupted"
     else:
         status = "failed"
-    record.update({
-        "status": status, "stage": stage, "returncode": returncode, "skipped": False,
-        "seconds": round(time.time() - started, 1),
-        "ended": datetime.datetime.now().isoformat(timespec="seconds"),
-    })
+    record.update(
+        {
+            "status": status,
+            "stage": stage,
+            "returncode": returncode,
+            "skipped": False,
+            "seconds": round(time.time() - started, 1),
+            "ended": datetime.datetime.now().isoformat(timespec="seconds"),
+        }
+    )
     _write_json(folder / "status.json", record)
     return record
 
@@ -300,13 +355,25 @@ def run_experiment(
         return submit_experiment(plan, parallel=parallel, resume=resume, dry_run=dry_run, out=out)
     todo = [t for t in plan["current"] if run_status(workdir, t["variant"], t["seed"]) != "finished"]
     skipped = len(plan["current"]) - len(todo)
-    result = {"workdir": str(workdir), "runs": plan["runs"], "variants": list(plan["configs"]), "backend": plan["backend"],
-              "tasks": len(plan["current"]), "skipped": skipped, "records": []}
+    result = {
+        "workdir": str(workdir),
+        "runs": plan["runs"],
+        "variants": list(plan["configs"]),
+        "backend": plan["backend"],
+        "tasks": len(plan["current"]),
+        "skipped": skipped,
+        "records": [],
+    }
     if dry_run:
-        print(f"Dry run: {len(plan['current'])} runs ({len(plan['configs'])} variants x {plan['runs']} seeds) in {workdir}; "
-              f"{skipped} finished, {len(todo)} to run:", file=out)
+        print(
+            f"Dry run: {len(plan['current'])} runs ({len(plan['configs'])} variants x {plan['runs']} seeds) in {workdir}; "
+            f"{skipped} finished, {len(todo)} to run:",
+            file=out,
+        )
         for task in todo:
-            commands = run_commands(workdir, task["variant"], task["seed"], backend=plan["backend"], evaluate_options=plan["evaluate"], python=python)
+            commands = run_commands(
+                workdir, task["variant"], task["seed"], backend=plan["backend"], evaluate_options=plan["evaluate"], python=python
+            )
             lines = [commands["train"], *commands["extra"].values(), commands["evaluate"]]
             print(f"  {task['variant']} seed {task['seed']}:" + "".join(f"\n    {shlex.join(c)}" for c in lines), file=out)
         return {**result, "status": "dry_run", "exit_code": 0}
@@ -330,8 +397,14 @@ def _run_local(plan, todo, *, parallel, in_process, python, out):
         if processes.stopping:
             return None
         record = execute_run(
-            workdir, task["variant"], task["seed"], backend=plan["backend"], evaluate_options=plan["evaluate"],
-            in_process=in_process, processes=processes, python=python,
+            workdir,
+            task["variant"],
+            task["seed"],
+            backend=plan["backend"],
+            evaluate_options=plan["evaluate"],
+            in_process=in_process,
+            processes=processes,
+            python=python,
         )
         with lock:
             records.append(record)
@@ -355,6 +428,7 @@ def _run_local(plan, todo, *, parallel, in_process, python, out):
     previous_handler = None
     in_main = threading.current_thread() is threading.main_thread()
     if in_main and not in_process:
+
         def on_sigterm(signum, frame):
             processes.stop()
 
@@ -408,12 +482,20 @@ def run_task(workdir, index: int, *, backend: str | None = None, echo: bool = Tr
         previous = signal.signal(signal.SIGTERM, lambda signum, frame: processes.stop())
     try:
         result = execute_run(
-            workdir, task["variant"], task["seed"], backend=backend, evaluate_options=record.get("evaluate", {}),
-            echo=echo, processes=processes, python=python,
+            workdir,
+            task["variant"],
+            task["seed"],
+            backend=backend,
+            evaluate_options=record.get("evaluate", {}),
+            echo=echo,
+            processes=processes,
+            python=python,
         )
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    print(f"task {index}: {result['status']}" + ("" if result["status"] == "finished" else f" (log: {result['log']})"), flush=True)
+    print(
+        f"task {index}: {result['status']}" + ("" if result["status"] == "finished" else f" (log: {result['log']})"), flush=True
+    )
     result["exit_code"] = 0 if result["status"] == "finished" else (130 if result["status"] == "interrupted" else 1)
     return result

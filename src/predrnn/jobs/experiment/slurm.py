@@ -101,7 +101,7 @@ def check_options(options: dict, source: str = "slurm options") -> dict:
             raise ConfigError(
                 f"{source}: unknown sbatch option {raw_key!r}.{hint} Use sbatch's long option names "
                 "(partition, time, gpus, cpus-per-task, mem, account, qos, constraint, ...), or "
-                "extra = [\"#SBATCH --...\"] for anything else."
+                'extra = ["#SBATCH --..."] for anything else.'
             )
         if isinstance(value, bool):
             if value:
@@ -287,7 +287,9 @@ def queued_tasks(job_ids) -> set[int] | None:
         user = getpass.getuser()
         result = subprocess.run(
             [squeue, "--noheader", "--array", "--user", user, "--format=%F|%K|%T"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     except (OSError, subprocess.TimeoutExpired, KeyError):
         return None
@@ -335,23 +337,43 @@ def submit_experiment(plan, *, parallel, resume, dry_run, out) -> dict:
         queued = set()
     todo = [t for t in unfinished if t["index"] not in queued]
     script = write_sbatch(
-        workdir, len(tasks), options, backend=plan["backend"], throttle=parallel if parallel > 1 else None,
+        workdir,
+        len(tasks),
+        options,
+        backend=plan["backend"],
+        throttle=parallel if parallel > 1 else None,
         job_name=f"predrnn-{spec.name}",
     )
-    _write_json(slurm_dir / "tasks.json", {
-        "workdir": str(workdir), "backend": plan["backend"], "evaluate": plan["evaluate"],
-        "command": f"{sys.executable} -m predrnn experiment-task {workdir} INDEX --backend {plan['backend']}",
-        "tasks": [{**t, "run_dir": str(run_dir(workdir, t["variant"], t["seed"]))} for t in tasks],
-    })
+    _write_json(
+        slurm_dir / "tasks.json",
+        {
+            "workdir": str(workdir),
+            "backend": plan["backend"],
+            "evaluate": plan["evaluate"],
+            "command": f"{sys.executable} -m predrnn experiment-task {workdir} INDEX --backend {plan['backend']}",
+            "tasks": [{**t, "run_dir": str(run_dir(workdir, t["variant"], t["seed"]))} for t in tasks],
+        },
+    )
     summary_script = write_summary_sbatch(workdir, options) if options.get("summary_job", True) else None
-    result = {"workdir": str(workdir), "runs": plan["runs"], "variants": list(plan["configs"]), "backend": plan["backend"],
-              "tasks": len(plan["current"]), "skipped": len(plan["current"]) - len(unfinished), "records": [],
-              "script": str(script), "queued": sorted(queued & {t["index"] for t in unfinished})}
+    result = {
+        "workdir": str(workdir),
+        "runs": plan["runs"],
+        "variants": list(plan["configs"]),
+        "backend": plan["backend"],
+        "tasks": len(plan["current"]),
+        "skipped": len(plan["current"]) - len(unfinished),
+        "records": [],
+        "script": str(script),
+        "queued": sorted(queued & {t["index"] for t in unfinished}),
+    }
     if queued & {t["index"] for t in unfinished}:
         print(f"Still queued or running (not resubmitted): tasks {format_array(result['queued'])}.", file=out)
     if not todo:
-        print(f"Nothing to submit: {result['skipped']} of {len(plan['current'])} runs finished"
-              + (", the others are queued." if result["queued"] else "."), file=out)
+        print(
+            f"Nothing to submit: {result['skipped']} of {len(plan['current'])} runs finished"
+            + (", the others are queued." if result["queued"] else "."),
+            file=out,
+        )
         summary = summarize_experiment(workdir) if not result["queued"] else None
         return {**result, "status": "nothing_to_submit", "summary": summary, "indices": [], "exit_code": 0}
     indices = [t["index"] for t in todo]
@@ -360,20 +382,39 @@ def submit_experiment(plan, *, parallel, resume, dry_run, out) -> dict:
     command = ["sbatch"] + ([f"--array={array}"] if array else []) + [str(script)]
     result.update({"indices": indices, "array": array or f"0-{len(tasks) - 1}", "command": shlex.join(command)})
     if dry_run:
-        print(f"Wrote {script} ({len(tasks)} tasks; task table {slurm_dir / 'tasks.json'}). Submit with:\n  {shlex.join(command)}", file=out)
+        print(
+            f"Wrote {script} ({len(tasks)} tasks; task table {slurm_dir / 'tasks.json'}). Submit with:\n  {shlex.join(command)}",
+            file=out,
+        )
         if summary_script:
             print(f"and, after it, the summary job:\n  sbatch --dependency=afterany:JOBID {summary_script}", file=out)
-        print(f"(or let predrnn submit both: predrnn experiment {workdir / 'spec.toml'} --workdir {workdir} --slurm --resume)", file=out)
+        print(
+            f"(or let predrnn submit both: predrnn experiment {workdir / 'spec.toml'} --workdir {workdir} --slurm --resume)",
+            file=out,
+        )
         return {**result, "status": "dry_run", "exit_code": 0}
     job_id = submit(script, array=array)
     summary_job = None
     if summary_script:
         summary_job = submit(summary_script, dependency=f"afterany:{job_id}")
-    submissions.append({"job_id": job_id, "array": result["array"], "indices": indices, "summary_job_id": summary_job,
-                        "submitted": datetime.datetime.now().isoformat(timespec="seconds")})
+    submissions.append(
+        {
+            "job_id": job_id,
+            "array": result["array"],
+            "indices": indices,
+            "summary_job_id": summary_job,
+            "submitted": datetime.datetime.now().isoformat(timespec="seconds"),
+        }
+    )
     _write_json(submissions_path, submissions)
-    print(f"Submitted job array {job_id} ({_plural(len(indices), 'task')}: {result['array']}); logs in {slurm_dir / 'logs'}."
-          + (f" Summary job {summary_job} runs after it." if summary_job else ""), file=out)
-    print(f"Check with `squeue -j {job_id}`; rebuild the tables any time with `predrnn experiment-summary {workdir}`; "
-          f"resubmit unfinished runs with `predrnn experiment {workdir / 'spec.toml'} --workdir {workdir} --slurm --resume`.", file=out)
+    print(
+        f"Submitted job array {job_id} ({_plural(len(indices), 'task')}: {result['array']}); logs in {slurm_dir / 'logs'}."
+        + (f" Summary job {summary_job} runs after it." if summary_job else ""),
+        file=out,
+    )
+    print(
+        f"Check with `squeue -j {job_id}`; rebuild the tables any time with `predrnn experiment-summary {workdir}`; "
+        f"resubmit unfinished runs with `predrnn experiment {workdir / 'spec.toml'} --workdir {workdir} --slurm --resume`.",
+        file=out,
+    )
     return {**result, "status": "submitted", "job_id": job_id, "summary_job_id": summary_job, "exit_code": 0}

@@ -157,7 +157,7 @@ def _string_list(value, where) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where} must be a list of \"section.key=value\" strings. Received: {value!r}")
+        raise ConfigError(f'{where} must be a list of "section.key=value" strings. Received: {value!r}')
     return tuple(value)
 
 
@@ -228,12 +228,19 @@ def spec_from_dict(raw: dict, source: str = "spec", root=".", name: str = "exper
                 raise ConfigError(f"{where}: base: {error}") from None
         elif base is None:
             raise ConfigError(
-                f"{source}: missing base: the preset or .toml config every variant starts from, e.g. base = \"quickstart\" "
+                f'{source}: missing base: the preset or .toml config every variant starts from, e.g. base = "quickstart" '
                 f"(or a base in each variant; [variants.{variant_name}] has none)."
             )
-        variants.append(Variant(
-            variant_name, _string_list(table.get("set", []), f"{where} set"), sections, description, own_base, own_base_path,
-        ))
+        variants.append(
+            Variant(
+                variant_name,
+                _string_list(table.get("set", []), f"{where} set"),
+                sections,
+                description,
+                own_base,
+                own_base_path,
+            )
+        )
     slurm = raw.get("slurm", {})
     if not isinstance(slurm, dict):
         raise ConfigError(f"{source}: [slurm] must be a table of sbatch options.")
@@ -244,8 +251,16 @@ def spec_from_dict(raw: dict, source: str = "spec", root=".", name: str = "exper
     if not isinstance(description, str):
         raise ConfigError(f"{source}: description must be a string.")
     return ExperimentSpec(
-        name=name, source=source, base=base, base_path=base_path, set=common, runs=runs,
-        evaluate=evaluate, variants=tuple(variants), slurm=slurm, description=description,
+        name=name,
+        source=source,
+        base=base,
+        base_path=base_path,
+        set=common,
+        runs=runs,
+        evaluate=evaluate,
+        variants=tuple(variants),
+        slurm=slurm,
+        description=description,
     )
 
 
@@ -284,7 +299,9 @@ def _check_evaluate_keys(table, source, where) -> dict:
         kind = EVALUATE_KEYS[key][1]
         if kind is int:
             if isinstance(value, bool) or not isinstance(value, int) or (value < 1 and key != "seed") or value < 0:
-                raise ConfigError(f"{source}: {where}.{key} must be a {'non-negative' if key == 'seed' else 'positive'} integer. Received: {value!r}")
+                raise ConfigError(
+                    f"{source}: {where}.{key} must be a {'non-negative' if key == 'seed' else 'positive'} integer. Received: {value!r}"
+                )
         elif not isinstance(value, str) or not value:
             raise ConfigError(f"{source}: {where}.{key} must be a path. Received: {value!r}")
         checked[key] = value

@@ -46,7 +46,9 @@ def load_experiment(workdir) -> dict:
     """The experiment record ``DIR/experiment.json``."""
     path = Path(workdir) / "experiment.json"
     if not path.is_file():
-        raise ConfigError(f"{workdir} is not an experiment folder (no experiment.json). Run `predrnn experiment SPEC --workdir {workdir}` first.")
+        raise ConfigError(
+            f"{workdir} is not an experiment folder (no experiment.json). Run `predrnn experiment SPEC --workdir {workdir}` first."
+        )
     try:
         return _read_json(path)
     except (OSError, json.JSONDecodeError) as error:
@@ -158,27 +160,45 @@ def prepare_experiment(spec, runs, workdir, *, resume=False, backend=None, write
                 differences = _differences(_comparable(load_config(str(path))), _comparable(config))
                 if differences:
                     raise ConfigError(
-                        f"Variant {name!r} differs from its runs in {workdir}:\n  " + "\n  ".join(differences)
+                        f"Variant {name!r} differs from its runs in {workdir}:\n  "
+                        + "\n  ".join(differences)
                         + f"\nResume with the folder's spec (predrnn experiment {workdir / 'spec.toml'} --workdir "
                         f"{workdir} --resume, with the same --set), or start a new --workdir."
                     )
         record_tasks = record.get("tasks", [])
     tasks, current = _task_table(record_tasks, list(configs), runs)
     plan = {
-        "workdir": workdir, "spec": spec, "configs": configs, "runs": runs, "backend": backend,
-        "tasks": tasks, "current": current, "evaluate": dict(spec.evaluate),
+        "workdir": workdir,
+        "spec": spec,
+        "configs": configs,
+        "runs": runs,
+        "backend": backend,
+        "tasks": tasks,
+        "current": current,
+        "evaluate": dict(spec.evaluate),
     }
     if write:
         workdir.mkdir(parents=True, exist_ok=True)
         _atomic_write(workdir / "spec.toml", spec.to_toml(runs))
         for name, config in configs.items():
-            _atomic_write(workdir / name / "config.toml", f"# Variant {name!r} of {spec.source}; train.seed is set per run.\n" + config_toml(config))
+            _atomic_write(
+                workdir / name / "config.toml",
+                f"# Variant {name!r} of {spec.source}; train.seed is set per run.\n" + config_toml(config),
+            )
         variants = list(dict.fromkeys([t["variant"] for t in tasks]))
         previous = load_experiment(workdir) if (workdir / "experiment.json").is_file() else {}
-        _write_json(workdir / "experiment.json", {
-            "name": spec.name, "spec": spec.source, "runs": max(runs, previous.get("runs", 0)),
-            "backend": backend, "evaluate": spec.evaluate, "variants": variants, "tasks": tasks,
-            "created": previous.get("created", datetime.datetime.now().isoformat(timespec="seconds")),
-            "updated": datetime.datetime.now().isoformat(timespec="seconds"),
-        })
+        _write_json(
+            workdir / "experiment.json",
+            {
+                "name": spec.name,
+                "spec": spec.source,
+                "runs": max(runs, previous.get("runs", 0)),
+                "backend": backend,
+                "evaluate": spec.evaluate,
+                "variants": variants,
+                "tasks": tasks,
+                "created": previous.get("created", datetime.datetime.now().isoformat(timespec="seconds")),
+                "updated": datetime.datetime.now().isoformat(timespec="seconds"),
+            },
+        )
     return plan

@@ -66,8 +66,17 @@ def summarize_experiment(workdir, *, plot: bool = True) -> dict:
         variant, seed = task["variant"], int(task["seed"])
         folder = run_dir(workdir, variant, seed)
         status = run_status(workdir, variant, seed)
-        row = {"variant": variant, "seed": seed, "status": status, "metrics": None, "baselines": None, "extra": {},
-               "num_sequences": None, "run_dir": folder, "log": folder / "log.txt" if folder.exists() else _pending_log(workdir, variant, seed)}
+        row = {
+            "variant": variant,
+            "seed": seed,
+            "status": status,
+            "metrics": None,
+            "baselines": None,
+            "extra": {},
+            "num_sequences": None,
+            "run_dir": folder,
+            "log": folder / "log.txt" if folder.exists() else _pending_log(workdir, variant, seed),
+        }
         if status == "finished":
             try:
                 row.update(_read_evaluation(folder / "metrics.json"))
@@ -127,8 +136,11 @@ def _read_evaluation(path) -> dict:
         "baselines": {b: {m: float(metrics["baselines"][b][m]) for m in METRICS} for b in BASELINES},
         "per_frame": {m: [float(x) for x in metrics["per_frame"][m]] for m in curves if m in metrics.get("per_frame", {})},
         "baseline_per_frame": {
-            b: {m: [float(x) for x in metrics["baselines"][b]["per_frame"][m]] for m in curves
-                if m in metrics["baselines"][b].get("per_frame", {})}
+            b: {
+                m: [float(x) for x in metrics["baselines"][b]["per_frame"][m]]
+                for m in curves
+                if m in metrics["baselines"][b].get("per_frame", {})
+            }
             for b in BASELINES
         },
         "num_sequences": metrics.get("num_sequences"),
@@ -158,23 +170,43 @@ def _aggregate(evaluations, total: int) -> dict:
 def _write_results_csv(workdir, rows, extra_names=()) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["variant", "seed", "status", *METRICS, *(f"{b}_{m}" for b in BASELINES for m in METRICS),
-                     *(f"{name}_{m}" for name in extra_names for m in METRICS),
-                     *(f"{name}_{b}_{m}" for name in extra_names for b in BASELINES for m in METRICS),
-                     "num_sequences", "run_dir", "log"])
+    writer.writerow(
+        [
+            "variant",
+            "seed",
+            "status",
+            *METRICS,
+            *(f"{b}_{m}" for b in BASELINES for m in METRICS),
+            *(f"{name}_{m}" for name in extra_names for m in METRICS),
+            *(f"{name}_{b}_{m}" for name in extra_names for b in BASELINES for m in METRICS),
+            "num_sequences",
+            "run_dir",
+            "log",
+        ]
+    )
     for r in rows:
         metrics = r["metrics"] or {}
         baselines = r["baselines"] or {}
         extra = r.get("extra", {})
-        writer.writerow([
-            r["variant"], r["seed"], r["status"],
-            *(_csv_number(metrics.get(m)) for m in METRICS),
-            *(_csv_number(baselines.get(b, {}).get(m)) for b in BASELINES for m in METRICS),
-            *(_csv_number(extra.get(n, {}).get("metrics", {}).get(m)) for n in extra_names for m in METRICS),
-            *(_csv_number(extra.get(n, {}).get("baselines", {}).get(b, {}).get(m)) for n in extra_names for b in BASELINES for m in METRICS),
-            "" if r["num_sequences"] is None else r["num_sequences"],
-            _relative(r["run_dir"], workdir), _relative(r["log"], workdir) if r["status"] != "not_started" else "",
-        ])
+        writer.writerow(
+            [
+                r["variant"],
+                r["seed"],
+                r["status"],
+                *(_csv_number(metrics.get(m)) for m in METRICS),
+                *(_csv_number(baselines.get(b, {}).get(m)) for b in BASELINES for m in METRICS),
+                *(_csv_number(extra.get(n, {}).get("metrics", {}).get(m)) for n in extra_names for m in METRICS),
+                *(
+                    _csv_number(extra.get(n, {}).get("baselines", {}).get(b, {}).get(m))
+                    for n in extra_names
+                    for b in BASELINES
+                    for m in METRICS
+                ),
+                "" if r["num_sequences"] is None else r["num_sequences"],
+                _relative(r["run_dir"], workdir),
+                _relative(r["log"], workdir) if r["status"] != "not_started" else "",
+            ]
+        )
     path = Path(workdir) / "results.csv"
     _atomic_write(path, buffer.getvalue())
     return path
@@ -183,20 +215,35 @@ def _write_results_csv(workdir, rows, extra_names=()) -> Path:
 def _write_summary_csv(workdir, aggregates, extra_names=()) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["variant", "runs_finished", "runs_total",
-                     *(f"{m}_{s}" for m in METRICS for s in ("mean", "std")),
-                     *(f"{b}_{m}" for b in BASELINES for m in METRICS),
-                     *(f"{n}_{m}_{s}" for n in extra_names for m in METRICS for s in ("mean", "std")),
-                     *(f"{n}_{b}_{m}" for n in extra_names for b in BASELINES for m in METRICS)])
+    writer.writerow(
+        [
+            "variant",
+            "runs_finished",
+            "runs_total",
+            *(f"{m}_{s}" for m in METRICS for s in ("mean", "std")),
+            *(f"{b}_{m}" for b in BASELINES for m in METRICS),
+            *(f"{n}_{m}_{s}" for n in extra_names for m in METRICS for s in ("mean", "std")),
+            *(f"{n}_{b}_{m}" for n in extra_names for b in BASELINES for m in METRICS),
+        ]
+    )
     for variant, a in aggregates.items():
         extra = [a["extra"][n] for n in extra_names]
-        writer.writerow([
-            variant, a["finished"], a["total"],
-            *(_csv_number(a["metrics"][m][s]) if a["finished"] else "" for m in METRICS for s in ("mean", "std")),
-            *(_csv_number(a["baselines"][b][m]) if a["finished"] else "" for b in BASELINES for m in METRICS),
-            *(_csv_number(e["metrics"][m][s]) if e["finished"] else "" for e in extra for m in METRICS for s in ("mean", "std")),
-            *(_csv_number(e["baselines"][b][m]) if e["finished"] else "" for e in extra for b in BASELINES for m in METRICS),
-        ])
+        writer.writerow(
+            [
+                variant,
+                a["finished"],
+                a["total"],
+                *(_csv_number(a["metrics"][m][s]) if a["finished"] else "" for m in METRICS for s in ("mean", "std")),
+                *(_csv_number(a["baselines"][b][m]) if a["finished"] else "" for b in BASELINES for m in METRICS),
+                *(
+                    _csv_number(e["metrics"][m][s]) if e["finished"] else ""
+                    for e in extra
+                    for m in METRICS
+                    for s in ("mean", "std")
+                ),
+                *(_csv_number(e["baselines"][b][m]) if e["finished"] else "" for e in extra for b in BASELINES for m in METRICS),
+            ]
+        )
     path = Path(workdir) / "summary.csv"
     _atomic_write(path, buffer.getvalue())
     return path
@@ -213,8 +260,10 @@ def _format(metric, value) -> str:
 def format_summary_table(aggregates) -> str:
     """The Markdown table of means ± standard deviations (best mean in bold)."""
     arrows = {m: "↓" if m in LOWER_IS_BETTER else "↑" for m in METRICS}
-    lines = ["| variant | runs | " + " | ".join(f"{m} {arrows[m]}" for m in METRICS) + " |",
-             "|---|---:|" + "---:|" * len(METRICS)]
+    lines = [
+        "| variant | runs | " + " | ".join(f"{m} {arrows[m]}" for m in METRICS) + " |",
+        "|---|---:|" + "---:|" * len(METRICS),
+    ]
     best = {}
     for metric in METRICS:
         means = [(a["metrics"][metric]["mean"], v) for v, a in aggregates.items() if a["finished"]]
@@ -237,11 +286,15 @@ def format_summary_table(aggregates) -> str:
         distinct = set(baselines.values())
         if len(distinct) == 1:
             values = next(iter(distinct))
-            lines.append(f"| {BASELINE_LABELS[b]} (baseline) | | " + " | ".join(_format(m, x) for m, x in zip(METRICS, values)) + " |")
+            lines.append(
+                f"| {BASELINE_LABELS[b]} (baseline) | | " + " | ".join(_format(m, x) for m, x in zip(METRICS, values)) + " |"
+            )
         else:
             for variant, values in baselines.items():
                 lines.append(
-                    f"| {BASELINE_LABELS[b]} ({variant}'s test set) | | " + " | ".join(_format(m, x) for m, x in zip(METRICS, values)) + " |"
+                    f"| {BASELINE_LABELS[b]} ({variant}'s test set) | | "
+                    + " | ".join(_format(m, x) for m, x in zip(METRICS, values))
+                    + " |"
                 )
     return "\n".join(lines)
 
