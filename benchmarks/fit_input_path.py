@@ -10,8 +10,7 @@ Prints the median step of 12 (the first two left out).
 
     for m in arrays ds tfdata tfdata_noprefetch tensors job_pydataset job_steps; do python benchmarks/fit_input_path.py $m; done
 
-Produced the 0.96 / 1.82 / 1.96 / 1.78 / 0.87 s figures of benchmarks/README.md (2026-11-29,
-first session); see benchmarks/README.md for the job_* figures.
+docs/performance.md ("Input pipeline and evaluation") explains what the input path costs.
 """
 
 import statistics

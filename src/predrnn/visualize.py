@@ -31,6 +31,7 @@ __all__ = [
     "save_rows_gif",
     "plot_per_frame",
     "plot_schedule",
+    "save_figure",
 ]
 
 SEPARATOR_VALUE = 128  # mid grey: visible on black Moving MNIST backgrounds and on white
@@ -367,7 +368,8 @@ def save_rows_gif(path, context, truth, predictions: Mapping, fps: float = 4, sc
 # ----------------------------------------------------------------------------------
 
 
-def _save_figure(figure, path) -> None:
+def save_figure(figure, path) -> None:
+    """Write a matplotlib Figure as PNG, atomically (parent folders created)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(figure)
@@ -436,7 +438,7 @@ def plot_per_frame(
     for axis in axes[len(names) :]:
         axis.set_visible(False)
     figure.suptitle(title)
-    _save_figure(figure, path)
+    save_figure(figure, path)
 
 
 def plot_schedule(
@@ -486,4 +488,4 @@ def plot_schedule(
     axis.grid(True, alpha=0.3)
     axis.legend(fontsize="small")
     axis.set_title(repr(schedule) if title is None else title, fontsize="small")
-    _save_figure(figure, path)
+    save_figure(figure, path)

@@ -205,7 +205,7 @@ def _warn_slow_precision(precision: str) -> None:
         print(
             'Note: train.precision = "mixed_bfloat16" with JAX on a CPU: XLA:CPU\'s bfloat16 '
             "convolutions do not use the CPU's bfloat16 instructions, and the 4x64 Moving MNIST "
-            'step took 1.9x float32\'s time on an AMX CPU (benchmarks/README.md, "Session 18"); '
+            'step took 1.9x float32\'s time on an AMX CPU (docs/performance.md, "Mixed precision"); '
             "use float32 with JAX here, or TensorFlow or PyTorch for bfloat16.",
             file=sys.stderr,
         )

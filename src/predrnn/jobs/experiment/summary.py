@@ -14,11 +14,11 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from pathlib import Path
 
 from predrnn.baselines import BASELINE_LABELS, BASELINES
 from predrnn.jobs.experiment.state import STATUSES, _atomic_write, _pending_log, _read_json, load_experiment, run_dir, run_status
+from predrnn.visualize import save_figure
 
 METRICS = ("mse_per_frame", "mae_per_frame", "ssim", "psnr", "mse_per_pixel")
 LOWER_IS_BETTER = frozenset({"mse_per_frame", "mae_per_frame", "mse_per_pixel"})
@@ -369,11 +369,9 @@ def _write_learning_curves_csv(workdir, curves) -> Path:
 def _plot_learning_curves(path, curves):
     """Validation MSE per frame and SSIM against the step: each variant's mean over its runs."""
     import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(10, 3.8), layout="constrained")
-    FigureCanvasAgg(figure)
     axes = figure.subplots(1, 2)
     variants = list(dict.fromkeys(c["variant"] for c in curves))
     for ax, column, label in zip(axes, ("val_mse_per_frame", "val_ssim"), ("validation MSE per frame ↓", "validation SSIM ↑")):
@@ -385,22 +383,17 @@ def _plot_learning_curves(path, curves):
         ax.set_title(label, fontsize=10)
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    figure.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
-    return path
+    save_figure(figure, path)
+    return Path(path)
 
 
 def _plot_per_frame(path, aggregates):
     """MSE per frame and SSIM against the future frame: one line per variant (mean over its
     finished runs), the baselines dashed."""
     import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(10, 3.8), layout="constrained")
-    FigureCanvasAgg(figure)
     axes = figure.subplots(1, 2)
     finished = {v: a for v, a in aggregates.items() if a["finished"] and a.get("per_frame")}
     baselines = next((a["baseline_per_frame"] for a in finished.values() if a.get("baseline_per_frame")), {})
@@ -418,21 +411,16 @@ def _plot_per_frame(path, aggregates):
         ax.set_title(label, fontsize=10)
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    figure.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
-    return path
+    save_figure(figure, path)
+    return Path(path)
 
 
 def _plot_summary(path, aggregates):
     import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     names = list(aggregates)
     figure = Figure(figsize=(3.2 * len(METRICS), 3.6), layout="constrained")
-    FigureCanvasAgg(figure)
     axes = figure.subplots(1, len(METRICS))
     colors = [f"C{i % 10}" for i in range(len(names))]
     positions = np.arange(len(names))
@@ -452,8 +440,5 @@ def _plot_summary(path, aggregates):
         ax.tick_params(axis="y", labelsize=8)
     if any(ax.get_legend_handles_labels()[0] for ax in axes):
         axes[0].legend(fontsize=7, loc="lower left")
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    figure.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
-    return path
+    save_figure(figure, path)
+    return Path(path)
