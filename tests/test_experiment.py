@@ -4,6 +4,7 @@ local subprocess runs (with a fake interpreter) and the CLI."""
 import csv
 import dataclasses
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -568,6 +569,9 @@ def test_dry_run_writes_nothing(tmp_path, capsys):
     assert not (tmp_path / "exp").exists()
     out = capsys.readouterr().out
     assert "4 to run" in out and "-m predrnn train" in out and "train.seed=1" in out
+    # seed by seed, so that a stopped experiment has every variant at the same seeds
+    order = re.findall(r"^  (\w+) seed (\d):", out, flags=re.M)
+    assert order == [("good", "0"), ("bad", "0"), ("good", "1"), ("bad", "1")]
 
 
 # ----------------------------------------------------------------------------------

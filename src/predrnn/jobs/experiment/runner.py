@@ -353,7 +353,11 @@ def run_experiment(
     plan = prepare_experiment(spec, runs, workdir, resume=resume, backend=backend, write=not (dry_run and not slurm))
     if slurm:
         return submit_experiment(plan, parallel=parallel, resume=resume, dry_run=dry_run, out=out)
-    todo = [t for t in plan["current"] if run_status(workdir, t["variant"], t["seed"]) != "finished"]
+    # Seed by seed (every variant's seed 0, then every variant's seed 1, ...), so that an
+    # experiment stopped part way compares all its variants over the same seeds.
+    todo = sorted(
+        (t for t in plan["current"] if run_status(workdir, t["variant"], t["seed"]) != "finished"), key=lambda t: t["seed"]
+    )
     skipped = len(plan["current"]) - len(todo)
     result = {
         "workdir": str(workdir),
