@@ -22,7 +22,8 @@ def add_experiment_parser(commands) -> None:
         "experiment",
         help="N seeded runs of several config variants, locally or as a Slurm job array, and a summary table",
         description="Run N seeded runs of every variant of an experiment spec and aggregate their evaluation "
-        f"(mean ± std per variant). Shipped specs: {', '.join(spec_names()) or 'none'}.",
+        "(mean ± std per variant). Local runs go seed by seed (every variant's seed 0 first), so a "
+        f"stopped experiment compares its variants over the same seeds. Shipped specs: {', '.join(spec_names()) or 'none'}.",
     )
     p.add_argument(
         "spec", nargs="?", metavar="SPEC", help="a spec .toml file or a shipped spec name (default with --resume: DIR/spec.toml)"
