@@ -128,16 +128,9 @@ def _history(run):
 multi_worker_backends = pytest.mark.skipif(
     BACKEND not in ("tensorflow", "jax"), reason="runs in the TensorFlow and JAX passes of the suite"
 )
-# A known bug: under jax.distributed the processes build the model with different initial
-# weights (device_put finds the replicated variables unequal), so Keras' symbolic build fails.
-# strict: this test fails as soon as the bug is fixed, to have the mark removed.
-jax_initialisation_differs = pytest.mark.xfail(
-    BACKEND == "jax", strict=True, reason="JAX multi-process runs initialise different weights in each process"
-)
 
 
 @multi_worker_backends
-@jax_initialisation_differs
 def test_two_workers_agree_with_one_process(tmp_path):
     steps = 2
     processes, logs = launch(tmp_path, steps, with_reference=True)
@@ -176,7 +169,6 @@ def test_two_workers_agree_with_one_process(tmp_path):
 
 
 @multi_worker_backends
-@jax_initialisation_differs
 def test_a_dead_worker_stops_the_other(tmp_path):
     # (TensorFlow: this time from the KERAS_DISTRIBUTION_* variables instead of TF_CONFIG.)
     processes, logs = launch(tmp_path, steps=10_000, tf_config=False)

@@ -288,7 +288,6 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
         save_config(config, workdir / "config.json")
 
     epochs = _num_epochs(t)
-    keras.utils.set_random_seed(t.seed)
     with (
         dtype_policy(t.precision),
         distribution_scope(t.distribution, global_batch_size=t.batch_size) as info,
@@ -301,6 +300,9 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
             # joined (jax.distributed.initialize must precede any use of the devices).
             atomic_write_json(workdir / "run.json", _run_info(config))
             _warn_slow_precision(t.precision)
+        # Seeded here, after the chief-only work above (which may draw random numbers, e.g.
+        # to probe the acceleration options), so that every worker builds the same weights.
+        keras.utils.set_random_seed(t.seed)
         if resume:
             from predrnn.models import load_model
 
