@@ -15,10 +15,18 @@ from predrnn.cli_args import BACKENDS, add_backend_argument, non_negative_int, p
 
 
 def _train(args) -> int:
+    from predrnn.errors import ConfigError
     from predrnn.jobs.config import load_config
     from predrnn.jobs.train import train
 
-    config = load_config(args.config, args.set or ())
+    config_path = args.config
+    if config_path is None:
+        if not args.resume:
+            raise ConfigError("Name a config: a .toml file or a preset (see `predrnn presets`).")
+        config_path = os.path.join(args.workdir, "config.json")
+        if not os.path.isfile(config_path):
+            raise ConfigError(f"Nothing to resume in {args.workdir}: no config.json. Start the run without --resume.")
+    config = load_config(config_path, args.set or ())
     summary = train(config, args.workdir, resume=args.resume, overwrite=args.overwrite)
     return 130 if summary.get("interrupted") else 0
 
@@ -121,10 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
             "convolutions (auto, the default, on the CPU; 1: every 3x3-7x7 kernel; 0: none)."
         ),
     )
-    p.add_argument("config", help="a .toml file or a preset name (see `predrnn presets`)")
+    p.add_argument(
+        "config",
+        nargs="?",
+        help="a .toml file or a preset name (see `predrnn presets`); with --resume it may be left out "
+        "(the run's own config.json is read)",
+    )
     p.add_argument("--workdir", required=True, help="run folder (config, logs, checkpoints, samples)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --workdir from its last checkpoint")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --workdir from its last checkpoint (--set may change train.steps, progress, "
+        "workers and distribution)",
+    )
     p.add_argument(
         "--overwrite", action="store_true", help="start again in an existing --workdir (the old folder is renamed, not deleted)"
     )

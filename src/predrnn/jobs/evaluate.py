@@ -104,8 +104,10 @@ def _check_output_path(output, overwrite):
     output = Path(output)
     if output.exists() and not overwrite:
         raise ConfigError(f"{output} exists. Pass --overwrite to replace it, or another --output.")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    return output
+    folder = next((parent for parent in output.parents if parent.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise ConfigError(f"--output {output}: {folder} is a file, not a folder.")
+    return output  # its folder is created once there is something to write
 
 
 def evaluate(
@@ -198,6 +200,7 @@ def evaluate(
             "mean over future frames; mse_per_pixel: mean; ssim: 11x11 Gaussian, data range 1; psnr: data range 1",
         }
     )
+    output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
     with open(tmp, "w") as handle:
         json.dump(report, handle, indent=2)
