@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +172,7 @@ def evaluate(
     model_scores = FrameMetricsAccumulator()
     baseline_scores = {name: FrameMetricsAccumulator() for name in BASELINES}
     total, drawn = len(sequences), []
+    counting = progress and sys.stdout.isatty()  # a count on a terminal; a log file gets no carriage returns
     for start in range(0, total, batch_size):
         batch = np.asarray(sequences[start : start + batch_size], dtype=np.float32)[:, :needed]
         past, truth = batch[:, :context], batch[:, context:]
@@ -179,10 +181,10 @@ def evaluate(
         drawn += [(batch[i], np.clip(prediction[i], 0.0, 1.0)) for i in range(min(len(batch), pictures - len(drawn)))]
         for name, baseline in BASELINES.items():
             baseline_scores[name].update(truth, baseline(past, horizon))
-        if progress:
+        if counting:
             done = min(start + batch_size, total)
             print(f"\revaluating {done}/{total} sequences", end="", flush=True)
-    if progress:
+    if counting:
         print()
     import keras
 
@@ -259,6 +261,8 @@ def predict(
     if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
         raise ConfigError(f"--horizon must be a positive integer. Received: {horizon!r}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out must be a folder; {out} is a file.")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"The output folder {out} exists and is not empty. Pass --overwrite or another --out.")
     model, config, path = load_predictor(checkpoint)

@@ -282,6 +282,12 @@ def _acceleration(model_config, compute_dtype):
     return resolved(model_config.filters, model_config.kernel_size, widest, compute_dtype)
 
 
+def _verbosity(progress: bool) -> int:
+    """Keras' ``verbose``: a progress bar on a terminal, else one plain line per epoch (no
+    colour codes or carriage returns in a log file)."""
+    return 1 if progress and sys.stdout.isatty() else 2
+
+
 def _compile(model, train_config):
     import keras
 
@@ -430,7 +436,7 @@ def _train(config: ExperimentConfig, workdir: Path, resume: bool, overwrite: boo
                     initial_epoch=initial_epoch,
                     callbacks=callbacks,
                     shuffle=False,
-                    verbose=(1 if t.progress else 2) if info.is_chief else 0,
+                    verbose=_verbosity(t.progress) if info.is_chief else 0,
                 )
             except KeyboardInterrupt:
                 interrupted = True
