@@ -204,6 +204,7 @@ def test_bad_training_data_stops_the_run_with_the_data_error(tmp_path):
     np.save(tmp_path / "data.npy", frames)
     with pytest.raises(DataError, match="contains NaN"):
         train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # stopped before its first checkpoint: the run's folder is removed
 
 
 @pytest.mark.parametrize(

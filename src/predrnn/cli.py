@@ -7,18 +7,31 @@ keras (or anything that does) before ``--backend`` has been applied.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.abc
+import importlib.machinery
 import json
 import os
+import re
 import sys
+import tempfile
 
 from predrnn.cli_args import BACKENDS, add_backend_argument, non_negative_int, positive_int
 
 
 def _train(args) -> int:
+    from predrnn.errors import ConfigError
     from predrnn.jobs.config import load_config
     from predrnn.jobs.train import train
 
-    config = load_config(args.config, args.set or ())
+    config_path = args.config
+    if config_path is None:
+        if not args.resume:
+            raise ConfigError("Name a config: a .toml file or a preset (see `predrnn presets`).")
+        config_path = os.path.join(args.workdir, "config.json")
+        if not os.path.isfile(config_path):
+            raise ConfigError(f"Nothing to resume in {args.workdir}: no config.json. Start the run without --resume.")
+    config = load_config(config_path, args.set or ())
     summary = train(config, args.workdir, resume=args.resume, overwrite=args.overwrite)
     return 130 if summary.get("interrupted") else 0
 
@@ -121,10 +134,20 @@ def build_parser() -> argparse.ArgumentParser:
             "convolutions (auto, the default, on the CPU; 1: every 3x3-7x7 kernel; 0: none)."
         ),
     )
-    p.add_argument("config", help="a .toml file or a preset name (see `predrnn presets`)")
+    p.add_argument(
+        "config",
+        nargs="?",
+        help="a .toml file or a preset name (see `predrnn presets`); with --resume it may be left out "
+        "(the run's own config.json is read)",
+    )
     p.add_argument("--workdir", required=True, help="run folder (config, logs, checkpoints, samples)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --workdir from its last checkpoint")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --workdir from its last checkpoint (--set may change train.steps, progress, "
+        "workers and distribution)",
+    )
     p.add_argument(
         "--overwrite", action="store_true", help="start again in an existing --workdir (the old folder is renamed, not deleted)"
     )
@@ -308,6 +331,71 @@ def _add_optional_commands(commands):
             getattr(module, adder)(commands)
 
 
+# TensorFlow's C++ start-up lines (e.g. "I0000 00:00:1.2 1 port.cc:153] oneDNN custom operations
+# are on", "cudart_stub.cc:31] Could not find cuda drivers") are written while tensorflow is
+# imported, before its log settings apply, and no environment variable silences them.
+_ABSL_BANNER = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+_ABSL_LINE = re.compile(r"[IWEF]\d{4} [\d:. ]+\d+ [\w.]+:\d+\] ")
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Imports tensorflow, the first time anything does, with the C++ lines it writes to
+    stderr filtered by TF_CPP_MIN_LOG_LEVEL (1: no INFO, 2: no WARNING, 3: no ERROR)."""
+
+    def __init__(self, level: int):
+        self.level = level
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            exec_module = spec.loader.exec_module
+
+            def quiet_exec_module(module):
+                with self._filtered_stderr():
+                    exec_module(module)
+
+            spec.loader.exec_module = quiet_exec_module
+        return spec
+
+    def _dropped(self, line: str) -> bool:
+        if line.startswith(_ABSL_BANNER):
+            return True
+        return bool(_ABSL_LINE.match(line)) and "IWEF".index(line[0]) < self.level
+
+    @contextlib.contextmanager
+    def _filtered_stderr(self):
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                captured.seek(0)
+                lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+                sys.stderr.write("".join(line for line in lines if not self._dropped(line)))
+                sys.stderr.flush()
+
+
+def _quiet_tensorflow_start() -> None:
+    """TF_CPP_MIN_LOG_LEVEL=3 unless the environment sets it, and its level applied to the
+    lines tensorflow writes while it is imported (see :class:`_QuietTensorFlowImport`)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        level = int(os.environ["TF_CPP_MIN_LOG_LEVEL"])
+    except ValueError:
+        return
+    if level > 0 and "tensorflow" not in sys.modules:
+        if not any(isinstance(finder, _QuietTensorFlowImport) for finder in sys.meta_path):
+            sys.meta_path.insert(0, _QuietTensorFlowImport(level))
+
+
 def _apply_backend(argv) -> None:
     """Set KERAS_BACKEND from --backend, and TensorFlow's start-up settings (log level, CPU
     allocator), before anything imports keras."""
@@ -320,7 +408,7 @@ def _apply_backend(argv) -> None:
                 f"predrnn: --backend {known.backend}: keras is already imported with another backend in this process."
             )
         os.environ["KERAS_BACKEND"] = known.backend
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _quiet_tensorflow_start()
     from predrnn.acceleration.memory import use_the_command_allocators  # TensorFlow's BFC, two malloc arenas
 
     use_the_command_allocators()
@@ -337,6 +425,10 @@ def main(argv=None) -> int:
         return args.handler(args)
     except PredRNNError as error:
         print(f"predrnn {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a path that cannot be written or read: one line too
+        where = f": {error.filename}" if error.filename else ""
+        print(f"predrnn {args.command}: error: {error.strerror or error}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"predrnn {args.command}: interrupted", file=sys.stderr)

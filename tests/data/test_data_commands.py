@@ -113,8 +113,9 @@ def test_existing_output_needs_overwrite(tmp_path, capsys, unchanged):
 def test_bad_arguments(tmp_path):
     with pytest.raises(DataError, match="Choose a data command"):
         run_data_command(_parse(["data"]))
-    with pytest.raises(DataError, match="--num must be >= 1"):
-        run_data_command(_parse(["data", "moving-mnist", "--num", "0", "--out", str(tmp_path / "a.npy")]))
+    for flag in ("--num", "--digits", "--frames", "--image-size"):  # argparse: "expected a positive integer"
+        with pytest.raises(SystemExit):
+            _parse(["data", "moving-mnist", "--num", "1", flag, "0", "--out", str(tmp_path / "a.npy")])
     with pytest.raises(DataError, match="--input-length applies to --format official-npz only"):
         run_data_command(_parse(["data", "moving-mnist", "--num", "1", "--input-length", "3", "--out", str(tmp_path / "a.npy")]))
     with pytest.raises(SystemExit):

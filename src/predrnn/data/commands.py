@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from predrnn.cli_args import positive_int
 from predrnn.data.files import read_sequences
 from predrnn.data.formats.sequence import CHANNEL_CHOICES
 from predrnn.data.moving_mnist import generate_moving_mnist_chunks
@@ -50,15 +51,16 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
         "moving-mnist",
         help="Write a seeded Moving MNIST set to a file.",
         description=(
-            "Write N seeded Moving MNIST sequences (64x64, bouncing 28x28 MNIST digits, 3.6 px per "
-            "frame) to a file. Test digits by default, so the set is a test set."
+            "Write N seeded Moving MNIST sequences (28x28 MNIST digits bouncing in frames of 64x64 "
+            "pixels by default, 3.6 pixels per frame at that size) to a file. Test digits by default, "
+            "so the set is a test set."
         ),
     )
-    mnist.add_argument("--num", type=int, required=True, help="number of sequences N")
+    mnist.add_argument("--num", type=positive_int, required=True, help="number of sequences N")
     mnist.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
-    mnist.add_argument("--digits", type=int, default=2, help="digits per sequence (default 2)")
-    mnist.add_argument("--frames", type=int, default=20, help="frames per sequence (default 20)")
-    mnist.add_argument("--image-size", type=int, default=64, help="canvas size in pixels (default 64)")
+    mnist.add_argument("--digits", type=positive_int, default=2, help="digits per sequence (default 2)")
+    mnist.add_argument("--frames", type=positive_int, default=20, help="frames per sequence (default 20)")
+    mnist.add_argument("--image-size", type=positive_int, default=64, help="canvas size in pixels (default 64)")
     mnist.add_argument("--split", choices=("test", "train"), default="test", help="MNIST digits to use (default test)")
     mnist.add_argument("--out", type=Path, required=True, help="file to write")
     mnist.add_argument(
@@ -73,7 +75,7 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     )
     mnist.add_argument(
         "--input-length",
-        type=int,
+        type=positive_int,
         default=None,
         help="official-npz only: context frames per clip (default frames // 2)",
     )
@@ -163,8 +165,6 @@ def run_data_command(args: argparse.Namespace) -> int:
         raise DataError(
             f"Choose a data command: moving-mnist, info, convert or kth (see `predrnn data --help`). Received: {command!r}"
         )
-    if args.num < 1:
-        raise DataError(f"--num must be >= 1. Received: --num {args.num}")
     out = Path(args.out)
     fmt = args.format or ("official-npz" if out.suffix.lower() == ".npz" else "mnist-test-seq")
     if out.exists() and not args.overwrite:  # fail before generating anything

@@ -311,7 +311,7 @@ def preset_names() -> list[str]:
 
 def resolve_config_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
-    if path.suffix == ".toml" or os.sep in name_or_path or path.exists():
+    if path.suffix in (".toml", ".json") or os.sep in name_or_path or path.exists():
         if not path.is_file():
             raise ConfigError(
                 f"Config file not found: {name_or_path!r}. Pass a TOML file or a preset: {', '.join(preset_names())}."
@@ -327,12 +327,10 @@ def resolve_config_path(name_or_path: str) -> Path:
 
 
 def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
-    """Read a TOML file or a shipped preset, apply ``section.key=value`` overrides, validate."""
+    """Read a TOML file, a shipped preset or a run's config.json, apply ``section.key=value``
+    overrides, validate."""
     path = resolve_config_path(name_or_path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML ({error}).") from None
+    raw = _read_saved_config(path) if path.suffix == ".json" else _read_toml(path)
     for text in overrides:
         section, name, value = parse_override(text)
         raw.setdefault(section, {})
@@ -351,16 +349,27 @@ def save_config(config: ExperimentConfig, path) -> None:
     os.replace(tmp, path)
 
 
-def load_saved_config(path) -> ExperimentConfig:
+def _read_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid TOML ({error}).") from None
+
+
+def _read_saved_config(path) -> dict:
+    """A run's config.json as TOML-like tables (its empty optional keys, JSON nulls, left out)."""
     try:
         with open(path) as handle:
             raw = json.load(handle)
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ConfigError(f"Could not read the run's config {path}: {error}") from None
-    for section in raw.values():
-        for key in [k for k, v in section.items() if v is None]:
-            del section[key]
-    return from_dict(raw, source=str(path))
+    if not isinstance(raw, dict) or not all(isinstance(section, dict) for section in raw.values()):
+        raise ConfigError(f"{path}: not a run's config (tables {', '.join(SECTIONS)}).")
+    return {name: {k: v for k, v in section.items() if v is not None} for name, section in raw.items()}
+
+
+def load_saved_config(path) -> ExperimentConfig:
+    return from_dict(_read_saved_config(path), source=str(path))
 
 
 def build_optimizer(train_config: TrainConfig):

@@ -49,7 +49,7 @@ UNCOMMENTED = {
     ("train", "adam_beta_2"): "Adam's beta_2 (see above)",
     ("train", "clipnorm"): "clip each gradient to this norm; not set: no clipping",
     ("train", "workers"): "threads reading batches ahead of the model",
-    ("train", "progress"): "show a progress bar",
+    ("train", "progress"): "a progress bar when the output is a terminal (else, and with false, one line per epoch)",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -104,8 +105,10 @@ def _check_output_path(output, overwrite):
     output = Path(output)
     if output.exists() and not overwrite:
         raise ConfigError(f"{output} exists. Pass --overwrite to replace it, or another --output.")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    return output
+    folder = next((parent for parent in output.parents if parent.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise ConfigError(f"--output {output}: {folder} is a file, not a folder.")
+    return output  # its folder is created once there is something to write
 
 
 def evaluate(
@@ -169,6 +172,7 @@ def evaluate(
     model_scores = FrameMetricsAccumulator()
     baseline_scores = {name: FrameMetricsAccumulator() for name in BASELINES}
     total, drawn = len(sequences), []
+    counting = progress and sys.stdout.isatty()  # a count on a terminal; a log file gets no carriage returns
     for start in range(0, total, batch_size):
         batch = np.asarray(sequences[start : start + batch_size], dtype=np.float32)[:, :needed]
         past, truth = batch[:, :context], batch[:, context:]
@@ -177,10 +181,10 @@ def evaluate(
         drawn += [(batch[i], np.clip(prediction[i], 0.0, 1.0)) for i in range(min(len(batch), pictures - len(drawn)))]
         for name, baseline in BASELINES.items():
             baseline_scores[name].update(truth, baseline(past, horizon))
-        if progress:
+        if counting:
             done = min(start + batch_size, total)
             print(f"\revaluating {done}/{total} sequences", end="", flush=True)
-    if progress:
+    if counting:
         print()
     import keras
 
@@ -198,6 +202,7 @@ def evaluate(
             "mean over future frames; mse_per_pixel: mean; ssim: 11x11 Gaussian, data range 1; psnr: data range 1",
         }
     )
+    output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
     with open(tmp, "w") as handle:
         json.dump(report, handle, indent=2)
@@ -256,6 +261,8 @@ def predict(
     if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
         raise ConfigError(f"--horizon must be a positive integer. Received: {horizon!r}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out must be a folder; {out} is a file.")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"The output folder {out} exists and is not empty. Pass --overwrite or another --out.")
     model, config, path = load_predictor(checkpoint)

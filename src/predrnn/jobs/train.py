@@ -26,6 +26,7 @@ import datetime
 import json
 import math
 import platform
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -104,9 +105,11 @@ def build_datasets(config: ExperimentConfig, initial_epoch: int = 0):
 
 
 def _check_workdir(workdir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse a workdir this run cannot use. Writes nothing (see :func:`_start_workdir`)."""
     if resume and overwrite:
         raise ConfigError("Pass either --resume (continue the run) or --overwrite (start again), not both.")
-    exists = workdir.exists() and any(workdir.iterdir())
+    if workdir.exists() and not workdir.is_dir():
+        raise ConfigError(f"The workdir {workdir} is a file. Choose a folder for --workdir.")
     if resume:
         if not (workdir / "checkpoints" / "last.keras").is_file():
             raise ConfigError(
@@ -114,16 +117,56 @@ def _check_workdir(workdir: Path, resume: bool, overwrite: bool) -> None:
                 "first epoch). Start the run without --resume."
             )
         return
-    if exists and not overwrite:
+    if workdir.exists() and any(workdir.iterdir()) and not overwrite:
         raise ConfigError(
             f"The workdir {workdir} already exists and is not empty. Pass --resume to continue that run, "
             "--overwrite to start again (the old folder is kept, renamed), or choose another --workdir."
         )
-    if exists and overwrite:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        backup = workdir.with_name(f"{workdir.name}.old-{stamp}")
-        workdir.rename(backup)
-        print(f"Moved the existing {workdir} to {backup}.", file=sys.stderr)
+
+
+class _NewRunFolder:
+    """A new run's workdir: :meth:`start` creates it once the config and data are checked (a
+    non-empty one, with ``overwrite``, is first renamed, not deleted); :meth:`remove_unfinished`
+    removes what the run wrote if it stopped before its first checkpoint, so that the same
+    command can simply be run again."""
+
+    def __init__(self, workdir: Path):
+        self.workdir, self.started, self.created = workdir, False, False
+
+    def start(self) -> None:
+        workdir = self.workdir
+        if workdir.exists() and any(workdir.iterdir()):
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+            backup = workdir.with_name(f"{workdir.name}.old-{stamp}")
+            workdir.rename(backup)
+            print(f"Moved the existing {workdir} to {backup}.", file=sys.stderr)
+        self.created = not workdir.exists()
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.started = True
+
+    def remove_unfinished(self) -> bool:
+        """Empty the folder (it was missing or empty before :meth:`start`; everything in it is
+        this run's), and remove it if the run created it. True if it did."""
+        if not self.started or (self.workdir / "checkpoints" / "last.keras").exists():
+            return False
+        for entry in self.workdir.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        if self.created:
+            self.workdir.rmdir()
+        self.started = False
+        return True
+
+
+def _absolute_data_path(config: ExperimentConfig) -> ExperimentConfig:
+    """The config with ``data.path`` made absolute, so that the run's config.json names the
+    same data from any current directory (e.g. when the run is resumed)."""
+    if not config.data.path:
+        return config
+    path = str(Path(config.data.path).expanduser().resolve())
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, path=path))
 
 
 def _check_resume_config(saved: ExperimentConfig, config: ExperimentConfig) -> None:
@@ -137,7 +180,8 @@ def _check_resume_config(saved: ExperimentConfig, config: ExperimentConfig) -> N
         raise ConfigError(
             "The config differs from the run being resumed (only train.steps, progress, workers and distribution may change):\n  "
             + "\n  ".join(differences)
-            + "\nResume with the run's own config (its config.json), or start a new --workdir."
+            + "\nResume without a config (predrnn train --resume --workdir DIR reads DIR/config.json), "
+            "or start a new --workdir."
         )
 
 
@@ -238,6 +282,12 @@ def _acceleration(model_config, compute_dtype):
     return resolved(model_config.filters, model_config.kernel_size, widest, compute_dtype)
 
 
+def _verbosity(progress: bool) -> int:
+    """Keras' ``verbose``: a progress bar on a terminal, else one plain line per epoch (no
+    colour codes or carriage returns in a log file)."""
+    return 1 if progress and sys.stdout.isatty() else 2
+
+
 def _compile(model, train_config):
     import keras
 
@@ -259,15 +309,30 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
     """Train a model as configured into ``workdir``; returns a summary dict.
 
     Raises :class:`ConfigError` for a workdir that exists (without ``resume`` or
-    ``overwrite``) and for a resumed run whose config changed.
+    ``overwrite``) and for a resumed run whose config changed. Nothing is written before the
+    config and the data are checked, and a new run that fails (or is interrupted) before its
+    first checkpoint removes what it wrote, so that the same call can be made again.
     """
+    workdir = Path(workdir)
+    new_run = _NewRunFolder(workdir)
+    try:
+        summary = _train(_absolute_data_path(config), workdir, resume, overwrite, new_run)
+    except BaseException:
+        new_run.remove_unfinished()
+        raise
+    if summary.get("interrupted") and new_run.remove_unfinished():
+        print(f"Removed what the run had written to {workdir}; the same command starts it again.", file=sys.stderr)
+    return summary
+
+
+def _train(config: ExperimentConfig, workdir: Path, resume: bool, overwrite: bool, new_run: _NewRunFolder) -> dict:
+    """:func:`train`, with ``new_run`` to create a new run's workdir."""
     import keras
 
     from predrnn.acceleration import get_options
     from predrnn.jobs.callbacks import RolloutValidation, RunCheckpoint, SamplingProbabilityLogger, atomic_write_json
     from predrnn.jobs.distribution import distribution_scope, multi_worker_environment
 
-    workdir = Path(workdir)
     t = config.train
     cluster = multi_worker_environment() if t.distribution != "none" else None
     is_chief = cluster is None or cluster.worker_index == 0
@@ -283,10 +348,6 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
             state = json.load(handle)
         initial_epoch, best_value = int(state["epoch"]), state.get("best_value")
         best_step, train_seconds = state.get("best_step"), state.get("train_seconds", 0.0)
-    if is_chief:
-        workdir.mkdir(parents=True, exist_ok=True)
-        save_config(config, workdir / "config.json")
-
     epochs = _num_epochs(t)
     with (
         dtype_policy(t.precision),
@@ -295,14 +356,8 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
     ):
         if info.is_distributed:
             print(f"Distribution: {info.describe()}", file=sys.stderr)
-        if is_chief:
-            # In the scope: on JAX, whether a GPU is visible is only asked once the cluster is
-            # joined (jax.distributed.initialize must precede any use of the devices).
-            atomic_write_json(workdir / "run.json", _run_info(config))
-            _warn_slow_precision(t.precision)
-        # Seeded here, after the chief-only work above (which may draw random numbers, e.g.
-        # to probe the acceleration options), so that every worker builds the same weights.
-        keras.utils.set_random_seed(t.seed)
+        # The data and, on resume, the checkpoint are checked before anything is written.
+        dataset, validation = build_datasets(config, initial_epoch)
         if resume:
             from predrnn.models import load_model
 
@@ -313,17 +368,27 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
                     f"checkpoints/last.keras is at step {step} but state.json says epoch {initial_epoch} "
                     f"(step {initial_epoch * t.steps_per_epoch}). The checkpoint folder was modified by hand."
                 )
-        else:
+            if dataset.sequences is not None:
+                from predrnn.data.files import check_model_frames
+
+                check_model_frames(dataset.sequences, model.frame_shape, model="The checkpoint to resume")
+        if is_chief:
+            if not resume:
+                new_run.start()
+            save_config(config, workdir / "config.json")
+            # In the scope: on JAX, whether a GPU is visible is only asked once the cluster is
+            # joined (jax.distributed.initialize must precede any use of the devices).
+            run_info = _run_info(config)
+            if dataset.read_summary is not None:
+                run_info["data"] = dataset.read_summary
+            atomic_write_json(workdir / "run.json", run_info)
+            _warn_slow_precision(t.precision)
+        # Seeded here, after the chief-only work above (which may draw random numbers, e.g.
+        # to probe the acceleration options), so that every worker builds the same weights.
+        keras.utils.set_random_seed(t.seed)
+        if not resume:
             model = build_model(config.model)
             _compile(model, t)
-        dataset, validation = build_datasets(config, initial_epoch)
-        if is_chief and dataset.read_summary is not None:
-            with open(workdir / "run.json") as handle:
-                atomic_write_json(workdir / "run.json", {**json.load(handle), "data": dataset.read_summary})
-        if resume and dataset.sequences is not None:
-            from predrnn.data.files import check_model_frames
-
-            check_model_frames(dataset.sequences, model.frame_shape, model="The checkpoint to resume")
         d = config.data
         # The dataset's step follows Keras' epoch index exactly, whatever Keras does with
         # the dataset's own epoch hooks (see predrnn.data.datasets).
@@ -347,6 +412,11 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
         if initial_epoch >= epochs:
             print(f"The run in {workdir} already finished its {t.steps} steps.", file=sys.stderr)
             return {"workdir": str(workdir), "epochs": initial_epoch, "interrupted": False}
+        if resume:
+            print(
+                f"Resuming {workdir} at step {initial_epoch * t.steps_per_epoch} (epoch {initial_epoch + 1} of {epochs}).",
+                file=sys.stderr,
+            )
         training_data, steps_per_epoch = info.shard_dataset(dataset), None
         if keras.backend.backend() == "tensorflow" and info.num_workers == 1:
             # In-graph step numbers instead of Keras' from_generator: ~2x faster steps for
@@ -366,7 +436,7 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
                     initial_epoch=initial_epoch,
                     callbacks=callbacks,
                     shuffle=False,
-                    verbose=(1 if t.progress else 2) if info.is_chief else 0,
+                    verbose=_verbosity(t.progress) if info.is_chief else 0,
                 )
             except KeyboardInterrupt:
                 interrupted = True
@@ -381,10 +451,12 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
         if state_file.exists():
             with open(state_file) as handle:
                 summary.update(json.load(handle))
-    if interrupted:
+    if interrupted and "step" in summary:
         print(
-            f"\nInterrupted. The last checkpoint is at step {summary.get('step', 0)}; "
-            f"continue with: predrnn train ... --workdir {workdir} --resume",
+            f"\nInterrupted. The last checkpoint is at step {summary['step']}; "
+            f"continue with: predrnn train --resume --workdir {workdir}",
             file=sys.stderr,
         )
+    elif interrupted:
+        print("\nInterrupted before the first checkpoint.", file=sys.stderr)
     return summary
