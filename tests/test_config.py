@@ -1,5 +1,6 @@
 import dataclasses
 
+import numpy as np
 import pytest
 
 from predrnn import ConvLSTM, PredRNN
@@ -91,6 +92,9 @@ def test_saved_config_round_trip(tmp_path):
         ({"train": {"adam_beta_1": -0.1}}, "train.adam_beta_1 must be in \\[0, 1\\)"),
         ({"train": {"adam_epsilon_placement": "pytorh"}}, "must be one of pytorch, keras. Did you mean 'pytorch'"),
         ({"train": {"adam_eps": 1e-8}}, "unknown key train.adam_eps. Did you mean 'adam_epsilon'"),
+        ({"data": {"dataset": "file", "path": "x.npy", "window_stride": 0}}, "data.window_stride must be a positive number"),
+        ({"data": {"dataset": "file", "path": "x.npy", "window_stride": 1.5}}, "data.window_stride must be of type int"),
+        ({"data": {"window_stride": 2}}, "data.window_stride apply to dataset = 'file'"),
     ],
 )
 def test_config_errors(raw, match):
@@ -137,3 +141,23 @@ def test_defaults_are_frozen():
     config = ExperimentConfig()
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.train.seed = 3
+
+
+def test_window_stride_cuts_long_clips_into_overlapping_windows(tmp_path):
+    """Clips of 10 frames, windows of 3 + 3 = 6: one window a clip without window_stride
+    ((10 - 6) // 6 + 1), three with window_stride = 2 ((10 - 6) // 2 + 1), starting at 0, 2, 4."""
+    from predrnn.jobs.train import build_datasets
+
+    clips = np.arange(5 * 10 * 16 * 16, dtype=np.uint32).reshape(5, 10, 16, 16) % 251
+    np.save(tmp_path / "clips.npy", clips.astype(np.uint8))
+    common = [
+        f"data.path={str(tmp_path / 'clips.npy')!r}",
+        'data.dataset="file"',
+        'data.layout="NTHW"',
+        "data.validation_fraction=0.2",
+    ]
+    plain, _ = build_datasets(load_config("smoke", common))
+    strided, validation = build_datasets(load_config("smoke", [*common, "data.window_stride=2"]))
+    assert (plain.num_windows, strided.num_windows) == (4, 12)  # 4 training clips (one held out)
+    np.testing.assert_array_equal(strided._window_start[:3], [0, 2, 4])
+    assert validation.shape == (1, 6, 16, 16, 1)

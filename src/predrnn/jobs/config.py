@@ -55,6 +55,7 @@ class DataConfig:
     resize: tuple[int, ...] = ()  # [H, W] (or [S]) to resize every frame; [] keeps the stored size
     split: str = "random"  # "random" (validation_fraction, seeded by train.seed) or "kth_person" (KTH persons 1-16 / 17-25)
     validation_fraction: float = 0.1  # share of the file's sequences held out for validation (split "random")
+    window_stride: int | None = None  # longer clips: a window every window_stride frames; not set: no overlap
     # held-out evaluation during training (Moving MNIST: generated from the test digits)
     validation_sequences: int = 64  # at most this many validation sequences are scored each epoch
     validation_seed: int = 1000  # seed of the generated Moving MNIST validation set

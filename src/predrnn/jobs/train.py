@@ -96,6 +96,7 @@ def build_datasets(config: ExperimentConfig, initial_epoch: int = 0):
         shuffle=True,
         steps_per_epoch=t.steps_per_epoch,
         initial_epoch=initial_epoch,
+        window_stride=d.window_stride,
         workers=t.workers,
     )
     # What was read, for run.json (None for generated Moving MNIST).
