@@ -85,6 +85,18 @@ class SamplingConfig:
             if f.name != "schedule" and getattr(self, f.name) is not None
         }
 
+    def resolved(self, total_steps: int, pinned: SamplingConfig | None = None) -> SamplingConfig:
+        """Every argument of the schedule set: the keys set here; else ``pinned``'s (the same
+        schedule's values of a run being resumed); else, for the step-valued keys, the
+        papers' values scaled to ``total_steps`` (:func:`predrnn.schedules.scaled_arguments`),
+        and the class's defaults for the others. Raises ``ValueError``."""
+        from predrnn.schedules import scaled_arguments
+
+        given = self.arguments()
+        if pinned is not None and pinned.schedule == self.schedule:
+            given = {**pinned.arguments(), **given}
+        return SamplingConfig(self.schedule, **scaled_arguments(self.schedule, total_steps, **given))
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -219,7 +231,7 @@ def from_dict(raw: dict, source: str = "config") -> ExperimentConfig:
 
 def validate(config: ExperimentConfig, source: str = "config") -> None:
     """Cross-field checks with messages that name the key and the fix."""
-    m, d, s, t = config.model, config.data, config.sampling, config.train
+    m, d, t = config.model, config.data, config.train
     _check_architecture(m, source)
     if m.architecture == "convlstm" and m.decoupling_weight:
         raise ConfigError(
@@ -252,12 +264,18 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
             raise ConfigError(f"{source}: train.{name} must be in [0, 1) (defaults 0.9 and 0.999). Received: {getattr(t, name)}")
     if not 0 <= d.validation_fraction < 1:
         raise ConfigError(f"{source}: data.validation_fraction must be in [0, 1). Received: {d.validation_fraction}")
-    from predrnn.schedules import get_schedule
+    resolve_sampling(config, source=source)
 
+
+def resolve_sampling(config: ExperimentConfig, pinned: SamplingConfig | None = None, source: str = "config") -> ExperimentConfig:
+    """``config`` with every argument of its sampling schedule set (:meth:`SamplingConfig.resolved`):
+    the step-valued keys left unset scale with ``train.steps``; ``pinned`` (a resumed run's
+    saved ``[sampling]``) fills them first. Raises :class:`ConfigError`."""
     try:
-        get_schedule(s.schedule, **s.arguments())
+        sampling = config.sampling.resolved(config.train.steps, pinned)
     except ValueError as error:
         raise ConfigError(f"{source}: [sampling] {error}") from None
+    return dataclasses.replace(config, sampling=sampling)
 
 
 BUILT_IN_ARCHITECTURES = ("predrnn", "convlstm")
@@ -361,7 +379,14 @@ def load_saved_config(path) -> ExperimentConfig:
     for section in raw.values():
         for key in [k for k, v in section.items() if v is None]:
             del section[key]
-    return from_dict(raw, source=str(path))
+    config = from_dict(raw, source=str(path))
+    # A run's config.json holds its resolved schedule. One written before the unset step keys
+    # scaled with train.steps lacks them: that run trained with the classes' defaults.
+    from predrnn.schedules import get_schedule
+
+    s = config.sampling
+    defaults = SamplingConfig(s.schedule, **get_schedule(s.schedule, **s.arguments()).get_config())
+    return dataclasses.replace(config, sampling=defaults)
 
 
 def build_optimizer(train_config: TrainConfig):
