@@ -5,7 +5,7 @@ Run folder (``workdir``)::
     config.json            the resolved config (the sampling schedule's every value included)
     run.json               backend, versions, start time, performance switches in effect
     history.csv            one row per epoch: loss, sampling probabilities, validation metrics
-    logs/                  TensorBoard logs
+    logs/                  TensorBoard logs (TensorFlow backend): per-step and per-epoch scalars, validation images
     checkpoints/last.keras weights + optimizer state after the last finished epoch
     checkpoints/best.keras the best validation mse_per_frame so far
     checkpoints/state.json epoch, global step, best value (what --resume reads)
@@ -360,7 +360,11 @@ def train(config: ExperimentConfig, workdir, *, resume: bool = False, overwrite:
             keras.callbacks.CSVLogger(str(out / "history.csv"), append=resume),
         ]
         if keras.backend.backend() == "tensorflow":
-            callbacks.append(keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False))
+            from predrnn.jobs.callbacks import TrainingTensorBoard
+
+            samples = validation_callback if validation is not None else None
+            first_step = initial_epoch * t.steps_per_epoch
+            callbacks.append(TrainingTensorBoard(out / "logs", initial_step=first_step, validation=samples))
         if initial_epoch >= epochs:
             print(f"The run in {workdir} already finished its {t.steps} steps.", file=sys.stderr)
             return {"workdir": str(workdir), "epochs": initial_epoch, "interrupted": False}
