@@ -297,7 +297,6 @@ STEP_FRACTIONS = {
     "sigmoid": {"midpoint": 0.3125, "alpha": 0.03125},
     "constant": {},
 }
-_INTEGER_STEPS = ("start_step", "stop_step")
 
 
 def scaling_rule(name: str, key: str) -> str | None:
@@ -337,11 +336,14 @@ def scaled_arguments(name: str, total_steps: int, **given) -> dict:
     arguments = {k: v for k, v in given.items() if v is not None}
     filled = {}
     for argument, fraction in STEP_FRACTIONS[key].items():
-        if argument not in arguments:
-            value = fraction * total_steps
-            filled[argument] = max(1, _round_step(value)) if argument == "stop_step" else value
-            if argument == "start_step":
-                filled[argument] = _round_step(value)
+        if argument in arguments:
+            continue
+        value = fraction * total_steps
+        if argument == "stop_step":
+            value = max(1, _round_step(value))
+        elif argument == "start_step":
+            value = _round_step(value)
+        filled[argument] = value
     if key == "reverse" and "start_step" in filled:
         stop = arguments.get("stop_step", filled.get("stop_step"))
         if "stop_step" in filled:
