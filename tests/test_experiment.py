@@ -411,10 +411,10 @@ def test_failed_run_is_recorded_and_others_continue(tmp_path, fakes):
     spec = write_spec(tmp_path / "s.toml", FAKE_SPEC)
     result = ex.run_experiment(spec, 2, tmp_path / "exp", in_process=True)
     assert result["exit_code"] == 1 and result["status"] == "failed"
-    assert [(r["variant"], r["seed"], r["status"]) for r in result["records"]] == [
+    assert [(r["variant"], r["seed"], r["status"]) for r in result["records"]] == [  # seed by seed
         ("good", 0, "finished"),
-        ("good", 1, "finished"),
         ("bad", 0, "failed"),
+        ("good", 1, "finished"),
         ("bad", 1, "failed"),
     ]
     evaluations = [c for c in fakes if c[0] == "evaluate"]
