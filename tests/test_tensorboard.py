@@ -34,14 +34,20 @@ def test_per_step_scalars_and_validation_images(tmp_path):
     train(load_config("smoke", ["train.steps=4", *overrides]), tmp_path / "run", resume=True)
 
     scalars = _events(tmp_path / "run" / "logs" / "train")
-    for tag in ("batch_loss", "batch_ss_context", "batch_ss_future", "batch_learning_rate"):
+    for tag in ("batch_loss", "batch_step_loss", "batch_ss_context", "batch_ss_future", "batch_learning_rate"):
         assert [step for step, _ in scalars[tag]] == [1, 2, 3, 4], tag  # the global step, on from 3 after the resume
     # logged after step k's update, for the batch of step k - 1 (what its mask was drawn from)
     np.testing.assert_allclose([v for _, v in scalars["batch_ss_future"]], [1.0, 0.75, 0.5, 0.0])
     np.testing.assert_allclose([v for _, v in scalars["batch_ss_context"]], 1.0)
     np.testing.assert_allclose([v for _, v in scalars["batch_learning_rate"]], 0.002)
-    assert all(np.isfinite(v) and v > 0 for _, v in scalars["batch_loss"])
     assert [step for step, _ in scalars["epoch_loss"]] == [0, 1]  # Keras' per-epoch scalars, by epoch
+    # batch_loss is Keras' running mean over the epoch; batch_step_loss each step's own loss
+    running = np.array([v for _, v in scalars["batch_loss"]])
+    step_loss = np.array([v for _, v in scalars["batch_step_loss"]])
+    assert [step for step, _ in scalars["batch_step_loss"]] == [1, 2, 3, 4] and np.all(step_loss > 0)
+    np.testing.assert_allclose(step_loss[[0, 2]], running[[0, 2]], rtol=1e-6)  # an epoch's first step
+    np.testing.assert_allclose(step_loss[[1, 3]], 2 * running[[1, 3]] - running[[0, 2]], rtol=1e-6)
+    assert abs(step_loss[1] - step_loss[0]) > 1e-6  # two different steps
 
     images = _events(tmp_path / "run" / "logs" / "validation")["predictions"]
     assert [step for step, _ in images] == [2, 4]

@@ -161,7 +161,10 @@ class TrainingTensorBoard(keras.callbacks.TensorBoard):
 
     - ``train/``: Keras' per-step scalars every ``update_freq`` steps (``batch_loss``: the
       epoch's running mean, as in the progress bar; ``batch_ss_context``, ``batch_ss_future``
-      from :class:`SamplingProbabilityLogger`), plus ``batch_learning_rate``. Their x-axis is the
+      from :class:`SamplingProbabilityLogger`), plus ``batch_learning_rate`` and
+      ``batch_step_loss``, the loss of that step alone (recovered from the running means,
+      ``k m_k - (k - 1) m_(k-1)`` for the epoch's k-th step: Keras weighs every step by its
+      batch size, which is fixed in training). Their x-axis is the
       global step (optimizer updates applied), also in a resumed run (``initial_step``). The
       per-epoch ``epoch_*`` scalars stay Keras' own (x-axis: the epoch). Writing the step's
       scalars took about 1 ms a step on a 2-core CPU; ``update_freq=N`` writes every N-th step.
@@ -175,14 +178,23 @@ class TrainingTensorBoard(keras.callbacks.TensorBoard):
         super().__init__(str(log_dir), update_freq=update_freq, **kwargs)
         self.initial_step = int(initial_step)
         self.validation = validation
+        self._running_loss = 0.0  # the epoch's running mean loss after the previous step
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self._global_train_batch = self.initial_step  # Keras counts from 0 in every fit()
 
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        self._running_loss = 0.0
+
     def on_train_batch_end(self, batch, logs=None):
-        if isinstance(logs, dict) and isinstance(self.update_freq, int) and self._global_train_batch % self.update_freq == 0:
-            logs = self._collect_learning_rate(dict(logs))
+        if isinstance(logs, dict) and "loss" in logs:
+            mean = float(logs["loss"])
+            step_loss = (batch + 1) * mean - batch * self._running_loss
+            self._running_loss = mean
+            if isinstance(self.update_freq, int) and self._global_train_batch % self.update_freq == 0:
+                logs = self._collect_learning_rate({**logs, "step_loss": step_loss})
         super().on_train_batch_end(batch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
