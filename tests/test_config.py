@@ -1,5 +1,6 @@
 import dataclasses
 
+import numpy as np
 import pytest
 
 from predrnn import ConvLSTM, PredRNN
@@ -91,6 +92,9 @@ def test_saved_config_round_trip(tmp_path):
         ({"train": {"adam_beta_1": -0.1}}, "train.adam_beta_1 must be in \\[0, 1\\)"),
         ({"train": {"adam_epsilon_placement": "pytorh"}}, "must be one of pytorch, keras. Did you mean 'pytorch'"),
         ({"train": {"adam_eps": 1e-8}}, "unknown key train.adam_eps. Did you mean 'adam_epsilon'"),
+        ({"data": {"dataset": "file", "path": "x.npy", "window_stride": 0}}, "data.window_stride must be a positive number"),
+        ({"data": {"dataset": "file", "path": "x.npy", "window_stride": 1.5}}, "data.window_stride must be of type int"),
+        ({"data": {"window_stride": 2}}, "data.window_stride apply to dataset = 'file'"),
     ],
 )
 def test_config_errors(raw, match):
@@ -137,3 +141,91 @@ def test_defaults_are_frozen():
     config = ExperimentConfig()
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.train.seed = 3
+
+
+def test_window_stride_cuts_long_clips_into_overlapping_windows(tmp_path):
+    """Clips of 10 frames, windows of 3 + 3 = 6: one window a clip without window_stride
+    ((10 - 6) // 6 + 1), three with window_stride = 2 ((10 - 6) // 2 + 1), starting at 0, 2, 4."""
+    from predrnn.jobs.train import build_datasets
+
+    clips = np.arange(5 * 10 * 16 * 16, dtype=np.uint32).reshape(5, 10, 16, 16) % 251
+    np.save(tmp_path / "clips.npy", clips.astype(np.uint8))
+    common = [
+        f"data.path={str(tmp_path / 'clips.npy')!r}",
+        'data.dataset="file"',
+        'data.layout="NTHW"',
+        "data.validation_fraction=0.2",
+    ]
+    plain, _ = build_datasets(load_config("smoke", common))
+    strided, validation = build_datasets(load_config("smoke", [*common, "data.window_stride=2"]))
+    assert (plain.num_windows, strided.num_windows) == (4, 12)  # 4 training clips (one held out)
+    np.testing.assert_array_equal(strided._window_start[:3], [0, 2, 4])
+    assert validation.shape == (1, 6, 16, 16, 1)
+
+
+def _class_defaults(sampling):
+    """The schedule as it ran before the unset step keys scaled: the classes' defaults."""
+    from predrnn.jobs.config import SamplingConfig
+    from predrnn.schedules import get_schedule
+
+    return SamplingConfig(sampling.schedule, **get_schedule(sampling.schedule, **sampling.arguments()).get_config())
+
+
+def test_presets_and_shipped_experiments_keep_their_schedules():
+    """Every shipped preset and experiment variant runs the schedule it ran before the unset step
+    keys scaled with train.steps (each sets its keys or runs 80,000 steps), except the smoke
+    test's preset, which now finishes its schedule within its 4 steps."""
+    from predrnn.jobs import experiment as ex
+
+    configs = {name: load_config(name) for name in preset_names()}
+    for spec in ex.spec_names():
+        configs.update({f"{spec}/{v}": c for v, c in ex.load_spec(spec).configs().items()})
+    assert len(configs) > 30
+    for name, config in configs.items():
+        resolved = config.sampling.resolved(config.train.steps)
+        if name == "smoke":
+            assert (resolved.stop_step, resolved.decay_rate) == (3, 1 / 3)
+        else:
+            assert resolved == _class_defaults(config.sampling), name
+
+
+def test_resolved_schedule_is_saved_and_pinned_on_resume(tmp_path):
+    from predrnn.jobs.config import resolve_sampling
+    from predrnn.jobs.train import _resolve_schedule
+
+    reverse = ["sampling.schedule=reverse", "sampling.start_step=1000"]
+    config = load_config("smoke", [*reverse, "train.steps=4000"])
+    resolved = resolve_sampling(config)
+    assert (resolved.sampling.start_step, resolved.sampling.stop_step, resolved.sampling.alpha) == (1000, 2500, 250.0)
+    save_config(resolved, tmp_path / "config.json")
+    assert load_saved_config(tmp_path / "config.json") == resolved
+    # resumed with more steps: the unset keys keep the run's values, not 0.625 x 8000
+    longer = load_config("smoke", [*reverse, "train.steps=8000"])
+    again = _resolve_schedule(longer, tmp_path, resume=True, announce=False)
+    assert again.sampling == resolved.sampling and again.train.steps == 8000
+    fresh = _resolve_schedule(longer, tmp_path, resume=False, announce=False)
+    assert fresh.sampling.stop_step == 5000
+    assert _resolve_schedule(resolved, tmp_path, resume=False, announce=False) == resolved  # idempotent
+
+
+def test_a_saved_config_without_the_resolved_schedule_keeps_the_class_defaults(tmp_path):
+    """A run folder written before the schedule was recorded trained with the classes' defaults."""
+    import json
+
+    save_config(load_config("smoke", ["sampling.schedule=reverse", "sampling.alpha=7.0"]), tmp_path / "config.json")
+    raw = json.loads((tmp_path / "config.json").read_text())
+    assert raw["sampling"]["stop_step"] is None and raw["train"]["steps"] == 4
+    saved = load_saved_config(tmp_path / "config.json").sampling
+    assert (saved.start_step, saved.stop_step, saved.alpha) == (25_000, 50_000, 7.0)
+
+
+def test_announced_schedule(tmp_path, capsys):
+    from predrnn.jobs.train import _resolve_schedule
+
+    _resolve_schedule(load_config("quickstart", ["train.steps=200"]), tmp_path, resume=False, announce=True)
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "Scheduled sampling: reference, true future frames 1.0 -> 0.0 over steps 0-295 (decay 0.0034/step).",
+        "Note: the schedule does not finish within train.steps = 200: it moves until step 295, and at the last step true "
+        "future frames are still fed with probability 0.3234.",
+    ]

@@ -57,8 +57,16 @@ def test_the_schedule_note_says_when_a_run_is_mostly_teacher_forced():
         in text
     )
     assert "teacher-forced" not in text.split("[train]")[0].split("stop_step")[-1]
-    short = format_config(load_config("moving_mnist_predrnn", ["train.steps=2000"]), "x")
+    assert "# Scheduled sampling: reference, true future frames 1.0 -> 0.0 over steps 0-1500 (decay 0.000667/step)." in text
+    # the paper's stop step in a 2,000-step run
+    short = format_config(load_config("moving_mnist_predrnn", ["train.steps=2000", "sampling.stop_step=50000"]), "x")
     assert "Most of this run is teacher-forced: set sampling.stop_step" in short
+    assert "# Note: the schedule does not finish within train.steps = 2000: it moves until step 50000" in short
+    # left unset, the step keys scale with train.steps: 0.625 x 2000 = 1250
+    scaled = format_config(load_config("moving_mnist_predrnn", ["train.steps=2000"]), "x")
+    assert "# stop_step = (not set: 0.625 x train.steps = 1250)" in scaled
+    assert "# decay_rate = (not set: start / stop_step = 0.0008)" in scaled
+    assert "true future frames 1.0 -> 0.0 over steps 0-1250 (decay 0.0008/step)" in scaled and "teacher-forced" not in scaled
 
 
 def test_the_own_data_and_kth_presets_are_listed_and_read_files():

@@ -155,6 +155,33 @@ def test_spec_errors(tmp_path):
         assert message in str(info.value), (text, str(info.value))
 
 
+def test_set_takes_the_evaluate_keys_too(tmp_path, capsys):
+    from predrnn.cli import main
+
+    spec = ex.load_spec("compare_models", overrides=["evaluate.num=50", "evaluate.extra.three_digits.num=20", "train.steps=100"])
+    assert (spec.evaluate["num"], spec.evaluate["seed"]) == (50, 0)
+    assert spec.evaluate["extra"] == {"three_digits": {"digits": 3, "num": 20}}
+    assert spec.set[-1] == "train.steps=100" and not any(text.startswith("evaluate") for text in spec.set)
+    assert all(config.train.steps == 100 for config in spec.configs().values())
+    assert ex.load_spec("compare_models").evaluate["num"] == 1000  # the shipped spec is unchanged
+    for override, message in [
+        ("evaluate.nmu=5", "--set: unknown key evaluate.nmu. Did you mean 'num'? Valid keys in [evaluate]: num, seed, digits"),
+        ("evaluate.num=0", "--set: evaluate.num must be a positive integer. Received: 0"),
+        ("evaluate.extra.three_digits=3", "evaluate.extra.NAME.KEY=VALUE"),
+        ("evaluat.num=5", "unknown section [evaluat]. Did you mean 'evaluate'?"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            ex.load_spec("compare_models", overrides=[override])
+        assert message in str(info.value), (override, str(info.value))
+    # the command line: the runs are scored on 50 sequences
+    argv = ["experiment", "compare_versions", "--workdir", str(tmp_path / "exp"), "--runs", "1", "--dry-run"]
+    assert main([*argv, "--set", "evaluate.num=50", "--set", "evaluate.digits=2"]) == 0
+    out = capsys.readouterr().out
+    assert "--num 50" in out and "--digits 2" in out and "--num 200" not in out
+    assert main([*argv, "--set", "evaluate.bogus=1"]) == 2
+    assert "unknown key evaluate.bogus" in capsys.readouterr().err
+
+
 def test_unknown_spec_name_lists_shipped_specs():
     with pytest.raises(ConfigError, match="Did you mean 'compare_models'") as info:
         ex.load_spec("compare_model")
@@ -384,10 +411,10 @@ def test_failed_run_is_recorded_and_others_continue(tmp_path, fakes):
     spec = write_spec(tmp_path / "s.toml", FAKE_SPEC)
     result = ex.run_experiment(spec, 2, tmp_path / "exp", in_process=True)
     assert result["exit_code"] == 1 and result["status"] == "failed"
-    assert [(r["variant"], r["seed"], r["status"]) for r in result["records"]] == [
+    assert [(r["variant"], r["seed"], r["status"]) for r in result["records"]] == [  # seed by seed
         ("good", 0, "finished"),
-        ("good", 1, "finished"),
         ("bad", 0, "failed"),
+        ("good", 1, "finished"),
         ("bad", 1, "failed"),
     ]
     evaluations = [c for c in fakes if c[0] == "evaluate"]

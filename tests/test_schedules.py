@@ -102,3 +102,78 @@ def test_inference_mask():
 def test_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ---- schedules sized for a run (the [sampling] keys left unset scale with train.steps)
+
+
+@pytest.mark.parametrize("name", sorted(S.SCHEDULES))
+def test_scaled_arguments_at_80000_steps_are_the_class_defaults(name):
+    assert S.scaled_arguments(name, 80_000) == S.get_schedule(name).get_config()  # exact, floats included
+
+
+def test_scaled_arguments_follow_the_papers_ratios():
+    assert S.scaled_arguments("reference", 3_000) == {"start": 1.0, "decay_rate": 1 / 1875, "stop_step": 1875}
+    assert S.scaled_arguments("reverse", 3_000) == {"start_step": 938, "stop_step": 1875, "alpha": 187.5}
+    assert S.scaled_arguments("reverse", 4_000) == {"start_step": 1250, "stop_step": 2500, "alpha": 250.0}
+    assert S.scaled_arguments("linear", 4_000) == {"start": 1.0, "end": 0.0, "rate": 1 / 2500}
+    assert S.scaled_arguments("linear", 4_000, start=0.8, end=0.2)["rate"] == pytest.approx(0.6 / 2500)
+    assert S.scaled_arguments("exponential", 4_000) == {"start": 1.0, "end": 0.0, "alpha": 500.0}
+    assert S.scaled_arguments("sigmoid", 4_000) == {"start": 1.0, "end": 0.0, "alpha": 125.0, "midpoint": 1250.0}
+    # the reference line reaches 0 at the stop step: at step 2,499 of 4,000 eta = 1 - 2499/2500
+    reference = S.get_schedule("reference", **S.scaled_arguments("reference", 4_000))
+    assert reference.future_probability(2_499) == pytest.approx(1 / 2500) and reference.future_probability(2_500) == 0.0
+
+
+def test_scaled_arguments_keep_what_is_set():
+    assert S.scaled_arguments("reference", 3_000, stop_step=1_000) == {"start": 1.0, "decay_rate": 1e-3, "stop_step": 1_000}
+    assert S.scaled_arguments("reference", 3_000, decay_rate=2e-5)["decay_rate"] == 2e-5
+    assert S.scaled_arguments("reverse", 80_000, start_step=500, stop_step=1_000) == {
+        "start_step": 500,
+        "stop_step": 1_000,
+        "alpha": 5_000.0,
+    }
+    assert S.scaled_arguments("reverse", 80_000, start_step=None, alpha=2_500.0)["alpha"] == 2_500.0  # None: not set
+    with pytest.raises(
+        ValueError, match="start_step, not set, scales to 0.3125 x train.steps = 25000, which is not below stop_step = 1000"
+    ):
+        S.scaled_arguments("reverse", 80_000, stop_step=1_000)
+    # the shortest runs still give valid schedules
+    assert S.scaled_arguments("reverse", 1) == {"start_step": 0, "stop_step": 1, "alpha": 0.0625}
+    assert S.scaled_arguments("reverse", 2) == {"start_step": 0, "stop_step": 1, "alpha": 0.125}
+    assert S.scaled_arguments("reference", 1) == {"start": 1.0, "decay_rate": 1.0, "stop_step": 1}
+
+
+def test_describe_schedule_says_what_the_run_feeds():
+    reference = S.get_schedule("reference", **S.scaled_arguments("reference", 4_000))
+    assert S.describe_schedule(reference, 4_000) == [
+        "Scheduled sampling: reference, true future frames 1.0 -> 0.0 over steps 0-2500 (decay 0.0004/step)."
+    ]
+    # the papers' 80,000-step schedule in a 3,000-step run: eta = 1 - 2e-5 * 2999 at the last step
+    (line, note) = S.describe_schedule(S.ReferenceSchedule(), 3_000)
+    assert line == "Scheduled sampling: reference, true future frames 1.0 -> 0.0 over steps 0-50000 (decay 2e-05/step)."
+    assert note == (
+        "Note: the schedule does not finish within train.steps = 3000: it moves until step 50000, and at the last "
+        "step true future frames are still fed with probability 0.94."
+    )
+    # a stop step before the line reaches 0
+    lines = S.describe_schedule(S.ReferenceSchedule(decay_rate=2e-5, stop_step=1_000), 3_000)
+    assert lines == [
+        "Scheduled sampling: reference, true future frames 1.0 -> 0.98 over steps 0-999, then 0.0 from step 1000 (decay 2e-05/step)."
+    ]
+    # teacher forcing: all of the run, or a part of it
+    (line, note) = S.describe_schedule(S.ConstantSchedule(future_probability=1.0), 500)
+    assert line == "Scheduled sampling: constant, true future frames 1.0 and true context frames 1.0 at every step."
+    assert note.startswith("Note: the whole run (train.steps = 500) is fully teacher-forced")
+    lines = S.describe_schedule(S.ReferenceSchedule(decay_rate=0.0, stop_step=250), 1_000)
+    assert lines[1] == "Note: steps 0-249 (25% of the run) are fully teacher-forced: every future input there is a true frame."
+    reverse = S.describe_schedule(S.ReverseSchedule(start_step=1_250, stop_step=2_500, alpha=125.0), 4_000)
+    assert reverse == [
+        "Scheduled sampling: reverse, true context frames 0.5 -> 1.0 (time constant 125 steps) and true future frames "
+        "0.5 -> 0.0 over steps 1250-2500."
+    ]
+    sigmoid = S.describe_schedule(S.SigmoidSchedule(alpha=125.0, midpoint=1_250.0), 4_000)
+    assert sigmoid == [
+        f"Scheduled sampling: sigmoid, true future frames 1.0 -> 0.0, halfway at step 1250 (alpha 125), within 1% of 0.0 "
+        f"from step {math.ceil(1250 + 125 * math.log(99))}."
+    ]

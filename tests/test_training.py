@@ -49,8 +49,11 @@ def _weights(path):
 
 
 def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
-    full = load_config("smoke", ["train.steps=4", "train.progress=false"])
-    half = load_config("smoke", ["train.steps=2", "train.progress=false"])
+    # The schedule set in full: left unset, its step keys scale with train.steps, and the
+    # 2-step run would record (and resume with) another schedule than the 4-step one.
+    schedule = ["sampling.stop_step=3", "sampling.decay_rate=0.25"]
+    full = load_config("smoke", ["train.steps=4", "train.progress=false", *schedule])
+    half = load_config("smoke", ["train.steps=2", "train.progress=false", *schedule])
     train(full, tmp_path / "a")
     train(half, tmp_path / "b")
     state = json.loads((tmp_path / "b" / "checkpoints" / "state.json").read_text())

@@ -32,6 +32,9 @@ __all__ = [
     "ExponentialSchedule",
     "SigmoidSchedule",
     "get_schedule",
+    "PAPER_STEPS",
+    "scaled_arguments",
+    "describe_schedule",
     "sample_teacher_forcing_mask",
     "inference_teacher_forcing_mask",
 ]
@@ -274,6 +277,175 @@ def get_schedule(name: str, **kwargs) -> SamplingSchedule:
         raise ValueError(
             f"Bad arguments for the {key!r} schedule: {error}. Valid arguments: {', '.join(valid)}. Received: {kwargs}"
         ) from None
+
+
+# ----------------------------------------------------------------------------------
+# Schedules sized for a run
+# ----------------------------------------------------------------------------------
+
+PAPER_STEPS = 80_000  # the papers' Moving MNIST runs, which the classes' defaults are sized for
+
+# The step-valued arguments that scale with the run: the classes' defaults as fractions of
+# PAPER_STEPS (reference: 50,000; reverse: 25,000, 50,000, 5,000; exponential: 10,000;
+# sigmoid: 25,000 and 2,500). The reference decay_rate and the linear rate follow the stop
+# step instead (see scaled_arguments).
+STEP_FRACTIONS = {
+    "reference": {"stop_step": 0.625},
+    "reverse": {"start_step": 0.3125, "stop_step": 0.625, "alpha": 0.0625},
+    "linear": {},
+    "exponential": {"alpha": 0.125},
+    "sigmoid": {"midpoint": 0.3125, "alpha": 0.03125},
+    "constant": {},
+}
+
+
+def scaling_rule(name: str, key: str) -> str | None:
+    """How :func:`scaled_arguments` fills ``key`` of schedule ``name`` when it is not set, in
+    words (``"0.625 x train.steps"``); ``None`` for a key that does not scale."""
+    fraction = STEP_FRACTIONS.get(str(name).lower(), {}).get(key)
+    if fraction is not None:
+        return f"{fraction:g} x train.steps"
+    if (str(name).lower(), key) == ("reference", "decay_rate"):
+        return "start / stop_step"
+    if (str(name).lower(), key) == ("linear", "rate"):
+        return "|end - start| / (0.625 x train.steps)"
+    return None
+
+
+def _round_step(value: float) -> int:
+    return int(math.floor(value + 0.5))
+
+
+def scaled_arguments(name: str, total_steps: int, **given) -> dict:
+    """Every argument of schedule ``name`` for a run of ``total_steps`` optimizer steps.
+
+    The arguments in ``given`` are kept (``None`` counts as not given). The step-valued ones
+    not given are the classes' defaults scaled by ``total_steps / 80,000``
+    (:data:`STEP_FRACTIONS`: the papers' schedules keep their shape over a shorter or longer
+    run); the reference ``decay_rate`` not given is ``start / stop_step`` (the line reaches 0 at
+    the stop step), the linear ``rate`` not given ``|end - start| / (0.625 x total_steps)``. At
+    ``total_steps = 80,000`` every filled value equals the class's default. The other arguments
+    keep the class's defaults. Raises ``ValueError`` for values that do not fit together.
+    """
+    key = str(name).lower()
+    if key not in SCHEDULES:
+        raise ValueError(f"Unknown sampling schedule {name!r}. Choose one of: {', '.join(sorted(SCHEDULES))}.")
+    total_steps = int(total_steps)
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1. Received: total_steps={total_steps}")
+    arguments = {k: v for k, v in given.items() if v is not None}
+    filled = {}
+    for argument, fraction in STEP_FRACTIONS[key].items():
+        if argument in arguments:
+            continue
+        value = fraction * total_steps
+        if argument == "stop_step":
+            value = max(1, _round_step(value))
+        elif argument == "start_step":
+            value = _round_step(value)
+        filled[argument] = value
+    if key == "reverse" and "start_step" in filled:
+        stop = arguments.get("stop_step", filled.get("stop_step"))
+        if "stop_step" in filled:
+            filled["start_step"] = min(filled["start_step"], filled["stop_step"] - 1)  # a run of a step or two
+        elif filled["start_step"] >= int(stop):
+            raise ValueError(
+                f"start_step, not set, scales to 0.3125 x train.steps = {filled['start_step']}, which is not below "
+                f"stop_step = {stop}. Set start_step too (e.g. stop_step / 2 = {int(stop) // 2})."
+            )
+    arguments.update(filled)
+    defaults = get_schedule(key).get_config()
+    if key == "reference" and "decay_rate" not in arguments:
+        start = float(arguments.get("start", defaults["start"]))
+        arguments["decay_rate"] = start / int(arguments["stop_step"]) if int(arguments["stop_step"]) > 0 else 0.0
+    if key == "linear" and "rate" not in arguments:
+        span = abs(float(arguments.get("end", defaults["end"])) - float(arguments.get("start", defaults["start"])))
+        arguments["rate"] = (span or 1.0) / (0.625 * total_steps)
+    return get_schedule(key, **arguments).get_config()
+
+
+def _final_step(schedule: SamplingSchedule) -> int:
+    """The step from which the probabilities stay at (within 1% of) their final values."""
+    if isinstance(schedule, ReferenceSchedule):
+        if schedule.decay_rate > 0:
+            return min(schedule.stop_step, math.ceil(schedule.start / schedule.decay_rate))
+        return schedule.stop_step
+    if isinstance(schedule, ReverseSchedule):
+        return schedule.stop_step
+    if isinstance(schedule, LinearSchedule):
+        return math.ceil(abs(schedule.end - schedule.start) / schedule.rate)
+    if isinstance(schedule, ExponentialSchedule):
+        return math.ceil(schedule.alpha * math.log(100.0)) if schedule.end != schedule.start else 0
+    if isinstance(schedule, SigmoidSchedule):
+        return max(0, math.ceil(schedule.midpoint + schedule.alpha * math.log(99.0))) if schedule.end != schedule.start else 0
+    return 0
+
+
+def _p(value: float) -> str:
+    return f"{value:.1f}" if abs(value * 10 - round(value * 10)) < 1e-9 else f"{value:.3g}"
+
+
+def describe_schedule(schedule: SamplingSchedule, total_steps: int) -> list[str]:
+    """The schedule over a run of ``total_steps`` steps in words: one line of what it does,
+    then a ``Note:`` line for each part of the run that is fully teacher-forced (every future
+    input a true frame) and for a schedule that does not finish within the run."""
+    total_steps = int(total_steps)
+    end = _final_step(schedule)
+    f = schedule.future_probability
+    if isinstance(schedule, ReferenceSchedule):
+        cut = schedule.decay_rate > 0 and schedule.stop_step < schedule.start / schedule.decay_rate
+        if cut and schedule.stop_step > 0:
+            text = (
+                f"reference, true future frames {_p(schedule.start)} -> {_p(f(schedule.stop_step - 1))} over steps "
+                f"0-{schedule.stop_step - 1}, then 0.0 from step {schedule.stop_step} (decay {schedule.decay_rate:.3g}/step)"
+            )
+        else:
+            text = f"reference, true future frames {_p(schedule.start)} -> 0.0 over steps 0-{end} (decay {schedule.decay_rate:.3g}/step)"
+    elif isinstance(schedule, ReverseSchedule):
+        text = (
+            f"reverse, true context frames 0.5 -> 1.0 (time constant {schedule.alpha:g} steps) and true future "
+            f"frames 0.5 -> 0.0 over steps {schedule.start_step}-{schedule.stop_step}"
+        )
+    elif isinstance(schedule, LinearSchedule):
+        text = (
+            f"linear, true future frames {_p(schedule.start)} -> {_p(schedule.end)} over steps 0-{end} ({schedule.rate:.3g}/step)"
+        )
+    elif isinstance(schedule, ExponentialSchedule):
+        text = (
+            f"exponential, true future frames {_p(schedule.start)} -> {_p(schedule.end)} as exp(-step / {schedule.alpha:g}), "
+            f"within 1% of {_p(schedule.end)} from step {end}"
+        )
+    elif isinstance(schedule, SigmoidSchedule):
+        text = (
+            f"sigmoid, true future frames {_p(schedule.start)} -> {_p(schedule.end)}, halfway at step {schedule.midpoint:g} "
+            f"(alpha {schedule.alpha:g}), within 1% of {_p(schedule.end)} from step {end}"
+        )
+    elif isinstance(schedule, ConstantSchedule):
+        text = (
+            f"constant, true future frames {_p(schedule.future_probability(0))} and true context frames "
+            f"{_p(schedule.context_probability(0))} at every step"
+        )
+    else:
+        text = f"{schedule!r}, true future frames {_p(f(0))} at step 0"
+    lines = [f"Scheduled sampling: {text}."]
+    forced = np.flatnonzero(np.array([f(step) for step in range(total_steps)]) >= 1.0 - 1e-6)
+    if forced.size == total_steps:
+        lines.append(
+            f"Note: the whole run (train.steps = {total_steps}) is fully teacher-forced: every future input is a true "
+            "frame, so the model never learns from its own predictions, which it is scored on."
+        )
+    elif forced.size > 1:
+        where = f"steps {forced[0]}-{forced[-1]}" if forced[-1] - forced[0] + 1 == forced.size else f"{forced.size} of its steps"
+        lines.append(
+            f"Note: {where} ({forced.size / total_steps:.0%} of the run) are fully teacher-forced: every future input "
+            "there is a true frame."
+        )
+    if end > total_steps:
+        lines.append(
+            f"Note: the schedule does not finish within train.steps = {total_steps}: it moves until step {end}, and at the "
+            f"last step true future frames are still fed with probability {f(total_steps - 1):.4g}."
+        )
+    return lines
 
 
 def sample_teacher_forcing_mask(probabilities: np.ndarray, batch_size: int, seed: int, step: int) -> np.ndarray:

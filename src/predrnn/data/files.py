@@ -151,7 +151,7 @@ def check_model_frames(sequences, frame_shape, *, model: str = "The model") -> N
 
 
 def check_data_settings(data_config, patch_size: int, source: str = "config") -> None:
-    """The ``[data]`` keys about files (``layout``, ``channels``, ``resize``, ``split``), checked
+    """The ``[data]`` keys about files (``layout``, ``channels``, ``resize``, ``split``, ``window_stride``), checked
     before anything is read: :class:`~predrnn.errors.ConfigError` naming the key."""
     from predrnn.data.formats.sequence import CHANNEL_CHOICES, parse_layout
 
@@ -175,10 +175,19 @@ def check_data_settings(data_config, patch_size: int, source: str = "config") ->
             f"{source}: data.resize = {list(size)} is not divisible by model.patch_size = {patch_size}. "
             f"Choose a size that is a multiple of {patch_size}."
         )
-    if d.dataset != "file" and (parse_layout(d.layout) or d.channels != "auto" or size is not None or d.split != "random"):
+    stride = d.window_stride
+    if stride is not None and stride < 1:
         raise ConfigError(
-            f"{source}: data.layout, data.channels, data.resize and data.split apply to dataset = 'file'; "
-            f"Moving MNIST is grey at data.image_size. Received: dataset = {d.dataset!r}"
+            f"{source}: data.window_stride must be a positive number of frames (or left unset: windows that do not "
+            f"overlap). Received: {stride}"
+        )
+    if d.dataset != "file" and (
+        parse_layout(d.layout) or d.channels != "auto" or size is not None or d.split != "random" or stride is not None
+    ):
+        raise ConfigError(
+            f"{source}: data.layout, data.channels, data.resize, data.split and data.window_stride apply to dataset = 'file'; "
+            f"Moving MNIST is grey at data.image_size and makes clips of exactly input_length + output_length frames. "
+            f"Received: dataset = {d.dataset!r}"
         )
 
 

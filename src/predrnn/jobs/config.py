@@ -55,6 +55,7 @@ class DataConfig:
     resize: tuple[int, ...] = ()  # [H, W] (or [S]) to resize every frame; [] keeps the stored size
     split: str = "random"  # "random" (validation_fraction, seeded by train.seed) or "kth_person" (KTH persons 1-16 / 17-25)
     validation_fraction: float = 0.1  # share of the file's sequences held out for validation (split "random")
+    window_stride: int | None = None  # longer clips: a window every window_stride frames; not set: no overlap
     # held-out evaluation during training (Moving MNIST: generated from the test digits)
     validation_sequences: int = 64  # at most this many validation sequences are scored each epoch
     validation_seed: int = 1000  # seed of the generated Moving MNIST validation set
@@ -83,6 +84,18 @@ class SamplingConfig:
             for f in dataclasses.fields(self)
             if f.name != "schedule" and getattr(self, f.name) is not None
         }
+
+    def resolved(self, total_steps: int, pinned: SamplingConfig | None = None) -> SamplingConfig:
+        """Every argument of the schedule set: the keys set here; else ``pinned``'s (the same
+        schedule's values of a run being resumed); else, for the step-valued keys, the
+        papers' values scaled to ``total_steps`` (:func:`predrnn.schedules.scaled_arguments`),
+        and the class's defaults for the others. Raises ``ValueError``."""
+        from predrnn.schedules import scaled_arguments
+
+        given = self.arguments()
+        if pinned is not None and pinned.schedule == self.schedule:
+            given = {**pinned.arguments(), **given}
+        return SamplingConfig(self.schedule, **scaled_arguments(self.schedule, total_steps, **given))
 
 
 @dataclass(frozen=True)
@@ -218,7 +231,7 @@ def from_dict(raw: dict, source: str = "config") -> ExperimentConfig:
 
 def validate(config: ExperimentConfig, source: str = "config") -> None:
     """Cross-field checks with messages that name the key and the fix."""
-    m, d, s, t = config.model, config.data, config.sampling, config.train
+    m, d, t = config.model, config.data, config.train
     _check_architecture(m, source)
     if m.architecture == "convlstm" and m.decoupling_weight:
         raise ConfigError(
@@ -251,12 +264,18 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
             raise ConfigError(f"{source}: train.{name} must be in [0, 1) (defaults 0.9 and 0.999). Received: {getattr(t, name)}")
     if not 0 <= d.validation_fraction < 1:
         raise ConfigError(f"{source}: data.validation_fraction must be in [0, 1). Received: {d.validation_fraction}")
-    from predrnn.schedules import get_schedule
+    resolve_sampling(config, source=source)
 
+
+def resolve_sampling(config: ExperimentConfig, pinned: SamplingConfig | None = None, source: str = "config") -> ExperimentConfig:
+    """``config`` with every argument of its sampling schedule set (:meth:`SamplingConfig.resolved`):
+    the step-valued keys left unset scale with ``train.steps``; ``pinned`` (a resumed run's
+    saved ``[sampling]``) fills them first. Raises :class:`ConfigError`."""
     try:
-        get_schedule(s.schedule, **s.arguments())
+        sampling = config.sampling.resolved(config.train.steps, pinned)
     except ValueError as error:
         raise ConfigError(f"{source}: [sampling] {error}") from None
+    return dataclasses.replace(config, sampling=sampling)
 
 
 BUILT_IN_ARCHITECTURES = ("predrnn", "convlstm")
@@ -369,7 +388,14 @@ def _read_saved_config(path) -> dict:
 
 
 def load_saved_config(path) -> ExperimentConfig:
-    return from_dict(_read_saved_config(path), source=str(path))
+    """A run's config.json. It holds the run's resolved schedule; one written before the unset
+    step keys scaled with train.steps lacks them: that run trained with the classes' defaults."""
+    config = from_dict(_read_saved_config(path), source=str(path))
+    from predrnn.schedules import get_schedule
+
+    s = config.sampling
+    defaults = SamplingConfig(s.schedule, **get_schedule(s.schedule, **s.arguments()).get_config())
+    return dataclasses.replace(config, sampling=defaults)
 
 
 def build_optimizer(train_config: TrainConfig):

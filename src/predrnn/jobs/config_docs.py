@@ -93,10 +93,11 @@ def _toml_value(value) -> str:
 
 
 def _schedule_note(config) -> list[str]:
-    """How much of the run feeds true future frames: the schedule over train.steps."""
-    from predrnn.schedules import get_schedule
+    """How much of the run feeds true future frames: the resolved schedule over train.steps."""
+    from predrnn.schedules import describe_schedule, get_schedule
 
-    schedule = get_schedule(config.sampling.schedule, **config.sampling.arguments())
+    resolved = config.sampling.resolved(config.train.steps)
+    schedule = get_schedule(resolved.schedule, **resolved.arguments())
     steps = config.train.steps
     points = sorted({int(round(i * (steps - 1) / 199)) for i in range(200)}) if steps > 1 else [0]
     mean = sum(schedule.future_probability(step) for step in points) / len(points)
@@ -106,13 +107,28 @@ def _schedule_note(config) -> list[str]:
         f"# resolved: {type(schedule).__name__}({arguments})",
         f"# over train.steps = {steps}: on average {mean:.0%} of the future frames fed to the model are true frames; "
         f"{last:.0%} at the last step.",
+        *(f"# {line}" for line in describe_schedule(schedule, steps)),
     ]
     if last > 0.5:
         lines.append(
             "# Most of this run is teacher-forced: set sampling.stop_step (and the schedule's other step keys) "
-            "within train.steps for a run that learns to predict from its own frames."
+            "within train.steps, or leave them unset to scale them with it, for a run that learns to predict "
+            "from its own frames."
         )
     return lines
+
+
+def _unset_sampling_key(config, key) -> str:
+    """What an unset [sampling] key becomes in a run: its scaled value, or the class's default."""
+    from predrnn.schedules import scaling_rule
+
+    resolved = getattr(config.sampling.resolved(config.train.steps), key)
+    if resolved is None:
+        return "(not set)"
+    rule = scaling_rule(config.sampling.schedule, key)
+    if rule is None:
+        return f"(not set: the schedule's default, {_toml_value(resolved)})"
+    return f"(not set: {rule} = {resolved:.6g})"
 
 
 def format_config(config, source: str) -> str:
@@ -120,7 +136,11 @@ def format_config(config, source: str) -> str:
     from predrnn.jobs.config import SECTIONS
 
     comments = field_comments()
-    lines = [f"# {source}, resolved: every key, defaults included. Meanings after each key.", ""]
+    lines = [
+        f"# {source}, resolved: every key, defaults included. Meanings after each key.",
+        "# [sampling] step keys left unset scale with train.steps (the papers' values over 80,000 steps).",
+        "",
+    ]
     for section, cls in SECTIONS.items():
         lines.append(f"[{section}]")
         values = getattr(config, section)
@@ -130,7 +150,7 @@ def format_config(config, source: str) -> str:
                 lines.extend(f"# {text}" for text in block.splitlines())
             meaning = trailing or UNCOMMENTED.get((section, spec.name), "")
             value = getattr(values, spec.name)
-            unset = "(not set: the schedule's default)" if section == "sampling" else "(not set)"
+            unset = _unset_sampling_key(config, spec.name) if section == "sampling" and value is None else "(not set)"
             entry = f"# {spec.name} = {unset}" if value is None else f"{spec.name} = {_toml_value(value)}"
             lines.append(f"{entry:34s}  # {meaning}" if meaning else entry)
         if section == "sampling":

@@ -2,10 +2,10 @@
 
 Run folder (``workdir``)::
 
-    config.json            the resolved config
+    config.json            the resolved config (the sampling schedule's every value included)
     run.json               backend, versions, start time, performance switches in effect
     history.csv            one row per epoch: loss, sampling probabilities, validation metrics
-    logs/                  TensorBoard logs
+    logs/                  TensorBoard logs (TensorFlow backend): per-step and per-epoch scalars, validation images
     checkpoints/last.keras weights + optimizer state after the last finished epoch
     checkpoints/best.keras the best validation mse_per_frame so far
     checkpoints/state.json epoch, global step, best value (what --resume reads)
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from predrnn.errors import ConfigError, PredRNNError
-from predrnn.jobs.config import ExperimentConfig, load_saved_config, model_arguments, save_config
+from predrnn.jobs.config import ExperimentConfig, load_saved_config, model_arguments, resolve_sampling, save_config
 
 # Config keys that may change when a run is resumed.
 RESUMABLE_CHANGES = {("train", "steps"), ("train", "progress"), ("train", "workers"), ("train", "distribution")}
@@ -56,6 +56,21 @@ def build_schedule(sampling_config):
     from predrnn.schedules import get_schedule
 
     return get_schedule(sampling_config.schedule, **sampling_config.arguments())
+
+
+def _resolve_schedule(config: ExperimentConfig, workdir: Path, resume: bool, announce: bool) -> ExperimentConfig:
+    """``config`` with its schedule resolved (the step keys left unset scale with train.steps; a
+    resumed run keeps the values its config.json recorded), and (``announce``) the schedule
+    in words on stderr, with a note for a part of the run that is fully teacher-forced and
+    for a schedule that does not finish within train.steps."""
+    from predrnn.schedules import describe_schedule
+
+    saved = workdir / "config.json"
+    config = resolve_sampling(config, load_saved_config(saved).sampling if resume and saved.is_file() else None)
+    if announce:
+        for line in describe_schedule(build_schedule(config.sampling), config.train.steps):
+            print(line, file=sys.stderr)
+    return config
 
 
 def _num_epochs(train_config) -> int:
@@ -92,11 +107,12 @@ def build_datasets(config: ExperimentConfig, initial_epoch: int = 0):
         t.batch_size,
         d.input_length,
         d.output_length,
-        schedule=build_schedule(config.sampling),
+        schedule=build_schedule(resolve_sampling(config).sampling),
         seed=t.seed,
         shuffle=True,
         steps_per_epoch=t.steps_per_epoch,
         initial_epoch=initial_epoch,
+        window_stride=d.window_stride,
         workers=t.workers,
     )
     # What was read, for run.json (None for generated Moving MNIST).
@@ -339,6 +355,7 @@ def _train(config: ExperimentConfig, workdir: Path, resume: bool, overwrite: boo
     if is_chief:
         _check_workdir(workdir, resume, overwrite)
     get_options()  # before any file is written: it checks the PREDRNN_* variables
+    config = _resolve_schedule(config, workdir, resume, announce=is_chief)
     checkpoints = workdir / "checkpoints"
     initial_epoch, best_value, best_step, train_seconds = 0, None, None, 0.0
     if resume:
@@ -408,7 +425,11 @@ def _train(config: ExperimentConfig, workdir: Path, resume: bool, overwrite: boo
             keras.callbacks.CSVLogger(str(out / "history.csv"), append=resume),
         ]
         if keras.backend.backend() == "tensorflow":
-            callbacks.append(keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False))
+            from predrnn.jobs.callbacks import TrainingTensorBoard
+
+            samples = validation_callback if validation is not None else None
+            first_step = initial_epoch * t.steps_per_epoch
+            callbacks.append(TrainingTensorBoard(out / "logs", initial_step=first_step, validation=samples))
         if initial_epoch >= epochs:
             print(f"The run in {workdir} already finished its {t.steps} steps.", file=sys.stderr)
             return {"workdir": str(workdir), "epochs": initial_epoch, "interrupted": False}

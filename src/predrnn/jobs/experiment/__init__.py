@@ -19,7 +19,8 @@ An experiment spec is a TOML file (or a shipped spec name, see :func:`spec_names
 A variant's config is: its base (the variant's own, else the spec's), then the
 spec's ``set`` (and ``--set``), then the variant's section tables (each replaces that
 whole section), then the variant's ``set``. Run ``i`` (0..N-1) of each variant uses
-``train.seed = i``; every run is evaluated on the same test set.
+``train.seed = i``; every run is evaluated on the same test set. ``--set`` also takes the
+``[evaluate]`` keys (``evaluate.num=50``, ``evaluate.extra.NAME.KEY=VALUE``).
 
 Experiment folder (``workdir``)::
 

@@ -33,7 +33,10 @@ def add_experiment_parser(commands) -> None:
     )
     p.add_argument("--workdir", required=True, metavar="DIR", help="experiment folder")
     p.add_argument(
-        "--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key of every variant (repeatable)"
+        "--set",
+        action="append",
+        metavar="SECTION.KEY=VALUE",
+        help="override a config key of every variant, or an [evaluate] key (evaluate.num=50; repeatable)",
     )
     p.add_argument(
         "--parallel",

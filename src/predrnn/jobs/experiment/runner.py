@@ -5,7 +5,6 @@ this process), or as a Slurm job array; one task of the array (:func:`run_task`)
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import os
 import shlex
@@ -18,8 +17,8 @@ import traceback
 from pathlib import Path
 
 from predrnn.errors import ConfigError, PredRNNError
-from predrnn.jobs.experiment.slurm import check_options, require_sbatch, submit_experiment
-from predrnn.jobs.experiment.spec import EVALUATE_KEYS, ExperimentSpec, load_spec
+from predrnn.jobs.experiment.slurm import require_sbatch, submit_experiment
+from predrnn.jobs.experiment.spec import EVALUATE_KEYS, ExperimentSpec, load_spec, with_overrides
 from predrnn.jobs.experiment.state import (
     _default_backend,
     _pending_log,
@@ -340,9 +339,7 @@ def run_experiment(
     if not isinstance(spec, ExperimentSpec):
         spec = load_spec(spec, overrides, slurm_options)
     elif overrides or slurm_options:
-        spec = dataclasses.replace(
-            spec, set=spec.set + tuple(overrides), slurm={**spec.slurm, **check_options(slurm_options or {}, "--slurm-option")}
-        )
+        spec = with_overrides(spec, overrides, slurm_options)
     if in_process:
         backend_now = _default_backend()
         if backend and backend != backend_now:

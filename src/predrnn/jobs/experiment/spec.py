@@ -141,16 +141,47 @@ def load_spec(name_or_path, overrides=(), slurm_options=None) -> ExperimentSpec:
     except OSError as error:
         raise ConfigError(f"Could not read {path}: {error}") from None
     name = path.parent.name if path.name == "spec.toml" else path.stem
-    spec = spec_from_dict(raw, source=str(path), root=path.parent, name=name)
-    if overrides or slurm_options:
-        slurm = dict(spec.slurm)
-        if slurm_options:
-            from predrnn.jobs.experiment.slurm import check_options
-
-            slurm.update(check_options(slurm_options, "--slurm-option"))
-        spec = dataclasses.replace(spec, set=spec.set + tuple(overrides or ()), slurm=slurm)
+    spec = with_overrides(spec_from_dict(raw, source=str(path), root=path.parent, name=name), overrides, slurm_options)
     spec.configs()
     return spec
+
+
+def with_overrides(spec: ExperimentSpec, overrides=(), slurm_options=None) -> ExperimentSpec:
+    """``spec`` with the command line's ``--set`` and ``--slurm-option`` applied.
+
+    ``evaluate.KEY=VALUE`` (and ``evaluate.extra.NAME.KEY=VALUE``) set a key of the spec's
+    ``[evaluate]`` table (``[evaluate.extra.NAME]``); every other ``SECTION.KEY=VALUE`` is added
+    to the spec's ``set``, a config override of every variant.
+    """
+    from predrnn.jobs.config import parse_override
+
+    config_overrides, evaluate = [], {k: (dict(v) if isinstance(v, dict) else v) for k, v in spec.evaluate.items()}
+    for text in overrides or ():
+        section, name, value = parse_override(text)
+        if section != "evaluate":
+            if section not in SECTION_NAMES:
+                raise ConfigError(
+                    f"--set {text!r}: unknown section [{section}].{_nearest(section, (*SECTION_NAMES, 'evaluate'))} "
+                    f"An experiment's --set takes the config sections {', '.join(SECTION_NAMES)} and [evaluate]."
+                )
+            config_overrides.append(text)
+            continue
+        parts = name.split(".")
+        if parts[0] == "extra":
+            if len(parts) != 3 or not _NAME.match(parts[1]):
+                raise ConfigError(
+                    f"--set {text!r}: an extra evaluation's key is evaluate.extra.NAME.KEY=VALUE, e.g. evaluate.extra.three_digits.digits=3."
+                )
+            checked = _check_evaluate_keys({parts[2]: value}, "--set", f"evaluate.extra.{parts[1]}")
+            evaluate.setdefault("extra", {}).setdefault(parts[1], {}).update(checked)
+        else:
+            evaluate.update(_check_evaluate_keys({name: value}, "--set", "evaluate"))
+    slurm = dict(spec.slurm)
+    if slurm_options:
+        from predrnn.jobs.experiment.slurm import check_options
+
+        slurm.update(check_options(slurm_options, "--slurm-option"))
+    return dataclasses.replace(spec, set=spec.set + tuple(config_overrides), evaluate=evaluate, slurm=slurm)
 
 
 def _string_list(value, where) -> tuple[str, ...]:
