@@ -17,6 +17,7 @@ from predrnn.errors import ConfigError
 from predrnn.jobs import experiment as ex
 from predrnn.jobs.config import load_config
 from predrnn.jobs.experiment import summary as experiment_summary
+from predrnn.schedules import get_schedule
 
 METRICS = ex.METRICS
 
@@ -69,8 +70,12 @@ def test_shipped_specs_load_and_validate():
         spec = ex.load_spec(table)
         assert spec.runs == 5 and spec.evaluate["num"] == 1000 and spec.evaluate["extra"] == {"three_digits": {"digits": 3}}
         assert {(c.train.steps, c.train.learning_rate, c.model.filters) for c in spec.configs().values()} == {
-            (4000, 0.003, (32, 32))
+            (6400, 0.003, (32, 32))
         }
+        for name, c in spec.configs().items():  # every schedule has handed the future over by step 4,000
+            if c.sampling.schedule != "constant":
+                schedule = get_schedule(c.sampling.schedule, **c.sampling.arguments())
+                assert schedule.future_probability(0) >= 0.5 and schedule.future_probability(4000) <= 0.01, name
     versions = ex.load_spec("compare_versions").configs()
     assert versions["v1"].model.decoupling_weight == 0.0
     assert versions["v2"].model.decoupling_weight == 0.1 and versions["v2"].sampling.schedule == "reverse"
@@ -83,7 +88,7 @@ def test_shipped_specs_load_and_validate():
     for config in precisions.values():  # the quickstart itself, in each precision
         assert dataclasses.replace(config, train=dataclasses.replace(config.train, precision="float32")) == quickstart
     for configs in (models, schedules, versions, precisions):
-        assert all(c.train.steps <= 4000 and c.data.image_size == 64 for c in configs.values())  # CPU-sized
+        assert all(c.train.steps <= 6400 and c.data.image_size == 64 for c in configs.values())  # CPU-sized
 
 
 def test_paper_size_specs():
