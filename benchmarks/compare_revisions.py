@@ -47,6 +47,19 @@ def export_source(revision: str, into: Path) -> Path:
     return folder / "src"
 
 
+def describe(revision: str) -> str:
+    """``revision`` as a commit (``WORKTREE``: the checked-out commit, and whether files differ)."""
+    git = ["git", "-C", str(REPOSITORY)]
+    commit = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD" if revision == "WORKTREE" else revision], capture_output=True, text=True
+    )
+    name = commit.stdout.strip() or revision
+    if revision == "WORKTREE":
+        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "src"], capture_output=True, text=True)
+        name = f"the working tree at {name}" + (" with uncommitted changes" if dirty.stdout.strip() else "")
+    return name
+
+
 def run_benchmark(source: Path, arguments: list[str], output: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(source), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     subprocess.run([sys.executable, "-m", "predrnn.benchmark", *arguments, "--output", str(output)], env=env, check=True)
@@ -128,7 +141,8 @@ def main(argv=None) -> int:
             for side in ("old", "new"):
                 print(f"[{side} {repeat + 1}/{options.repeats}] {sources[side]}", file=sys.stderr, flush=True)
                 results[side].append(run_benchmark(sources[side], arguments, out / f"{side}-{repeat + 1}.json"))
-        text = markdown(compare(results["old"], results["new"]), options.old, options.new, options.repeats, arguments)
+        names = [describe(options.old), describe(options.new)]
+        text = markdown(compare(results["old"], results["new"]), *names, options.repeats, arguments)
         print(text)
         if options.out:
             (out / "comparison.md").write_text(text)
