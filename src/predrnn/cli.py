@@ -346,16 +346,21 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
         self.level = level
 
     def find_spec(self, name, path=None, target=None):
+        # Stays on sys.meta_path until tensorflow is imported: asking whether it is installed
+        # (importlib.util.find_spec, as Keras does on other backends) imports nothing.
         if name != "tensorflow":
             return None
-        sys.meta_path.remove(self)
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is not None and spec.loader is not None:
             exec_module = spec.loader.exec_module
 
             def quiet_exec_module(module):
-                with self._filtered_stderr():
-                    exec_module(module)
+                try:
+                    with self._filtered_stderr():
+                        exec_module(module)
+                finally:
+                    if self in sys.meta_path:
+                        sys.meta_path.remove(self)
 
             spec.loader.exec_module = quiet_exec_module
         return spec
