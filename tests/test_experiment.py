@@ -634,3 +634,19 @@ def test_cli_experiment_commands(tmp_path, fake_python, monkeypatch, capsys):
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")
     assert main(["experiment-task", str(workdir)]) == 0
     assert "task 0: finished" in capsys.readouterr().out
+
+
+def test_summary_table_shows_a_spread_only_over_several_runs():
+    def aggregate(finished, mean, std):
+        return {
+            "finished": finished,
+            "total": 5,
+            "metrics": {m: {"mean": mean, "std": std} for m in METRICS},
+            "baselines": {b: {m: 99.0 for m in METRICS} for b in BASELINES},
+        }
+
+    table = experiment_summary.format_summary_table({"one": aggregate(1, 40.0, 0.0), "three": aggregate(3, 50.0, 2.5)})
+    one = next(line for line in table.splitlines() if line.startswith("| one |"))
+    three = next(line for line in table.splitlines() if line.startswith("| three |"))
+    assert "| one | 1/5 | **40.00** |" in one and "±" not in one
+    assert "| three | 3/5 | 50.00 ± 2.50 |" in three

@@ -277,7 +277,9 @@ def format_summary_table(aggregates) -> str:
                 cells.append("-")
                 continue
             stats = a["metrics"][metric]
-            text = f"{_format(metric, stats['mean'])} ± {_format(metric, stats['std'])}"
+            text = _format(metric, stats["mean"])  # a single run has no spread to show
+            if a["finished"] > 1:
+                text += f" ± {_format(metric, stats['std'])}"
             cells.append(f"**{text}**" if best.get(metric) == variant else text)
         lines.append(f"| {variant} | {a['finished']}/{a['total']} | " + " | ".join(cells) + " |")
     finished = {v: a for v, a in aggregates.items() if a["finished"]}
@@ -310,7 +312,7 @@ def _write_summary_md(workdir, record, aggregates, rows, test_set, extra_names=(
         "",
         format_summary_table(aggregates),
         "",
-        "Mean ± standard deviation over the finished runs (sample std, ddof=1; 0 for a single run). "
+        "Mean ± standard deviation over the finished runs (sample std, ddof=1; a single run shows its value alone). "
         "↓ lower is better, ↑ higher is better; the best mean is in bold.",
         "mse_per_frame and mae_per_frame: sum over the pixels of a frame ([0, 1] scale), mean over the predicted frames.",
     ]
