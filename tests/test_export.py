@@ -89,7 +89,7 @@ def test_onnx_without_tf2onnx_names_the_missing_package(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not ON_TENSORFLOW, reason="the export runs on the TensorFlow backend")
 def test_the_onnx_export_rolls_out_like_the_model_in_onnxruntime(tmp_path):
-    pytest.importorskip("tf2onnx", reason="--format onnx needs tf2onnx (pip install tf2onnx onnx)")
+    pytest.importorskip("tf2onnx", reason='--format onnx needs tf2onnx: pip install -e ".[onnx]"')
     onnxruntime = pytest.importorskip("onnxruntime", reason="the check runs the export with onnxruntime")
     model, path = _checkpoint(tmp_path)
     description = export_model(path, tmp_path / "export", format="onnx", context=3, horizon=4)

@@ -84,7 +84,8 @@ def _write_onnx(rollout, spec, path: Path) -> str:
     except ImportError:
         raise ConfigError(
             "--format onnx needs the tf2onnx and onnx packages, which are not installed: pip install tf2onnx onnx "
-            "(onnxruntime to run the result). --format saved_model needs nothing more."
+            'onnxruntime (in a clone of the repository: pip install -e ".[onnx]"; onnxruntime runs the result). '
+            "--format saved_model needs nothing more."
         ) from None
     try:
         proto, _ = tf2onnx.convert.from_function(rollout, input_signature=[spec], opset=17, output_path=str(path))
