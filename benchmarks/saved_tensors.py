@@ -16,7 +16,6 @@ Produced the "saved for the backward pass" figures of benchmarks/README.md.
 
 import os
 import sys
-from pathlib import Path
 
 which = sys.argv[1] if len(sys.argv) > 1 else "library"
 os.environ.setdefault("KERAS_BACKEND", "jax" if which == "jax" else "torch")
@@ -83,8 +82,7 @@ if which == "jax":
 import torch  # noqa: E402
 
 if which == "reference":
-    sys.path.insert(0, str(Path(__file__).parent))
-    import reference_torch
+    from predrnn.benchmark import reference_torch
 
     trainer = reference_torch.ReferenceTrainer(
         [64] * 4,
