@@ -120,7 +120,16 @@ def test_bad_arguments(tmp_path):
         run_data_command(_parse(["data", "moving-mnist", "--num", "1", "--input-length", "3", "--out", str(tmp_path / "a.npy")]))
     with pytest.raises(SystemExit):
         _parse(["data", "moving-mnist", "--num", "1", "--format", "hdf5", "--out", "a"])
+    with pytest.raises(DataError, match=r"--out must name a .npy or .npz file .* Received: --out .*a.txt"):
+        run_data_command(_parse(["data", "moving-mnist", "--num", "1", "--out", str(tmp_path / "a.txt")]))
     assert not any(tmp_path.iterdir())
+
+
+def test_a_file_in_the_way_of_the_output_folder_is_named(tmp_path, unchanged):
+    (tmp_path / "afile").write_text("x")
+    for out in (tmp_path / "afile" / "x.npy", tmp_path / "afile" / "sub" / "x.npy"):
+        with unchanged(tmp_path), pytest.raises(DataError, match=r"afile' is a file, not a folder. Choose another path"):
+            run_data_command(_parse(["data", "moving-mnist", "--num", "1", "--frames", "2", "--out", str(out)]))
 
 
 def test_importing_the_data_layer_does_not_import_keras():

@@ -166,6 +166,8 @@ def run_data_command(args: argparse.Namespace) -> int:
             f"Choose a data command: moving-mnist, info, convert or kth (see `predrnn data --help`). Received: {command!r}"
         )
     out = Path(args.out)
+    if out.suffix.lower() not in (".npy", ".npz"):
+        raise DataError(f"--out must name a .npy or .npz file (the sequences are written in NumPy format). Received: --out {out}")
     fmt = args.format or ("official-npz" if out.suffix.lower() == ".npz" else "mnist-test-seq")
     if out.exists() and not args.overwrite:  # fail before generating anything
         raise DataError(f"{str(out)!r} already exists; pass --overwrite to replace it.")

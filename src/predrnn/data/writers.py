@@ -57,7 +57,11 @@ def atomic_write(path, *, overwrite: bool = False):
         raise DataError(
             f"{str(path)!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it, or choose another file name."
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), path.parent)
+        raise DataError(f"Cannot write {str(path)!r}: {str(blocker)!r} is a file, not a folder. Choose another path.") from None
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(descriptor, "wb") as stream:
