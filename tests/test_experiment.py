@@ -4,6 +4,7 @@ local subprocess runs (with a fake interpreter) and the CLI."""
 import csv
 import dataclasses
 import json
+import math
 import re
 import sys
 import textwrap
@@ -650,3 +651,21 @@ def test_summary_table_shows_a_spread_only_over_several_runs():
     three = next(line for line in table.splitlines() if line.startswith("| three |"))
     assert "| one | 1/5 | **40.00** |" in one and "±" not in one
     assert "| three | 3/5 | 50.00 ± 2.50 |" in three
+
+
+def test_summary_table_shows_a_baseline_once_when_its_variants_agree_as_printed():
+    def aggregate(baseline):
+        return {
+            "finished": 3,
+            "total": 5,
+            "metrics": {m: {"mean": 40.0, "std": 1.0} for m in METRICS},
+            "baselines": {b: {m: baseline for m in METRICS} for b in BASELINES},
+        }
+
+    # A mean over runs of one value can differ from it in the last bit: one row, not one per variant.
+    x = 89.68878934326172
+    table = experiment_summary.format_summary_table({"a": aggregate(x), "b": aggregate(math.nextafter(x, math.inf))})
+    assert table.count("all black (zeros) (baseline)") == 1 and "test set)" not in table
+    # Test sets that really differ keep a row each.
+    table = experiment_summary.format_summary_table({"a": aggregate(89.69), "b": aggregate(175.7)})
+    assert "all black (zeros) (a's test set)" in table and "all black (zeros) (b's test set)" in table
