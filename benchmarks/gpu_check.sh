@@ -50,17 +50,7 @@ if ! nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev
 fi
 
 # Keras from the wheels in .whl/ where the machine lacks it; the package from this checkout.
-if ! KERAS_BACKEND=jax "$PYTHON" -c "import keras" 2>/dev/null; then
-    if ! ls .whl/*.whl >/dev/null 2>&1; then
-        echo "Keras is not installed here and no wheels were carried: run 'bash benchmarks/gpu_wheels.sh'" \
-            "where pip works, then carry .whl" >&2
-        exit 1
-    fi
-    SITE="$(mktemp -d)"
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .whl/*.whl
-    export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+source benchmarks/gpu_pythonpath.sh
 
 # Which frameworks this machine has, and whether they see the GPU.
 "$PYTHON" - <<'PY' | tee "$OUT_DIR/frameworks-$STAMP.txt"
