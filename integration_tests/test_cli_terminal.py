@@ -94,7 +94,11 @@ def test_file_system_errors_are_one_message(tmp_path, capsys):
     args = ["data", "moving-mnist", "--num", "1", "--frames", "2", "--out", str(tmp_path / "file" / "x.npy")]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert err == f"predrnn data: error: File exists: {tmp_path / 'file'}\n"
+    blocker = tmp_path / "file"
+    assert err == (
+        f"predrnn data: error: Cannot write '{blocker / 'x.npy'}': '{blocker}' is a file, not a folder. "
+        "Choose another path.\n"
+    )
     assert main(["predict", "m.keras", "in.npy", "--horizon", "2", "--out", str(tmp_path / "file")]) == 2
     assert capsys.readouterr().err == f"predrnn predict: error: --out must be a folder; {tmp_path / 'file'} is a file.\n"
     assert (tmp_path / "file").read_text() == "mine"
