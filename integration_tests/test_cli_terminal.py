@@ -96,8 +96,7 @@ def test_file_system_errors_are_one_message(tmp_path, capsys):
     err = capsys.readouterr().err
     blocker = tmp_path / "file"
     assert err == (
-        f"predrnn data: error: Cannot write '{blocker / 'x.npy'}': '{blocker}' is a file, not a folder. "
-        "Choose another path.\n"
+        f"predrnn data: error: Cannot write '{blocker / 'x.npy'}': '{blocker}' is a file, not a folder. Choose another path.\n"
     )
     assert main(["predict", "m.keras", "in.npy", "--horizon", "2", "--out", str(tmp_path / "file")]) == 2
     assert capsys.readouterr().err == f"predrnn predict: error: --out must be a folder; {tmp_path / 'file'} is a file.\n"

@@ -335,6 +335,67 @@ def test_tiny_experiment_resume_skips_finished_runs(tiny_experiment, monkeypatch
     assert ex.summarize_experiment(workdir)["counts"]["finished"] == 4
 
 
+def test_export_copies_the_results_without_the_weights(tiny_experiment, tmp_path, capsys):
+    from predrnn.cli import main
+
+    workdir, _ = tiny_experiment
+    out = tmp_path / "published" / "tiny"
+    assert main(["experiment-summary", str(workdir), "--export", str(out)]) == 0
+    assert "Exported 4 finished run(s)" in capsys.readouterr().out
+    runs = [f"{v}/seed_{s}" for s in (0, 1) for v in ("predrnn", "convlstm")]
+    assert sorted(json.loads((out / "export.json").read_text())["runs"]) == sorted(runs)
+    for name in ("experiment.json", "spec.toml", "results.csv", "summary.md", "summary.png", "learning_curves.csv"):
+        assert (out / name).read_bytes() == (workdir / name).read_bytes(), name
+    assert (out / "convlstm" / "config.toml").read_text() == (workdir / "convlstm" / "config.toml").read_text()
+    for run in runs:
+        kept = sorted(p.name for p in (out / run).iterdir())
+        assert kept == sorted(
+            [
+                "config.json",
+                "history.csv",
+                "log.txt",
+                "metrics.csv",
+                "metrics.json",
+                "metrics_two_digits.csv",
+                "metrics_two_digits.json",
+                "run.json",
+                "status.json",
+            ]
+        ), kept
+        assert (workdir / run / "checkpoints" / "last.keras").is_file()  # left behind, not moved
+    # An export is an experiment folder: its tables rebuild to the same numbers.
+    before = read_csv(out / "summary.csv")
+    assert main(["experiment-summary", str(out)]) == 0
+    assert read_csv(out / "summary.csv") == before
+    # Exporting again replaces the earlier export as a whole.
+    (out / "predrnn" / "seed_0" / "stale.txt").write_text("from an earlier export")
+    assert ex.export_experiment(workdir, out, plot=False)["runs"] == json.loads((out / "export.json").read_text())["runs"]
+    assert not (out / "predrnn" / "seed_0" / "stale.txt").exists() and (out / "predrnn" / "seed_0" / "metrics.json").is_file()
+    assert not any(p.name.startswith(".tiny") for p in out.parent.iterdir())
+
+
+def test_export_refuses_a_folder_it_did_not_write(tiny_experiment, tmp_path, capsys):
+    from predrnn.cli import main
+
+    workdir, _ = tiny_experiment
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert main(["experiment-summary", str(workdir), "--export", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("predrnn experiment-summary: error: ") and "is not empty and is not an earlier export" in err
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"] and (mine / "notes.txt").read_text() == "keep"
+    (tmp_path / "afile").write_text("keep")
+    with pytest.raises(ConfigError, match="it is a file"):
+        ex.export_experiment(workdir, tmp_path / "afile")
+    for inside in (workdir, workdir / "export", workdir.parent):
+        with pytest.raises(ConfigError, match="Export to a folder"):
+            ex.export_experiment(workdir, inside)
+    with pytest.raises(ConfigError, match="not an experiment folder"):
+        ex.export_experiment(mine, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_existing_workdir_is_refused_without_resume(tiny_experiment):
     workdir, _ = tiny_experiment
     with pytest.raises(ConfigError, match="--resume"):

@@ -37,15 +37,20 @@ Experiment folder (``workdir``)::
     summary.png                bar chart with error bars, one panel per metric
     slurm/                     with --slurm: job.sbatch, tasks.json, logs/, submissions.json
 
+``predrnn experiment-summary DIR --export OUT`` (:func:`export_experiment`) copies the
+results without the weights (the record, the tables, and each finished run's config,
+history, metrics, status and log) to OUT: an experiment folder small enough to commit.
+
 Until a run's folder exists (its first training attempt), its log is
 ``<variant>/seed_<i>.log``; it is moved into the folder as ``log.txt`` afterwards.
 
 Modules: ``spec`` (reading and checking specs, TOML writing), ``state`` (the experiment
 folder and each run's status), ``runner`` (running the runs), ``slurm`` (Slurm job arrays),
-``summary`` (the tables and the chart) and ``commands`` (the ``predrnn experiment*``
+``summary`` (the tables and the chart), ``export`` (the results without the weights) and ``commands`` (the ``predrnn experiment*``
 subcommands).
 """
 
+from predrnn.jobs.experiment.export import export_experiment
 from predrnn.jobs.experiment.runner import execute_run, run_commands, run_experiment, run_task
 from predrnn.jobs.experiment.spec import (
     DEFAULT_RUNS,
@@ -72,6 +77,7 @@ __all__ = [
     "Variant",
     "config_toml",
     "execute_run",
+    "export_experiment",
     "format_summary_table",
     "load_experiment",
     "load_spec",

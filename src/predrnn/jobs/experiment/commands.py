@@ -10,6 +10,7 @@ from pathlib import Path
 
 from predrnn.cli_args import add_backend_argument, positive_int
 from predrnn.errors import ConfigError
+from predrnn.jobs.experiment.export import export_experiment
 from predrnn.jobs.experiment.runner import run_experiment, run_task
 from predrnn.jobs.experiment.spec import DEFAULT_RUNS, spec_names
 from predrnn.jobs.experiment.summary import format_summary_table, summarize_experiment
@@ -71,9 +72,18 @@ def add_experiment_parser(commands) -> None:
     p.set_defaults(handler=_task_command)
 
     p = commands.add_parser(
-        "experiment-summary", help="rebuild an experiment's results.csv and summary tables from its finished runs"
+        "experiment-summary",
+        help="rebuild an experiment's results.csv and summary tables from its finished runs",
+        description="Rebuild an experiment's results.csv, summary tables and plots from its finished runs; "
+        "with --export, also copy its results without the weights to a folder to commit or share.",
     )
     p.add_argument("workdir", metavar="DIR", help="experiment folder")
+    p.add_argument(
+        "--export",
+        metavar="OUT",
+        help="also copy the tables, the record and every finished run's config, history, metrics and log (no "
+        "checkpoints, TensorBoard logs or pictures) to OUT: a new or empty folder, or an earlier export, which is replaced",
+    )
     p.set_defaults(handler=_summary_command)
 
 
@@ -130,8 +140,15 @@ def _task_command(args) -> int:
 
 
 def _summary_command(args) -> int:
-    summary = summarize_experiment(args.workdir)
+    exported = None
+    if args.export:
+        exported = export_experiment(args.workdir, args.export)
+        summary = exported["summary"]
+    else:
+        summary = summarize_experiment(args.workdir)
     print(format_summary_table(summary["variants"]))
     counts = summary["counts"]
     print("\n" + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + f". Tables in {summary['workdir']}.")
+    if exported:
+        print(f"Exported {len(exported['runs'])} finished run(s), {exported['files']} files, to {exported['out']}.")
     return 0
