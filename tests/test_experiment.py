@@ -546,6 +546,24 @@ def test_resume_skips_finished_resumes_interrupted_and_starts_missing(tmp_path, 
     assert len(rows) == 6 and all(r["status"] == "finished" for r in rows)
 
 
+def test_resume_moves_the_log_of_an_attempt_stopped_with_the_experiment(tmp_path, fakes):
+    spec = write_spec(tmp_path / "s.toml", FAKE_SPEC.replace('set = ["train.learning_rate=0.123"]', "set = []"))
+    workdir = tmp_path / "exp"
+    assert ex.run_experiment(spec, 1, workdir, in_process=True)["exit_code"] == 0
+    # The experiment process was killed during the first attempt: a checkpoint, and the
+    # attempt's log still beside the run folder (it is moved in only after training returns).
+    folder = workdir / "good" / "seed_0"
+    for name in ("metrics.json", "log.txt", "status.json"):
+        (folder / name).unlink()
+    (workdir / "good" / "seed_0.log").write_text("first attempt: epochs 1-7\n")
+    fakes.clear()
+    result = ex.run_experiment(spec, 1, workdir, resume=True, in_process=True)
+    assert result["exit_code"] == 0 and [c[1:4] for c in fakes if c[0] == "train"] == [("good", 0, True)]
+    assert not (workdir / "good" / "seed_0.log").exists()
+    log = (folder / "log.txt").read_text()
+    assert log.startswith("first attempt: epochs 1-7\n") and "(train in-process)" in log
+
+
 def test_summary_single_run_and_statuses(tmp_path, fakes):
     spec = write_spec(tmp_path / "s.toml", FAKE_SPEC)
     ex.run_experiment(spec, 1, tmp_path / "exp", in_process=True)

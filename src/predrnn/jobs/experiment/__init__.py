@@ -42,7 +42,8 @@ results without the weights (the record, the tables, and each finished run's con
 history, metrics, status and log) to OUT: an experiment folder small enough to commit.
 
 Until a run's folder exists (its first training attempt), its log is
-``<variant>/seed_<i>.log``; it is moved into the folder as ``log.txt`` afterwards.
+``<variant>/seed_<i>.log``; it is moved into the folder as ``log.txt`` when that attempt
+ends, or when the run resumes if the experiment was stopped during it.
 
 Modules: ``spec`` (reading and checking specs, TOML writing), ``state`` (the experiment
 folder and each run's status), ``runner`` (running the runs), ``slurm`` (Slurm job arrays),

@@ -188,6 +188,22 @@ def _interrupted(returncode) -> bool:
     return returncode in (130, -signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGTERM)
 
 
+def _adopt_pending_log(pending: Path, folder: Path) -> Path:
+    """Move a first attempt's log (``VARIANT/seed_N.log``) into the run folder as
+    ``log.txt``, appending it to one already there; returns ``folder / "log.txt"``."""
+    target = folder / "log.txt"
+    if not pending.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        with open(target, "a") as out, open(pending) as src:
+            out.write(src.read())
+        pending.unlink()
+    else:
+        os.replace(pending, target)
+    return target
+
+
 def execute_run(
     workdir,
     variant: str,
@@ -213,6 +229,8 @@ def execute_run(
     resume = "--resume" in commands["train"]
     overwrite = "--overwrite" in commands["train"]
     pending = _pending_log(workdir, variant, seed)
+    if resume:  # a first attempt stopped with the experiment keeps its log beside the folder
+        _adopt_pending_log(pending, folder)
     log_path = folder / "log.txt" if resume else pending
     log_path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -228,16 +246,8 @@ def execute_run(
         returncode = _run_in_process("train", train_run, log_path)
     else:
         returncode = _run_process(commands["train"], log_path, processes, echo)
-    if log_path == pending:  # move the first attempt's log into the run folder
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / "log.txt"
-        if target.exists():
-            with open(target, "a") as out, open(pending) as src:
-                out.write(src.read())
-            pending.unlink()
-        else:
-            os.replace(pending, target)
-        log_path = target
+    if log_path == pending:
+        log_path = _adopt_pending_log(pending, folder)
     stage = "train"
     evaluations = [
         (name, options, file, commands["extra"][name]) for name, (options, file) in extra_evaluations(evaluate_options).items()
