@@ -410,6 +410,46 @@ def command_compare(args):
     fig.savefig(out / f"{args.name}.png", dpi=110)
 
 
+def command_seeds(args):
+    """The multi-seed table of benchmarks/learning_parity_seeds.sh: per seed the official and
+    our test MSE per frame (300 sequences, 10 -> 10), mean and sample std per side."""
+    out = Path(args.dir)
+    sides = {"official": {}, "ours": {}, "ours, Keras Adam eps 1e-7": {}}
+    for path in sorted(out.glob("official_seed*.json")):
+        lines = [line for line in path.read_text().splitlines() if line.startswith("{")]
+        if lines:
+            sides["official"][int(path.stem.removeprefix("official_seed"))] = json.loads(lines[-1])["eval"]["mse_per_frame"]
+    for prefix, side in (("ours_seed", "ours"), ("ours_keras_seed", "ours, Keras Adam eps 1e-7")):
+        for path in sorted(out.glob(f"{prefix}*/test300.json")):
+            sides[side][int(path.parent.name.removeprefix(prefix))] = json.loads(path.read_text())["mse_per_frame"]
+    sides = {k: v for k, v in sides.items() if v}
+    seeds = sorted({s for v in sides.values() for s in v})
+    if not seeds:
+        sys.exit(f"{out}: no finished runs (official_seed*.json, ours_seed*/test300.json)")
+    lines = [
+        "| side | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std | vs official |",
+        "|---|" + "---:|" * (len(seeds) + 2),
+    ]
+    rows, official_mean = [], None
+    for side, values in sides.items():
+        v = np.array([values[s] for s in seeds if s in values])
+        mean, std = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+        official_mean = mean if side == "official" else official_mean
+        ratio = f"{mean / official_mean:.3f}x" if official_mean and side != "official" else ""
+        cells = [f"{values[s]:.2f}" if s in values else "" for s in seeds]
+        lines.append(f"| {side} | " + " | ".join(cells) + f" | {mean:.2f} ± {std:.2f} (n={len(v)}) | {ratio} |")
+        rows += [(side, s, values[s]) for s in seeds if s in values]
+    table = "\n".join(lines) + "\n"
+    print(table, end="")
+    (out / "seeds.md").write_text(
+        "Test MSE per frame, 300 two-digit sequences, 10 -> 10, after the same training budget (seeds.csv).\n\n" + table
+    )
+    with open(out / "seeds.csv", "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["side", "seed", "test_mse_per_frame"])
+        writer.writerows(rows)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -443,12 +483,15 @@ def main(argv=None):
     compare.add_argument("--out-dir", required=True)
     compare.add_argument("--name", default="replay")
     compare.add_argument("--title")
+    seeds = sub.add_parser("seeds", help="the multi-seed table of learning_parity_seeds.sh's folder")
+    seeds.add_argument("dir")
     args = parser.parse_args(argv)
     if args.command in ("replay", "gradients") and not args.data:
         parser.error("--data is needed")
     if (args.command == "gradients" or getattr(args, "side", "") == "official") and not args.peer_dir:
         parser.error("--peer-dir is needed for the official side")
-    {"replay": command_replay, "gradients": command_gradients, "compare": command_compare}[args.command](args)
+    commands = {"replay": command_replay, "gradients": command_gradients, "compare": command_compare, "seeds": command_seeds}
+    commands[args.command](args)
 
 
 if __name__ == "__main__":

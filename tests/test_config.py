@@ -85,6 +85,12 @@ def test_saved_config_round_trip(tmp_path):
         ({"data": {"dataset": "file"}}, "needs data.path"),
         ({"sampling": {"schedule": "reverse", "rate": 0.1}}, "Valid arguments: start_step, stop_step, alpha"),
         ({"train": {"steps": 0}}, "train.steps must be >= 1"),
+        (
+            {"train": {"steps": 1500, "steps_per_epoch": 400}},
+            "train.steps = 1500 is not a multiple of train.steps_per_epoch = 400 .*"
+            "Set train.steps_per_epoch = 375, or train.steps = 1200 or 1600",
+        ),
+        ({"train": {"steps": 3, "steps_per_epoch": 500}}, "Set train.steps_per_epoch = 3, or train.steps = 500\\."),
         ({"train": {"use_layer_norm": True}}, "Valid keys in \\[train\\]"),
         ({"train": {"adam_epsilon": 0.0}}, "train.adam_epsilon must be > 0 \\(PyTorch's and the official code's: 1e-8\\)"),
         ({"train": {"adam_epsilon": float("nan")}}, "train.adam_epsilon must be > 0"),
@@ -222,7 +228,9 @@ def test_a_saved_config_without_the_resolved_schedule_keeps_the_class_defaults(t
 def test_announced_schedule(tmp_path, capsys):
     from predrnn.jobs.train import _resolve_schedule
 
-    _resolve_schedule(load_config("quickstart", ["train.steps=200"]), tmp_path, resume=False, announce=True)
+    _resolve_schedule(
+        load_config("quickstart", ["train.steps=200", "train.steps_per_epoch=100"]), tmp_path, resume=False, announce=True
+    )
     err = capsys.readouterr().err.splitlines()
     assert err == [
         "Scheduled sampling: reference, true future frames 1.0 -> 0.0 over steps 0-295 (decay 0.0034/step).",

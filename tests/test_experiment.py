@@ -114,21 +114,21 @@ def test_variant_config_order_and_section_tables(tmp_path):
             tmp_path / "s.toml",
             """
         base = "smoke"
-        set = ["train.steps=7", "sampling.decay_rate=0.5"]
+        set = ["train.steps=6", "sampling.decay_rate=0.5"]
         [variants.plain]
         [variants.const]
         sampling = { schedule = "constant", future_probability = 0.25 }
-        set = ["train.steps=9"]
+        set = ["train.steps=8"]
     """,
         ),
         overrides=["train.learning_rate=0.01"],
     )
     configs = spec.configs()
-    assert configs["plain"].train.steps == 7 and configs["plain"].sampling.decay_rate == 0.5
+    assert configs["plain"].train.steps == 6 and configs["plain"].sampling.decay_rate == 0.5
     assert configs["plain"].train.learning_rate == 0.01
     # the section table replaces the whole [sampling] (the spec's decay_rate is gone); the variant's set wins
     assert configs["const"].sampling.schedule == "constant" and configs["const"].sampling.decay_rate is None
-    assert configs["const"].train.steps == 9 and configs["const"].train.learning_rate == 0.01
+    assert configs["const"].train.steps == 8 and configs["const"].train.learning_rate == 0.01
 
 
 SPEC_ERRORS = [
@@ -164,11 +164,11 @@ def test_spec_errors(tmp_path):
 def test_set_takes_the_evaluate_keys_too(tmp_path, capsys):
     from predrnn.cli import main
 
-    spec = ex.load_spec("compare_models", overrides=["evaluate.num=50", "evaluate.extra.three_digits.num=20", "train.steps=100"])
+    spec = ex.load_spec("compare_models", overrides=["evaluate.num=50", "evaluate.extra.three_digits.num=20", "train.steps=800"])
     assert (spec.evaluate["num"], spec.evaluate["seed"]) == (50, 0)
     assert spec.evaluate["extra"] == {"three_digits": {"digits": 3, "num": 20}}
-    assert spec.set[-1] == "train.steps=100" and not any(text.startswith("evaluate") for text in spec.set)
-    assert all(config.train.steps == 100 for config in spec.configs().values())
+    assert spec.set[-1] == "train.steps=800" and not any(text.startswith("evaluate") for text in spec.set)
+    assert all(config.train.steps == 800 for config in spec.configs().values())
     assert ex.load_spec("compare_models").evaluate["num"] == 1000  # the shipped spec is unchanged
     for override, message in [
         ("evaluate.nmu=5", "--set: unknown key evaluate.nmu. Did you mean 'num'? Valid keys in [evaluate]: num, seed, digits"),

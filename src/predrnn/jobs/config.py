@@ -102,7 +102,7 @@ class SamplingConfig:
 class TrainConfig:
     seed: int = 0
     batch_size: int = 8
-    steps: int = 80_000  # total optimizer steps
+    steps: int = 80_000  # total optimizer steps, a multiple of steps_per_epoch
     steps_per_epoch: int = 1_000  # checkpoint, validate and write samples after each "epoch"
     learning_rate: float = 1e-3
     # Adam. The defaults are the official PredRNN code's (PyTorch's torch.optim.Adam):
@@ -253,6 +253,16 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     for name in ("batch_size", "steps", "steps_per_epoch"):
         if getattr(t, name) < 1:
             raise ConfigError(f"{source}: train.{name} must be >= 1. Received: {getattr(t, name)}")
+    if t.steps % t.steps_per_epoch:
+        divisor = max(k for k in range(1, t.steps_per_epoch + 1) if t.steps % k == 0)
+        multiples = sorted(
+            {max(1, t.steps // t.steps_per_epoch) * t.steps_per_epoch, -(-t.steps // t.steps_per_epoch) * t.steps_per_epoch}
+        )
+        raise ConfigError(
+            f"{source}: train.steps = {t.steps} is not a multiple of train.steps_per_epoch = {t.steps_per_epoch} "
+            "(a run trains whole epochs, with a checkpoint and validation after each). "
+            f"Set train.steps_per_epoch = {divisor}, or train.steps = {' or '.join(map(str, multiples))}."
+        )
     if t.learning_rate <= 0:
         raise ConfigError(f"{source}: train.learning_rate must be > 0. Received: {t.learning_rate}")
     if not 0 < t.adam_epsilon < float("inf"):
