@@ -12,8 +12,9 @@
 #
 # Everything here is also one CLI command (`predrnn train quickstart --workdir runs/qs`,
 # `predrnn evaluate runs/qs`, `predrnn predict ...`). The Python API is the same code.
-# This notebook trains 100 steps (`QUICKSTART_STEPS` in the environment changes it); the
-# `quickstart` preset trains 300, about 4.5 minutes on a 2-core CPU, for a better model.
+# This notebook trains 100 steps (`QUICKSTART_STEPS` in the environment changes it: a multiple
+# of the 50-step epochs); the `quickstart` preset trains 3,000, about 8 minutes on a 2-core CPU,
+# for a better model.
 
 # %%
 import os
