@@ -8,14 +8,15 @@
 # OUT_DIR gets the data (train.npy: 2,000 sequences, seed 11; test.npy: 300, seed 12), then per
 # seed s: official_seed$s.json (the shared tool's JSON line), ours_seed$s/ (a training run;
 # test300.json is its evaluation) and, with KERAS_ADAM=1, ours_keras_seed$s/ (Keras' Adam
-# arithmetic, eps 1e-7: the optimizer default before PyTorch's). Runs go one at a time,
+# arithmetic, eps 1e-7: keras.optimizers.Adam's default). Runs go one at a time,
 # interleaved by seed (official 0, ours 0, official 1, ...), so a stopped series stays paired.
 # Run it again to go on: finished runs are skipped, an interrupted run of ours resumes from
 # its last checkpoint, an interrupted official run starts again (it cannot resume).
 # At the end: benchmarks/learning_parity.py seeds OUT_DIR prints and writes the table.
 #
 # Settings (environment): PEER (required, a checkout of thuml/predrnn-pytorch), SEEDS ("0 1 2"),
-# STEPS (1500), EPOCH (500: our checkpoint and validation interval, a divisor of STEPS), THREADS (2), KERAS_ADAM (0), BENCH (../shared/tools/official_predrnn_bench.py),
+# STEPS (1500), EPOCH (500: our checkpoint and validation interval, a divisor of STEPS),
+# THREADS (2), KERAS_ADAM (0), BENCH (../shared/tools/official_predrnn_bench.py),
 # PYTHON (python), KERAS_BACKEND (tensorflow).
 set -euo pipefail
 
