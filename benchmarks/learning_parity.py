@@ -430,11 +430,11 @@ def command_seeds(args):
         "| side | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std | vs official |",
         "|---|" + "---:|" * (len(seeds) + 2),
     ]
-    rows, official_mean = [], None
+    official_mean = float(np.mean(list(sides["official"].values()))) if "official" in sides else None
+    rows = []
     for side, values in sides.items():
         v = np.array([values[s] for s in seeds if s in values])
         mean, std = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
-        official_mean = mean if side == "official" else official_mean
         ratio = f"{mean / official_mean:.3f}x" if official_mean and side != "official" else ""
         cells = [f"{values[s]:.2f}" if s in values else "" for s in seeds]
         lines.append(f"| {side} | " + " | ".join(cells) + f" | {mean:.2f} ± {std:.2f} (n={len(v)}) | {ratio} |")

@@ -255,9 +255,8 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
             raise ConfigError(f"{source}: train.{name} must be >= 1. Received: {getattr(t, name)}")
     if t.steps % t.steps_per_epoch:
         divisor = max(k for k in range(1, t.steps_per_epoch + 1) if t.steps % k == 0)
-        multiples = sorted(
-            {max(1, t.steps // t.steps_per_epoch) * t.steps_per_epoch, -(-t.steps // t.steps_per_epoch) * t.steps_per_epoch}
-        )
+        below = t.steps // t.steps_per_epoch * t.steps_per_epoch
+        multiples = [m for m in (below, below + t.steps_per_epoch) if m > 0]
         raise ConfigError(
             f"{source}: train.steps = {t.steps} is not a multiple of train.steps_per_epoch = {t.steps_per_epoch} "
             "(a run trains whole epochs, with a checkpoint and validation after each). "
