@@ -207,11 +207,11 @@ def test_resolved_schedule_is_saved_and_pinned_on_resume(tmp_path):
     assert load_saved_config(tmp_path / "config.json") == resolved
     # resumed with more steps: the unset keys keep the run's values, not 0.625 x 8000
     longer = load_config("smoke", [*reverse, "train.steps=8000"])
-    again = _resolve_schedule(longer, tmp_path, resume=True, announce=False)
+    again = _resolve_schedule(longer, tmp_path, resume=True)
     assert again.sampling == resolved.sampling and again.train.steps == 8000
-    fresh = _resolve_schedule(longer, tmp_path, resume=False, announce=False)
+    fresh = _resolve_schedule(longer, tmp_path, resume=False)
     assert fresh.sampling.stop_step == 5000
-    assert _resolve_schedule(resolved, tmp_path, resume=False, announce=False) == resolved  # idempotent
+    assert _resolve_schedule(resolved, tmp_path, resume=False) == resolved  # idempotent
 
 
 def test_a_saved_config_without_the_resolved_schedule_keeps_the_class_defaults(tmp_path):
@@ -226,11 +226,10 @@ def test_a_saved_config_without_the_resolved_schedule_keeps_the_class_defaults(t
 
 
 def test_announced_schedule(tmp_path, capsys):
-    from predrnn.jobs.train import _resolve_schedule
+    from predrnn.jobs.train import _announce_schedule, _resolve_schedule
 
-    _resolve_schedule(
-        load_config("quickstart", ["train.steps=200", "train.steps_per_epoch=100"]), tmp_path, resume=False, announce=True
-    )
+    config = load_config("quickstart", ["train.steps=200", "train.steps_per_epoch=100"])
+    _announce_schedule(_resolve_schedule(config, tmp_path, resume=False))
     err = capsys.readouterr().err.splitlines()
     assert err == [
         "Scheduled sampling: reference, true future frames 1.0 -> 0.0 over steps 0-295 (decay 0.0034/step).",

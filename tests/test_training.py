@@ -210,6 +210,15 @@ def test_bad_training_data_stops_the_run_with_the_data_error(tmp_path):
     assert not (tmp_path / "run").exists()  # stopped before its first checkpoint: the run's folder is removed
 
 
+def test_a_data_error_comes_before_the_schedule_line(tmp_path, capsys):
+    # The run's first words are the data problem, not a schedule for a run that never starts.
+    config = load_config("smoke", ['data.dataset="file"', f'data.path="{tmp_path / "missing.npy"}"'])
+    with pytest.raises(DataError, match="missing.npy"):
+        train(config, tmp_path / "run")
+    assert "Scheduled sampling" not in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     "flag, overrides, compiled",
     [  # compiled: XLA cells on TensorFlow, on JAX; Winograd convolutions on PyTorch

@@ -58,19 +58,20 @@ def build_schedule(sampling_config):
     return get_schedule(sampling_config.schedule, **sampling_config.arguments())
 
 
-def _resolve_schedule(config: ExperimentConfig, workdir: Path, resume: bool, announce: bool) -> ExperimentConfig:
-    """``config`` with its schedule resolved (the step keys left unset scale with train.steps; a
-    resumed run keeps the values its config.json recorded), and (``announce``) the schedule
-    in words on stderr, with a note for a part of the run that is fully teacher-forced and
-    for a schedule that does not finish within train.steps."""
+def _resolve_schedule(config: ExperimentConfig, workdir: Path, resume: bool) -> ExperimentConfig:
+    """``config`` with its schedule resolved: the step keys left unset scale with train.steps;
+    a resumed run keeps the values its config.json recorded."""
+    saved = workdir / "config.json"
+    return resolve_sampling(config, load_saved_config(saved).sampling if resume and saved.is_file() else None)
+
+
+def _announce_schedule(config: ExperimentConfig) -> None:
+    """The resolved schedule in words on stderr, with a note for a part of the run that is
+    fully teacher-forced and for a schedule that does not finish within train.steps."""
     from predrnn.schedules import describe_schedule
 
-    saved = workdir / "config.json"
-    config = resolve_sampling(config, load_saved_config(saved).sampling if resume and saved.is_file() else None)
-    if announce:
-        for line in describe_schedule(build_schedule(config.sampling), config.train.steps):
-            print(line, file=sys.stderr)
-    return config
+    for line in describe_schedule(build_schedule(config.sampling), config.train.steps):
+        print(line, file=sys.stderr)
 
 
 def _num_epochs(train_config) -> int:
@@ -355,7 +356,7 @@ def _train(config: ExperimentConfig, workdir: Path, resume: bool, overwrite: boo
     if is_chief:
         _check_workdir(workdir, resume, overwrite)
     get_options()  # before any file is written: it checks the PREDRNN_* variables
-    config = _resolve_schedule(config, workdir, resume, announce=is_chief)
+    config = _resolve_schedule(config, workdir, resume)
     checkpoints = workdir / "checkpoints"
     initial_epoch, best_value, best_step, train_seconds = 0, None, None, 0.0
     if resume:
@@ -390,6 +391,7 @@ def _train(config: ExperimentConfig, workdir: Path, resume: bool, overwrite: boo
 
                 check_model_frames(dataset.sequences, model.frame_shape, model="The checkpoint to resume")
         if is_chief:
+            _announce_schedule(config)
             if not resume:
                 new_run.start()
             save_config(config, workdir / "config.json")
