@@ -573,6 +573,19 @@ def test_summary_single_run_and_statuses(tmp_path, fakes):
     assert summary["counts"] == {"finished": 1, "failed": 1, "interrupted": 0, "incomplete": 0, "not_started": 0}
 
 
+def test_summary_names_a_shipped_spec_and_gives_another_by_its_path(tmp_path, fakes):
+    spec = write_spec(tmp_path / "s.toml", FAKE_SPEC)
+    ex.run_experiment(spec, 1, tmp_path / "exp", in_process=True)
+    ex.summarize_experiment(tmp_path / "exp")
+    assert f"spec: `{tmp_path / 's.toml'}`." in (tmp_path / "exp" / "summary.md").read_text()
+    # A shipped spec's path is only where one machine installed the package.
+    record = json.loads((tmp_path / "exp" / "experiment.json").read_text())
+    record["spec"] = "/opt/venv/lib/python3.11/site-packages/predrnn/experiments/compare_models.toml"
+    (tmp_path / "exp" / "experiment.json").write_text(json.dumps(record))
+    ex.summarize_experiment(tmp_path / "exp")
+    assert "spec: `compare_models` (shipped with predrnn)." in (tmp_path / "exp" / "summary.md").read_text()
+
+
 # ----------------------------------------------------------------------------------
 # Local subprocess runs, with a fake interpreter standing in for `python -m predrnn`
 # ----------------------------------------------------------------------------------

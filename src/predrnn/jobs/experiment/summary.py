@@ -295,13 +295,22 @@ def format_summary_table(aggregates) -> str:
     return "\n".join(lines)
 
 
+def _spec_label(source: str) -> str:
+    """The recorded spec for a reader: a shipped spec by its name (its path is where one
+    machine installed predrnn), another spec by its path."""
+    path = Path(source)
+    if path.suffix == ".toml" and path.parent.parts[-2:] == ("predrnn", "experiments"):
+        return f"`{path.stem}` (shipped with predrnn)"
+    return f"`{source}`"
+
+
 def _write_summary_md(workdir, record, aggregates, rows, test_set, extra_names=()) -> Path:
     counts = {status: sum(r["status"] == status for r in rows) for status in STATUSES}
     lines = [
         f"# Experiment {record.get('name', workdir.name)}",
         "",
         f"{_plural(len(rows), 'run')} ({_plural(len(aggregates), 'variant')}, seeds 0..{record.get('runs', 0) - 1}) on the "
-        f"{record.get('backend', '?')} backend; spec: `{record.get('spec', '?')}`.",
+        f"{record.get('backend', '?')} backend; spec: {_spec_label(record.get('spec', '?'))}.",
         "Status: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ".",
         "",
         format_summary_table(aggregates),
