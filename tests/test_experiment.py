@@ -328,8 +328,14 @@ def test_tiny_experiment_resume_skips_finished_runs(tiny_experiment, monkeypatch
 
     monkeypatch.setattr("predrnn.jobs.train.train", must_not_run)
     monkeypatch.setattr("predrnn.jobs.evaluate.evaluate", must_not_run)
+    source = json.loads((workdir / "experiment.json").read_text())["spec"]
+    assert source.endswith(".toml") and source != str(workdir / "spec.toml")
     result = ex.run_experiment(workdir / "spec.toml", None, workdir, resume=True, in_process=True)
     assert result["exit_code"] == 0 and result["skipped"] == 4 and result["records"] == []
+    # Resumed from the folder's own copy, the record still names the spec it came from.
+    assert json.loads((workdir / "experiment.json").read_text())["spec"] == source
+    assert (workdir / "spec.toml").read_text().startswith(f"# Experiment spec 'tiny' (resolved from {source}).")
+    assert f"of {source};" in (workdir / "predrnn" / "config.toml").read_text().splitlines()[0]
     assert {p: p.stat().st_mtime_ns for p in watched} == before
     # the summary alone can be rebuilt
     assert ex.summarize_experiment(workdir)["counts"]["finished"] == 4

@@ -4,6 +4,7 @@ folder for a spec (checked against the runs already in it when resuming).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -141,6 +142,9 @@ def prepare_experiment(spec, runs, workdir, *, resume=False, backend=None, write
                 "in it (finished runs are skipped), or choose another --workdir. Nothing was deleted."
             )
         record = load_experiment(workdir)
+        if record.get("spec") and Path(spec.source).resolve() == workdir / "spec.toml":
+            # Resumed from the folder's own copy: the record keeps naming the original spec.
+            spec = dataclasses.replace(spec, name=record.get("name", spec.name), source=record["spec"])
         if record.get("backend") and record["backend"] != backend:
             raise ConfigError(
                 f"The experiment in {workdir} runs on the {record['backend']} backend; pass --backend {record['backend']} to resume it."
