@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 
 from predrnn.baselines import BASELINE_LABELS, BASELINES
+from predrnn.jobs.experiment.spec import SPECS_DIR
 from predrnn.jobs.experiment.state import STATUSES, _atomic_write, _pending_log, _read_json, load_experiment, run_dir, run_status
 from predrnn.visualize import save_figure
 
@@ -299,7 +300,7 @@ def _spec_label(source: str) -> str:
     """The recorded spec for a reader: a shipped spec by its name (its path is where one
     machine installed predrnn), another spec by its path."""
     path = Path(source)
-    if path.suffix == ".toml" and path.parent.parts[-2:] == ("predrnn", "experiments"):
+    if path.suffix == ".toml" and path.parent.parts[-2:] == SPECS_DIR.parts[-2:]:
         return f"`{path.stem}` (shipped with predrnn)"
     return f"`{source}`"
 
