@@ -51,6 +51,11 @@ def test_a_packaged_run_loads_by_name_and_predicts_like_its_checkpoint(evaluated
     by_name, config, path = load_predictor("tiny")
     assert config.data.num_digits == 1 and path == tmp_path / "tiny.npz"
     assert by_name.frame_shape == (16, 16, 1)
+    # Scored by name, it writes under evaluations/NAME/ in the current folder (the package's is not the user's).
+    monkeypatch.chdir(tmp_path)
+    report = evaluate("tiny", num=2, pictures=0, progress=False)
+    saved = json.loads((tmp_path / "evaluations" / "tiny" / "metrics.json").read_text())
+    assert saved["mse_per_frame"] == pytest.approx(report["mse_per_frame"])
 
 
 def test_packaging_refuses_what_cannot_ship(evaluated_run, tmp_path, monkeypatch):

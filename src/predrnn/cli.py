@@ -163,7 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context", type=positive_int, help="context frames (default: the run's input_length, else 10)")
     p.add_argument("--horizon", type=positive_int, help="frames to predict (default: the run's output_length, else 10)")
     p.add_argument("--batch-size", type=positive_int, default=16)
-    p.add_argument("--output", help="metrics JSON path (default: RUN/metrics.json); CSV and PNG are written beside it")
+    p.add_argument(
+        "--output",
+        help="metrics JSON path (default: RUN/metrics.json for a run folder, else evaluations/NAME/metrics.json); CSV and PNG are written beside it",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     p.add_argument(
         "--pictures",

@@ -101,6 +101,17 @@ def _test_set(config, data, num_digits, num, seed, context, horizon, image_size,
     return frames, spec
 
 
+def default_output(run_or_checkpoint):
+    """Where ``evaluate`` writes without ``output``: ``RUN/metrics.json`` for a run folder,
+    else ``evaluations/NAME/metrics.json`` under the current folder, NAME being the pretrained
+    model's name or the checkpoint file's name without ``.keras``."""
+    path = Path(run_or_checkpoint)
+    if path.is_dir():
+        return path / "metrics.json"
+    name = path.name.removesuffix(".keras") or "model"
+    return Path("evaluations") / name / "metrics.json"
+
+
 def _check_output_path(output, overwrite):
     output = Path(output)
     if output.exists() and not overwrite:
@@ -135,7 +146,8 @@ def evaluate(
     generated Moving MNIST from the test digits (``num_digits``, ``num``, ``seed``;
     defaults from the run's config, else 2 digits, 1,000 sequences, seed 0). Each
     sequence gives ``context`` frames to the model, which predicts ``horizon`` more.
-    Scores follow the conventions of docs/design.md. The baselines of
+    Scores follow the conventions of docs/design.md; ``output`` defaults to
+    :func:`default_output`. The baselines of
     ``pictures``: the first that many test sequences are also drawn, as labelled PNG
     strips and GIFs in ``<output stem>_pictures/`` (0: none). ``layout``, ``channels`` and
     ``resize`` read ``data`` (default: as the run read its training file, else ``"auto"``);
@@ -155,8 +167,7 @@ def evaluate(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"--{name} must be a positive integer. Received: {value!r}")
     if output is None:
-        base = Path(run_or_checkpoint) if Path(run_or_checkpoint).is_dir() else Path(".")
-        output = base / "metrics.json"
+        output = default_output(run_or_checkpoint)
     output = _check_output_path(output, overwrite)
     image_size = model.frame_shape[0] if model.frame_shape and model.frame_shape[0] else None
     reading = {"layout": layout, "channels": channels, "resize": resize}
