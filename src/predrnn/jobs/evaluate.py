@@ -147,9 +147,8 @@ def evaluate(
     defaults from the run's config, else 2 digits, 1,000 sequences, seed 0). Each
     sequence gives ``context`` frames to the model, which predicts ``horizon`` more.
     Scores follow the conventions of docs/design.md; ``output`` defaults to
-    :func:`default_output`. The baselines of
-    ``pictures``: the first that many test sequences are also drawn, as labelled PNG
-    strips and GIFs in ``<output stem>_pictures/`` (0: none). ``layout``, ``channels`` and
+    :func:`default_output`. ``pictures``: the first that many test sequences are also
+    drawn, as labelled PNG strips and GIFs in ``<output stem>_pictures/`` (0: none). ``layout``, ``channels`` and
     ``resize`` read ``data`` (default: as the run read its training file, else ``"auto"``);
     frames of another size or channel count than the model's are refused (a DataError
     naming the option that fixes it).
