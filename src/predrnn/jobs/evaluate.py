@@ -148,8 +148,8 @@ def evaluate(
     sequence gives ``context`` frames to the model, which predicts ``horizon`` more.
     Scores follow the conventions of docs/design.md; ``output`` defaults to
     :func:`default_output`. ``pictures``: the first that many test sequences are also
-    drawn, as labelled PNG strips and GIFs in ``<output stem>_pictures/`` (0: none). ``layout``, ``channels`` and
-    ``resize`` read ``data`` (default: as the run read its training file, else ``"auto"``);
+    drawn, as labelled PNG strips and GIFs in ``<output stem>_pictures/`` (0: none).
+    ``layout``, ``channels`` and ``resize`` read ``data`` (default: as the run read its training file, else ``"auto"``);
     frames of another size or channel count than the model's are refused (a DataError
     naming the option that fixes it).
     :mod:`predrnn.baselines` (copy last frame, all black, mean of the context) are
