@@ -16,14 +16,22 @@
 #
 # Settings (environment): PEER (required, a checkout of thuml/predrnn-pytorch), SEEDS ("0 1 2"),
 # STEPS (1500), EPOCH (500: our checkpoint and validation interval, a divisor of STEPS),
-# THREADS (2), KERAS_ADAM (0), BENCH (../shared/tools/official_predrnn_bench.py),
+# THREADS (2: CPU threads per run, both sides), SIDES ("official ours": which side's runs this
+# process does), KERAS_ADAM (0), BENCH (../shared/tools/official_predrnn_bench.py),
 # PYTHON (python), KERAS_BACKEND (tensorflow).
+#
+# Two runs at once on a 2-core machine (one thread each does more steps per CPU second than two
+# threads on one run): make the data first, then start one process per side, e.g.
+#   SEEDS=none bash ... OUT_DIR                                   # only the data
+#   THREADS=1 SIDES=official bash ... OUT_DIR &  THREADS=1 SIDES=ours bash ... OUT_DIR &
 set -euo pipefail
 
 OUT=${1:?usage: PEER=/path/to/predrnn-pytorch bash benchmarks/learning_parity_seeds.sh OUT_DIR}
 PEER=${PEER:?set PEER to a checkout of thuml/predrnn-pytorch}
 HERE=$(cd "$(dirname "$0")" && pwd)
 SEEDS=${SEEDS:-0 1 2}
+[ "$SEEDS" = none ] && SEEDS=""
+SIDES=${SIDES:-official ours}
 STEPS=${STEPS:-1500}
 EPOCH=${EPOCH:-500}
 THREADS=${THREADS:-2}
@@ -64,16 +72,25 @@ ours() {  # seed, run name, extra --set arguments...
   echo "$run: training $STEPS steps ($(date +%H:%M))"
   local again=()  # resume from the last checkpoint; a run stopped before its first one starts over
   if [ -f "$run/checkpoints/last.keras" ]; then again=(--resume); elif [ -d "$run" ]; then again=(--overwrite); fi
-  $PYTHON -m predrnn train "$CONFIG" --workdir "$run" "${again[@]}" --set data.path="$PWD/train.npy" \
+  TF_NUM_INTRAOP_THREADS=$THREADS TF_NUM_INTEROP_THREADS=$THREADS OMP_NUM_THREADS=$THREADS \
+    $PYTHON -m predrnn train "$CONFIG" --workdir "$run" "${again[@]}" --set data.path="$PWD/train.npy" \
     --set train.seed="$s" --set train.steps="$STEPS" --set train.steps_per_epoch="$EPOCH" --set train.progress=false "$@" > "$run.log" 2>&1
-  $PYTHON -m predrnn evaluate "$run" --data test.npy --output "$run/test300.json" --pictures 0 >> "$run.log" 2>&1
+  TF_NUM_INTRAOP_THREADS=$THREADS TF_NUM_INTEROP_THREADS=$THREADS OMP_NUM_THREADS=$THREADS \
+    $PYTHON -m predrnn evaluate "$run" --data test.npy --output "$run/test300.json" --pictures 0 >> "$run.log" 2>&1
 }
 
+for side in $SIDES; do
+  case $side in official|ours) ;; *) echo "error: SIDES has '$side'; use official, ours or \"official ours\"" >&2; exit 2 ;; esac
+done
+side() { [[ " $SIDES " == *" $1 "* ]]; }
 for s in $SEEDS; do
-  official "$s"
-  ours "$s" "ours_seed$s"
-  if [ "$KERAS_ADAM" = 1 ]; then
-    ours "$s" "ours_keras_seed$s" --set train.adam_epsilon_placement='"keras"' --set train.adam_epsilon=1e-7
+  side official && official "$s"
+  if side ours; then
+    ours "$s" "ours_seed$s"
+    if [ "$KERAS_ADAM" = 1 ]; then
+      ours "$s" "ours_keras_seed$s" --set train.adam_epsilon_placement='"keras"' --set train.adam_epsilon=1e-7
+    fi
   fi
 done
+[ -z "$SEEDS" ] && exit 0
 $PYTHON "$HERE/learning_parity.py" seeds "$PWD"
