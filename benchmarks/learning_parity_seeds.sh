@@ -7,7 +7,8 @@
 #
 # OUT_DIR gets the data (train.npy: 2,000 sequences, seed 11; test.npy: 300, seed 12), then per
 # seed s: official_seed$s.json (the shared tool's JSON line), ours_seed$s/ (a training run;
-# test300.json is its evaluation) and, with KERAS_ADAM=1, ours_keras_seed$s/ (Keras' Adam
+# test300.json is the evaluation of its final weights, checkpoints/last.keras, as the official
+# side scores its final weights) and, with KERAS_ADAM=1, ours_keras_seed$s/ (Keras' Adam
 # arithmetic, eps 1e-7: keras.optimizers.Adam's default). Runs go one at a time,
 # interleaved by seed (official 0, ours 0, official 1, ...), so a stopped series stays paired.
 # Run it again to go on: finished runs are skipped, an interrupted run of ours resumes from
@@ -76,7 +77,8 @@ ours() {  # seed, run name, extra --set arguments...
     $PYTHON -m predrnn train "$CONFIG" --workdir "$run" "${again[@]}" --set data.path="$PWD/train.npy" \
     --set train.seed="$s" --set train.steps="$STEPS" --set train.steps_per_epoch="$EPOCH" --set train.progress=false "$@" > "$run.log" 2>&1
   TF_NUM_INTRAOP_THREADS=$THREADS TF_NUM_INTEROP_THREADS=$THREADS OMP_NUM_THREADS=$THREADS \
-    $PYTHON -m predrnn evaluate "$run" --data test.npy --output "$run/test300.json" --pictures 0 >> "$run.log" 2>&1
+    $PYTHON -m predrnn evaluate "$run/checkpoints/last.keras" --data test.npy --layout NTHWC --output "$run/test300.json" \
+    --pictures 0 >> "$run.log" 2>&1
 }
 
 for side in $SIDES; do
