@@ -437,7 +437,8 @@ def command_seeds(args):
         mean, std = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
         ratio = f"{mean / official_mean:.3f}x" if official_mean and side != "official" else ""
         cells = [f"{values[s]:.2f}" if s in values else "" for s in seeds]
-        lines.append(f"| {side} | " + " | ".join(cells) + f" | {mean:.2f} ± {std:.2f} (n={len(v)}) | {ratio} |")
+        spread = f"{mean:.2f} ± {std:.2f}" if len(v) > 1 else f"{mean:.2f}"
+        lines.append(f"| {side} | " + " | ".join(cells) + f" | {spread} (n={len(v)}) | {ratio} |")
         rows += [(side, s, values[s]) for s in seeds if s in values]
     table = "\n".join(lines) + "\n"
     print(table, end="")
