@@ -434,10 +434,10 @@ def command_seeds(args):
     rows = []
     for side, values in sides.items():
         v = np.array([values[s] for s in seeds if s in values])
-        mean, std = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+        mean = float(v.mean())
         ratio = f"{mean / official_mean:.3f}x" if official_mean and side != "official" else ""
         cells = [f"{values[s]:.2f}" if s in values else "" for s in seeds]
-        spread = f"{mean:.2f} ± {std:.2f}" if len(v) > 1 else f"{mean:.2f}"
+        spread = f"{mean:.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{mean:.2f}"
         lines.append(f"| {side} | " + " | ".join(cells) + f" | {spread} (n={len(v)}) | {ratio} |")
         rows += [(side, s, values[s]) for s in seeds if s in values]
     table = "\n".join(lines) + "\n"

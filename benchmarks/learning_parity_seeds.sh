@@ -71,13 +71,12 @@ ours() {  # seed, run name, extra --set arguments...
   shift 2
   [ -s "$run/test300.json" ] && { echo "$run: done"; return; }
   echo "$run: training $STEPS steps ($(date +%H:%M))"
+  local threads=(TF_NUM_INTRAOP_THREADS="$THREADS" TF_NUM_INTEROP_THREADS="$THREADS" OMP_NUM_THREADS="$THREADS")
   local again=()  # resume from the last checkpoint; a run stopped before its first one starts over
   if [ -f "$run/checkpoints/last.keras" ]; then again=(--resume); elif [ -d "$run" ]; then again=(--overwrite); fi
-  TF_NUM_INTRAOP_THREADS=$THREADS TF_NUM_INTEROP_THREADS=$THREADS OMP_NUM_THREADS=$THREADS \
-    $PYTHON -m predrnn train "$CONFIG" --workdir "$run" "${again[@]}" --set data.path="$PWD/train.npy" \
+  env "${threads[@]}" $PYTHON -m predrnn train "$CONFIG" --workdir "$run" "${again[@]}" --set data.path="$PWD/train.npy" \
     --set train.seed="$s" --set train.steps="$STEPS" --set train.steps_per_epoch="$EPOCH" --set train.progress=false "$@" > "$run.log" 2>&1
-  TF_NUM_INTRAOP_THREADS=$THREADS TF_NUM_INTEROP_THREADS=$THREADS OMP_NUM_THREADS=$THREADS \
-    $PYTHON -m predrnn evaluate "$run/checkpoints/last.keras" --data test.npy --layout NTHWC --output "$run/test300.json" \
+  env "${threads[@]}" $PYTHON -m predrnn evaluate "$run/checkpoints/last.keras" --data test.npy --layout NTHWC --output "$run/test300.json" \
     --pictures 0 >> "$run.log" 2>&1
 }
 
