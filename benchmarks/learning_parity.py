@@ -410,6 +410,21 @@ def command_compare(args):
     fig.savefig(out / f"{args.name}.png", dpi=110)
 
 
+def welch_line(side, ours, official):
+    """Welch's t-test of a side's mean against the official one, with the 95% interval of
+    the difference (Welch-Satterthwaite degrees of freedom)."""
+    from scipy import stats
+
+    test = stats.ttest_ind(ours, official, equal_var=False)
+    low, high = test.confidence_interval(0.95)
+    reference = official.mean()
+    return (
+        f"{side} - official: {ours.mean() - reference:+.2f} MSE/frame, Welch t = {test.statistic:.2f}, "
+        f"p = {test.pvalue:.2f} (df {test.df:.1f}); 95% interval of the difference {low:+.2f} to {high:+.2f} "
+        f"({100 * low / reference:+.0f}% to {100 * high / reference:+.0f}% of the official mean)\n"
+    )
+
+
 def command_seeds(args):
     """The multi-seed table of benchmarks/learning_parity_seeds.sh: per seed the official and
     our test MSE per frame (300 sequences, 10 -> 10), mean and sample std per side."""
@@ -441,6 +456,10 @@ def command_seeds(args):
         lines.append(f"| {side} | " + " | ".join(cells) + f" | {spread} (n={len(v)}) | {ratio} |")
         rows += [(side, s, values[s]) for s in seeds if s in values]
     table = "\n".join(lines) + "\n"
+    official = np.array(list(sides.get("official", {}).values()))
+    for side, values in sides.items():
+        if side != "official" and len(values) > 1 and len(official) > 1:
+            table += "\n" + welch_line(side, np.array(list(values.values())), official)
     print(table, end="")
     (out / "seeds.md").write_text(
         "Test MSE per frame, 300 two-digit sequences, 10 -> 10, after the same training budget (seeds.csv).\n\n" + table
