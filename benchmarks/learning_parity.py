@@ -445,10 +445,12 @@ def command_seeds(args):
         "| side | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std | vs official |",
         "|---|" + "---:|" * (len(seeds) + 2),
     ]
-    official_mean = float(np.mean(list(sides["official"].values()))) if "official" in sides else None
+    results = {side: np.array([values[s] for s in seeds if s in values]) for side, values in sides.items()}
+    official = results.get("official", np.array([]))
+    official_mean = float(official.mean()) if len(official) else None
     rows = []
     for side, values in sides.items():
-        v = np.array([values[s] for s in seeds if s in values])
+        v = results[side]
         mean = float(v.mean())
         ratio = f"{mean / official_mean:.3f}x" if official_mean and side != "official" else ""
         cells = [f"{values[s]:.2f}" if s in values else "" for s in seeds]
@@ -456,10 +458,9 @@ def command_seeds(args):
         lines.append(f"| {side} | " + " | ".join(cells) + f" | {spread} (n={len(v)}) | {ratio} |")
         rows += [(side, s, values[s]) for s in seeds if s in values]
     table = "\n".join(lines) + "\n"
-    official = np.array(list(sides.get("official", {}).values()))
-    for side, values in sides.items():
-        if side != "official" and len(values) > 1 and len(official) > 1:
-            table += "\n" + welch_line(side, np.array(list(values.values())), official)
+    for side, v in results.items():
+        if side != "official" and len(v) > 1 and len(official) > 1:
+            table += "\n" + welch_line(side, v, official)
     print(table, end="")
     (out / "seeds.md").write_text(
         "Test MSE per frame, 300 two-digit sequences, 10 -> 10, after the same training budget (seeds.csv).\n\n" + table
